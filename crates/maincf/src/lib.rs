@@ -1,0 +1,1 @@
+//! main.cf reader and writer (being written).
