@@ -1,1 +1,277 @@
-fn main() {}
+//! `haven`: one binary for every role. This file only parses the command
+//! line and wires the library crates together.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use haven_engine::{engine, password, sim};
+
+/// Haven: one console for many high-availability clusters.
+#[derive(Parser)]
+#[command(name = "haven", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the cluster engine (the HA daemon) of one cluster from its main.cf.
+    Engine(EngineArgs),
+    /// Run many simulated clusters in one process, each on its own socket.
+    Sim(SimArgs),
+    /// Check or print a main.cf configuration without starting anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Hash a password for the UserNames attribute of main.cf (reads it
+    /// from standard input).
+    HashPassword,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// Directory holding main.cf (and the files it includes, e.g. types.cf).
+    #[arg(long, short = 'c', value_name = "DIR")]
+    config: PathBuf,
+    /// Address of the engine socket.
+    #[arg(long, default_value = "127.0.0.1:14141", value_name = "ADDR")]
+    listen: String,
+    /// Simulate every resource instead of running real agents on this host.
+    #[arg(long)]
+    simulate: bool,
+    /// With --simulate: how long a simulated online/offline takes, in ms
+    /// (MIN-MAX or one value).
+    #[arg(long, default_value = "200-1500", value_name = "MS", value_parser = parse_range)]
+    sim_delay: (u64, u64),
+    /// Events kept for clients that reconnect and resume.
+    #[arg(long, default_value_t = 10_000, value_name = "EVENTS")]
+    journal: usize,
+    /// Heartbeat interval of client connections, in seconds.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    heartbeat: u64,
+    /// On stop, leave groups running (like `hastop -force`) instead of
+    /// taking them offline.
+    #[arg(long)]
+    leave_running: bool,
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Number of clusters.
+    #[arg(long, default_value_t = 10)]
+    clusters: usize,
+    /// Systems (nodes) per cluster.
+    #[arg(long, default_value_t = 4)]
+    systems: usize,
+    /// Service groups per cluster.
+    #[arg(long, default_value_t = 20)]
+    groups: usize,
+    /// Resources per group.
+    #[arg(long, default_value_t = 10)]
+    resources: usize,
+    /// Random faults per cluster per hour (each repaired 20-90 s later).
+    #[arg(long, default_value_t = 6.0, value_name = "PER_HOUR")]
+    fault_rate: f64,
+    /// How long a simulated online/offline takes, in ms (MIN-MAX or one
+    /// value; 0 for instant).
+    #[arg(long, default_value = "200-1500", value_name = "MS", value_parser = parse_range)]
+    delay: (u64, u64),
+    /// Where to write the cluster list (one `NAME ADDRESS` line each).
+    #[arg(long, default_value = "haven-sim-clusters.txt", value_name = "FILE")]
+    list: PathBuf,
+    /// Listen on consecutive ports from this one (default: any free port).
+    #[arg(long, value_name = "PORT")]
+    base_port: Option<u16>,
+    /// Events each cluster keeps for clients that resume.
+    #[arg(long, default_value_t = 1024, value_name = "EVENTS")]
+    journal: usize,
+    /// Cluster name prefix.
+    #[arg(long, default_value = "cluster")]
+    prefix: String,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check DIR/main.cf; print a summary, or the first error as file:line:column.
+    Check {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print DIR/main.cf as Haven would write it back.
+    Print {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+fn parse_range(text: &str) -> Result<(u64, u64), String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{s}` is not a number of milliseconds"))
+    };
+    match text.split_once('-') {
+        Some((a, b)) => {
+            let (a, b) = (parse(a)?, parse(b)?);
+            if a > b {
+                return Err(format!("{a}-{b}: the minimum is above the maximum"));
+            }
+            Ok((a, b))
+        }
+        None => parse(text).map(|v| (v, v)),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HAVEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+    let result = match cli.command {
+        Command::Engine(args) => runtime().and_then(|rt| rt.block_on(run_engine(args))),
+        Command::Sim(args) => runtime().and_then(|rt| rt.block_on(run_sim(args))),
+        Command::Config(cmd) => run_config(cmd),
+        Command::HashPassword => hash_password(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
+    let options = engine::EngineOptions {
+        config_dir: args.config,
+        listen: args.listen,
+        simulate: args.simulate,
+        sim_delay_ms: args.sim_delay,
+        journal_capacity: args.journal,
+        heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+    };
+    let running = engine::start(&options).await?;
+    tracing::info!("{}", running.summary);
+    stop_signal().await?;
+    if args.leave_running {
+        tracing::info!("stopping; groups are left as they are (--leave-running)");
+    } else {
+        tracing::info!("stopping; taking every group offline (at most 60 s)");
+    }
+    running
+        .cluster
+        .shutdown(args.leave_running, Duration::from_secs(60))
+        .await;
+    Ok(())
+}
+
+async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
+    if args.clusters == 0 || args.systems == 0 {
+        bail!("--clusters and --systems must be at least 1");
+    }
+    let options = sim::FleetOptions {
+        clusters: args.clusters,
+        systems: args.systems,
+        groups: args.groups,
+        resources: args.resources,
+        fault_rate: args.fault_rate,
+        delay_ms: args.delay,
+        journal_capacity: args.journal,
+        base_port: args.base_port,
+        prefix: args.prefix,
+        ..sim::FleetOptions::default()
+    };
+    tracing::info!(
+        "starting {} simulated clusters ({} systems x {} groups x {} resources each)",
+        options.clusters,
+        options.systems,
+        options.groups,
+        options.resources
+    );
+    let fleet = sim::start_fleet(&options).await?;
+    fleet.write_listing(&args.list)?;
+    tracing::info!(
+        "{} clusters ready in {:.2?}; cluster list in {}",
+        fleet.clusters.len(),
+        fleet.started_in,
+        args.list.display()
+    );
+    fleet.spawn_chaos(options.fault_rate);
+    stop_signal().await?;
+    fleet.shutdown().await;
+    Ok(())
+}
+
+fn run_config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigCommand::Check { dir } => {
+            let config = haven_maincf::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let resources: usize = config.groups.iter().map(|g| g.resources.len()).sum();
+            println!(
+                "{}/main.cf is valid: cluster {}, {} systems, {} groups, {resources} resources, {} types",
+                dir.display(),
+                config.name,
+                config.systems.len(),
+                config.groups.len(),
+                config.types.len()
+            );
+            let real = haven_engine::agents::AgentSet::real();
+            if let Err(problems) = real.validate(&config) {
+                println!(
+                    "note: to run with real agents (without --simulate):\n  {}",
+                    problems.join("\n  ")
+                );
+            }
+            Ok(())
+        }
+        ConfigCommand::Print { dir } => {
+            let config = haven_maincf::load_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", haven_maincf::write_main_cf(&config));
+            Ok(())
+        }
+    }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (echoed): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let pass = line.trim_end_matches(['\n', '\r']);
+    if pass.is_empty() {
+        bail!("empty password; type one, or pipe it in: echo -n SECRET | haven hash-password");
+    }
+    println!("{}", password::hash(pass));
+    Ok(())
+}
