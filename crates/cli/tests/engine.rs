@@ -60,6 +60,22 @@ struct Lab {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for Lab {
+    /// Stops the engine, then kills whatever it left running (a frozen
+    /// group is left alone by a stopping engine, as in VCS).
+    fn drop(&mut self) {
+        self.engine.proc.stop(PATIENCE);
+        for side in ["sysA", "sysB"] {
+            if let Some(pid) = std::fs::read_to_string(self.path(&format!("server-{side}.pid")))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Lab {
     fn start(group_attrs: &str, extra: &[&str]) -> Lab {
         let dir = tempfile::tempdir().unwrap();

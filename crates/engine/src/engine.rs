@@ -38,10 +38,7 @@ pub struct RunningEngine {
 /// Nothing starts if the configuration is bad.
 pub async fn start(options: &EngineOptions) -> anyhow::Result<RunningEngine> {
     let config = haven_maincf::load_dir(&options.config_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {e}\nnothing was started; fix the configuration and try again",
-            options.config_dir.display()
-        )
+        anyhow::anyhow!("{e}\nnothing was started; fix the configuration and try again")
     })?;
     let agents = if options.simulate {
         AgentSet::simulated(SimAgent::new(options.sim_delay_ms))

@@ -40,6 +40,9 @@ pub struct RuntimeOptions {
     pub config_dir: Option<PathBuf>,
     /// How often due monitors are looked for.
     pub tick: Duration,
+    /// Write every event to the log (the engine log of an HA daemon); off
+    /// for simulated fleets, whose thousands of clusters would flood it.
+    pub log_events: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -49,6 +52,7 @@ impl Default for RuntimeOptions {
             subscriber_backlog: 4096,
             config_dir: None,
             tick: Duration::from_millis(500),
+            log_events: true,
         }
     }
 }
@@ -344,6 +348,9 @@ impl Task {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Emit(event) => {
+                    if self.options.log_events {
+                        tracing::info!(seq = event.seq, "{}", event.kind);
+                    }
                     self.journal.push(event.clone());
                     self.batch.push(event);
                 }

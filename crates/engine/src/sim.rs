@@ -232,6 +232,7 @@ pub async fn start_fleet(options: &FleetOptions) -> anyhow::Result<Fleet> {
             RuntimeOptions {
                 journal_capacity: options.journal_capacity,
                 subscriber_backlog: 256,
+                log_events: false,
                 ..RuntimeOptions::default()
             },
         );

@@ -16,7 +16,9 @@
 //! configuration and checking it again gives the same value; the first
 //! violation found is returned, pointing at the token to fix.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
 use haven_model::{
     name, Attr, AttrDecl, AttrDimension, AttrType, AttrValue, ClusterConfig, FailoverPolicy,
@@ -77,7 +79,8 @@ pub(crate) fn build(file: &str, main: RawFile, included: Vec<Included>) -> Resul
         types: &types.defs,
     };
     let cluster = checker.cluster(&main)?;
-    let attributes = checker.plain_attrs(&cluster.attrs, &format!("cluster `{}`", cluster.name.text))?;
+    let attributes =
+        checker.plain_attrs(&cluster.attrs, &format!("cluster `{}`", cluster.name.text))?;
     let systems = main
         .systems
         .iter()
@@ -102,9 +105,21 @@ fn only_types(inc: &Included) -> Result<()> {
         .includes
         .iter()
         .map(|i| (i.pos, format!("`include \"{}\"`", i.path)))
-        .chain(raw.clusters.iter().map(|c| (c.name.pos, format!("`cluster {}`", c.name.text))))
-        .chain(raw.systems.iter().map(|s| (s.name.pos, format!("`system {}`", s.name.text))))
-        .chain(raw.groups.iter().map(|g| (g.name.pos, format!("`group {}`", g.name.text))))
+        .chain(
+            raw.clusters
+                .iter()
+                .map(|c| (c.name.pos, format!("`cluster {}`", c.name.text))),
+        )
+        .chain(
+            raw.systems
+                .iter()
+                .map(|s| (s.name.pos, format!("`system {}`", s.name.text))),
+        )
+        .chain(
+            raw.groups
+                .iter()
+                .map(|g| (g.name.pos, format!("`group {}`", g.name.text))),
+        )
         .min_by_key(|(pos, _)| *pos);
     match misplaced {
         Some((pos, what)) => Err(ConfigError::at(
@@ -140,20 +155,23 @@ impl TypeTable {
                 ),
             ));
         }
+        if let Some((first, again)) = repeated(raw.decls.iter().map(|d| (d.name.text.as_str(), d)))
+        {
+            return Err(ConfigError::at(
+                file,
+                again.name.pos,
+                format!(
+                    "attribute `{}` is declared twice in type `{}` (first at line {}); remove one",
+                    again.name.text, raw.name.text, first.name.pos.line
+                ),
+            ));
+        }
         let mut attrs: Vec<AttrDecl> = Vec::new();
-        let mut declared: HashMap<&str, Pos> = HashMap::new();
         for d in &raw.decls {
-            if let Some(first) = declared.insert(&d.name.text, d.name.pos) {
-                return Err(ConfigError::at(
-                    file,
-                    d.name.pos,
-                    format!(
-                        "attribute `{}` is declared twice in type `{}` (first at line {}); remove one",
-                        d.name.text, raw.name.text, first.line
-                    ),
-                ));
-            }
-            let what = format!("the default of `{}` in type `{}`", d.name.text, raw.name.text);
+            let what = format!(
+                "the default of `{}` in type `{}`",
+                d.name.text, raw.name.text
+            );
             let default = d
                 .default
                 .as_ref()
@@ -181,18 +199,15 @@ impl TypeTable {
 
 /// The declared systems, checked for duplicates.
 fn system_names(file: &str, systems: &[RawBlock]) -> Result<Vec<String>> {
-    let mut seen: HashMap<&str, Pos> = HashMap::new();
-    for s in systems {
-        if let Some(first) = seen.insert(&s.name.text, s.name.pos) {
-            return Err(ConfigError::at(
-                file,
-                s.name.pos,
-                format!(
-                    "system `{}` is declared twice (first at line {}); merge the two blocks",
-                    s.name.text, first.line
-                ),
-            ));
-        }
+    if let Some((first, again)) = repeated(systems.iter().map(|s| (s.name.text.as_str(), s))) {
+        return Err(ConfigError::at(
+            file,
+            again.name.pos,
+            format!(
+                "system `{}` is declared twice (first at line {}); merge the two blocks",
+                again.name.text, first.name.pos.line
+            ),
+        ));
     }
     Ok(systems.iter().map(|s| s.name.text.clone()).collect())
 }
@@ -244,29 +259,33 @@ impl Checker<'_> {
             pos,
             format!(
                 "unknown system `{text}` in {context} ({known}){}",
-                hint(text, self.systems.iter(), &format!("; declare it with `system {text}` or fix the name"))
+                hint(
+                    text,
+                    self.systems.iter(),
+                    &format!("; declare it with `system {text}` or fix the name")
+                )
             ),
         ))
     }
 
     /// Fails on an attribute set twice for the same system in one object.
     fn unique_attrs(&self, attrs: &[RawAttr], owner: &str) -> Result<()> {
-        let mut seen: HashMap<(&str, Option<&str>), Pos> = HashMap::new();
-        for a in attrs {
-            let key = (a.name.text.as_str(), a.system.as_ref().map(|s| s.text.as_str()));
-            if let Some(first) = seen.insert(key, a.name.pos) {
-                let shown = match &a.system {
-                    Some(s) => format!("{}@{}", a.name.text, s.text),
-                    None => a.name.text.clone(),
-                };
-                return Err(self.error(
-                    a.name.pos,
-                    format!(
-                        "attribute `{shown}` of {owner} is set twice (first at line {}); remove one",
-                        first.line
-                    ),
-                ));
-            }
+        let keyed = attrs.iter().map(|a| {
+            let system = a.system.as_ref().map(|s| s.text.as_str());
+            ((a.name.text.as_str(), system), a)
+        });
+        if let Some((first, again)) = repeated(keyed) {
+            let shown = match &again.system {
+                Some(s) => format!("{}@{}", again.name.text, s.text),
+                None => again.name.text.clone(),
+            };
+            return Err(self.error(
+                again.name.pos,
+                format!(
+                    "attribute `{shown}` of {owner} is set twice (first at line {}); remove one",
+                    first.name.pos.line
+                ),
+            ));
         }
         Ok(())
     }
@@ -339,14 +358,13 @@ impl Checker<'_> {
         self.unique_attrs(&raw.attrs, &owner)?;
         let mut system = SystemConfig::new(&raw.name.text);
         for a in &raw.attrs {
-            if !SYSTEM_FIELDS.contains(&a.name.text.as_str()) {
-                system.attributes.push(self.plain_attr(a, &owner)?);
-                continue;
+            if SYSTEM_FIELDS.contains(&a.name.text.as_str()) {
+                self.not_localised(a, &owner)?;
             }
-            self.not_localised(a, &owner)?;
             match a.name.text.as_str() {
                 "Capacity" => system.capacity = self.int(a, &owner)?,
-                _ => system.frozen = self.flag(a, &owner)?,
+                "Frozen" => system.frozen = self.flag(a, &owner)?,
+                _ => system.attributes.push(self.plain_attr(a, &owner)?),
             }
         }
         Ok(system)
@@ -355,32 +373,36 @@ impl Checker<'_> {
     // ---- groups ----
 
     fn groups(&self, raws: &[RawGroup]) -> Result<Vec<GroupConfig>> {
-        let mut group_pos: HashMap<&str, Pos> = HashMap::new();
-        // Resource names are unique cluster-wide: name -> (group, position).
-        let mut owners: HashMap<&str, (&str, Pos)> = HashMap::new();
-        for g in raws {
-            if let Some(first) = group_pos.insert(&g.name.text, g.name.pos) {
-                return Err(self.error(
-                    g.name.pos,
-                    format!(
-                        "group `{}` is defined twice (first at line {}); rename or merge one",
-                        g.name.text, first.line
-                    ),
-                ));
-            }
-            for r in &g.resources {
-                if let Some((group, first)) = owners.insert(&r.name.text, (&g.name.text, r.name.pos)) {
-                    return Err(self.error(
-                        r.name.pos,
-                        format!(
-                            "resource `{}` is defined twice (first in group `{group}` at line {}); \
-                             resource names are unique in the cluster, rename one",
-                            r.name.text, first.line
-                        ),
-                    ));
-                }
-            }
+        if let Some((first, again)) = repeated(raws.iter().map(|g| (g.name.text.as_str(), g))) {
+            return Err(self.error(
+                again.name.pos,
+                format!(
+                    "group `{}` is defined twice (first at line {}); rename or merge one",
+                    again.name.text, first.name.pos.line
+                ),
+            ));
         }
+        // Resource names are unique cluster-wide.
+        let resources = || {
+            raws.iter().flat_map(|g| {
+                g.resources
+                    .iter()
+                    .map(move |r| (r.name.text.as_str(), (g, r)))
+            })
+        };
+        if let Some(((group, first), (_, again))) = repeated(resources()) {
+            return Err(self.error(
+                again.name.pos,
+                format!(
+                    "resource `{}` is defined twice (first in group `{}` at line {}); \
+                     resource names are unique in the cluster, rename one",
+                    again.name.text, group.name.text, first.name.pos.line
+                ),
+            ));
+        }
+        let owners: Owners = resources()
+            .map(|(name, (g, _))| (name, g.name.text.as_str()))
+            .collect();
         let mut groups = raws
             .iter()
             .map(|g| self.group(g, &owners))
@@ -389,18 +411,16 @@ impl Checker<'_> {
         Ok(groups)
     }
 
-    fn group(&self, raw: &RawGroup, owners: &HashMap<&str, (&str, Pos)>) -> Result<GroupConfig> {
+    fn group(&self, raw: &RawGroup, owners: &Owners) -> Result<GroupConfig> {
         let owner = format!("group `{}`", raw.name.text);
         self.unique_attrs(&raw.attrs, &owner)?;
         let mut group = GroupConfig::new(&raw.name.text);
         let mut auto_start: Vec<&RawScalar> = Vec::new();
         let mut has_system_list = false;
         for a in &raw.attrs {
-            if !GROUP_FIELDS.contains(&a.name.text.as_str()) {
-                group.attributes.push(self.plain_attr(a, &owner)?);
-                continue;
+            if GROUP_FIELDS.contains(&a.name.text.as_str()) {
+                self.not_localised(a, &owner)?;
             }
-            self.not_localised(a, &owner)?;
             match a.name.text.as_str() {
                 "SystemList" => {
                     group.system_list = self.system_list(a, &owner)?;
@@ -413,7 +433,8 @@ impl Checker<'_> {
                 "Frozen" => group.frozen = self.flag(a, &owner)?,
                 "Enabled" => group.enabled = self.flag(a, &owner)?,
                 "Load" => group.load = self.int(a, &owner)?,
-                _ => group.failover_policy = self.failover_policy(a, &owner)?,
+                "FailOverPolicy" => group.failover_policy = self.failover_policy(a, &owner)?,
+                _ => group.attributes.push(self.plain_attr(a, &owner)?),
             }
         }
         // Checked after the loop: AutoStartList may come before SystemList.
@@ -438,7 +459,11 @@ impl Checker<'_> {
         }
         if !raw.resources.is_empty() && group.system_list.is_empty() {
             let example = self.systems.first().map_or("sysA", String::as_str);
-            let empty = if has_system_list { " (it is empty)" } else { "" };
+            let empty = if has_system_list {
+                " (it is empty)"
+            } else {
+                ""
+            };
             return Err(self.error(
                 raw.name.pos,
                 format!(
@@ -448,11 +473,10 @@ impl Checker<'_> {
                 ),
             ));
         }
-        let types: HashMap<&str, &TypeDef> = self.types.iter().map(|t| (&*t.name, t)).collect();
         group.resources = raw
             .resources
             .iter()
-            .map(|r| self.resource(r, &types))
+            .map(|r| self.resource(r))
             .collect::<Result<Vec<_>>>()?;
         group.dependencies = self.resource_dependencies(raw, owners)?;
         Ok(group)
@@ -530,13 +554,16 @@ impl Checker<'_> {
 
     // ---- resources ----
 
-    fn resource(&self, raw: &RawResource, types: &HashMap<&str, &TypeDef>) -> Result<ResourceConfig> {
+    fn resource(&self, raw: &RawResource) -> Result<ResourceConfig> {
         let type_name = &raw.type_name.text;
-        let Some(typedef) = types.get(type_name.as_str()) else {
+        let Some(typedef) = self.types.iter().find(|t| *t.name == **type_name) else {
             let known = if self.types.is_empty() {
                 "no types are defined; is `include \"types.cf\"` missing?".to_string()
             } else {
-                format!("defined types: {}", list(self.types.iter().map(|t| &*t.name)))
+                format!(
+                    "defined types: {}",
+                    list(self.types.iter().map(|t| &*t.name))
+                )
             };
             return Err(self.error(
                 raw.type_name.pos,
@@ -580,7 +607,11 @@ impl Checker<'_> {
             let declared = if typedef.attrs.is_empty() {
                 format!("{} declares no attributes", typedef.name)
             } else {
-                format!("{} declares: {}", typedef.name, list(typedef.attrs.iter().map(|d| d.name.as_str())))
+                format!(
+                    "{} declares: {}",
+                    typedef.name,
+                    list(typedef.attrs.iter().map(|d| d.name.as_str()))
+                )
             };
             let candidates = typedef
                 .attrs
@@ -620,7 +651,7 @@ impl Checker<'_> {
     fn resource_dependencies(
         &self,
         raw: &RawGroup,
-        owners: &HashMap<&str, (&str, Pos)>,
+        owners: &Owners,
     ) -> Result<Vec<ResourceDependency>> {
         let group = &raw.name.text;
         let local: HashSet<&str> = raw.resources.iter().map(|r| r.name.text.as_str()).collect();
@@ -632,7 +663,7 @@ impl Checker<'_> {
                     continue;
                 }
                 let message = match owners.get(end.text.as_str()) {
-                    Some((other, _)) => format!(
+                    Some(other) => format!(
                         "resource `{}` belongs to group `{other}`, not `{group}`; a resource can only require \
                          resources of its own group (link groups with `requires group {other} online local firm`)",
                         end.text
@@ -793,7 +824,10 @@ fn plain_value(file: &str, raw: &RawValue) -> Result<AttrValue> {
 fn int_of(file: &str, raw: &RawScalar, what: &str) -> Result<i64> {
     parse_int(&raw.text).ok_or_else(|| {
         let message = if looks_like_int(&raw.text) {
-            format!("{what} is an integer, and `{}` does not fit in 64 bits", raw.text)
+            format!(
+                "{what} is an integer, and `{}` does not fit in 64 bits",
+                raw.text
+            )
         } else {
             format!("{what} is an integer; `{}` is not one", raw.text)
         };
@@ -837,7 +871,10 @@ fn typed_value(
 ) -> Result<AttrValue> {
     let fail = |message: String| Err(ConfigError::at(file, raw.pos, message));
     let scalars = |items: &[RawScalar]| -> Result<Vec<Scalar>> {
-        items.iter().map(|s| typed_scalar(file, t, s, what)).collect()
+        items
+            .iter()
+            .map(|s| typed_scalar(file, t, s, what))
+            .collect()
     };
     match (dimension, &raw.kind) {
         (AttrDimension::Scalar, RawValueKind::Scalar(s)) => {
@@ -861,7 +898,9 @@ fn typed_value(
             Ok(AttrValue::Assoc(
                 pairs
                     .iter()
-                    .map(|(k, v)| Ok((Scalar::Str(k.text.clone()), typed_scalar(file, t, v, what)?)))
+                    .map(|(k, v)| {
+                        Ok((Scalar::Str(k.text.clone()), typed_scalar(file, t, v, what)?))
+                    })
                     .collect::<Result<_>>()?,
             ))
         }
@@ -880,20 +919,37 @@ fn unique_keys<'r>(
     what: &str,
     shape: &str,
 ) -> Result<()> {
-    let mut seen = HashSet::new();
-    for k in keys {
-        if !seen.insert(k.text.as_str()) {
-            return Err(ConfigError::at(
-                file,
-                k.pos,
-                format!("{what} is a {shape} and names `{}` twice; remove one", k.text),
-            ));
-        }
+    if let Some((_, again)) = repeated(keys.map(|k| (k.text.as_str(), k))) {
+        return Err(ConfigError::at(
+            file,
+            again.pos,
+            format!(
+                "{what} is a {shape} and names `{}` twice; remove one",
+                again.text
+            ),
+        ));
     }
     Ok(())
 }
 
 // ---- helpers -------------------------------------------------------------
+
+/// Which group owns each resource.
+type Owners<'r> = HashMap<&'r str, &'r str>;
+
+/// The first item whose key was seen before: `(first, again)`.
+fn repeated<K: Hash + Eq, T>(items: impl IntoIterator<Item = (K, T)>) -> Option<(T, T)> {
+    let mut seen = HashMap::new();
+    for (key, item) in items {
+        match seen.entry(key) {
+            Entry::Occupied(first) => return Some((first.remove(), item)),
+            Entry::Vacant(slot) => {
+                slot.insert(item);
+            }
+        }
+    }
+    None
+}
 
 /// A path `from -> ... -> to` along `links` (parent, child), if any.
 fn find_path(links: &[(&str, &str)], from: &str, to: &str) -> Option<Vec<String>> {
@@ -927,14 +983,22 @@ fn list<S: AsRef<str>>(names: impl Iterator<Item = S>) -> String {
     const MAX: usize = 20;
     let names: Vec<String> = names.map(|n| n.as_ref().to_string()).collect();
     if names.len() > MAX {
-        format!("{}, and {} more", names[..MAX].join(", "), names.len() - MAX)
+        format!(
+            "{}, and {} more",
+            names[..MAX].join(", "),
+            names.len() - MAX
+        )
     } else {
         names.join(", ")
     }
 }
 
 /// "; did you mean `x`?" for a close candidate, else `otherwise`.
-fn hint<S: AsRef<str>>(wrong: &str, candidates: impl Iterator<Item = S>, otherwise: &str) -> String {
+fn hint<S: AsRef<str>>(
+    wrong: &str,
+    candidates: impl Iterator<Item = S>,
+    otherwise: &str,
+) -> String {
     let best = candidates
         .map(|c| {
             let c = c.as_ref().to_string();
@@ -988,7 +1052,10 @@ mod tests {
 
     #[test]
     fn hints_suggest_close_names_only() {
-        assert_eq!(hint("Proces", ["Process", "IP"].iter(), "!"), "; did you mean `Process`?");
+        assert_eq!(
+            hint("Proces", ["Process", "IP"].iter(), "!"),
+            "; did you mean `Process`?"
+        );
         assert_eq!(hint("Zebra", ["Process", "IP"].iter(), "!"), "!");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

@@ -86,7 +86,14 @@ mod tests {
 
     #[test]
     fn error_displays_as_file_line_column_message() {
-        let e = ConfigError::at("main.cf", Pos { line: 12, column: 5 }, "boom");
+        let e = ConfigError::at(
+            "main.cf",
+            Pos {
+                line: 12,
+                column: 5,
+            },
+            "boom",
+        );
         assert_eq!(e.to_string(), "main.cf:12:5: boom");
     }
 

@@ -75,6 +75,8 @@ const PUNCTUATION: &[char] = &['(', ')', '{', '}', '=', ',', '"', '@'];
 
 /// Splits `text` into tokens; `file` names it in errors.
 pub(crate) fn tokenize(file: &str, text: &str) -> Result<Tokens, ConfigError> {
+    // A byte-order mark some editors add is not part of the text.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     Lexer {
         chars: text.chars().collect(),
         at: 0,
@@ -294,9 +296,21 @@ mod tests {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         };
-        let pos: Vec<(usize, usize)> = t.tokens.iter().map(|t| (t.pos.line, t.pos.column)).collect();
+        let pos: Vec<(usize, usize)> = t
+            .tokens
+            .iter()
+            .map(|t| (t.pos.line, t.pos.column))
+            .collect();
         assert_eq!(pos, vec![(1, 1), (2, 2), (2, 5), (3, 4)]);
         assert_eq!(t.end, Pos { line: 3, column: 5 });
+    }
+
+    #[test]
+    fn byte_order_mark_and_carriage_returns_are_ignored() {
+        assert_eq!(
+            toks("\u{feff}cluster c\r\nsystem s\r\n"),
+            vec![word("cluster"), word("c"), word("system"), word("s")]
+        );
     }
 
     #[test]

@@ -1,21 +1,25 @@
 //! Reads and writes Veritas Cluster Server `main.cf` / `types.cf`
 //! configurations as [`haven_model::ClusterConfig`].
 //!
-//! Reading is three steps, one module each: [`lexer`] (text into tokens
-//! with positions), [`parser`] (tokens into a syntax tree, [`ast`]) and
-//! [`check`] (syntax trees into the model, enforcing everything the model
-//! assumes: unique names, known references, typed values, acyclic
-//! dependencies). [`writer`] goes the other way.
+//! Reading is three steps, one module each: `lexer` (text into tokens with
+//! positions), `parser` (tokens into the syntax tree of `ast`) and `check`
+//! (syntax trees into the model, enforcing everything the model assumes:
+//! one cluster, unique names, known systems, types, resources and groups,
+//! values of the declared type and shape, acyclic dependencies that stay
+//! inside their group). `writer` goes the other way.
 //!
 //! Invariants:
 //! - every problem in a file is a [`ConfigError`] at `file:line:column`
 //!   naming the object, the problem and the fix; no input makes the reader
 //!   panic;
-//! - for every configuration the reader accepts, `parse(write(x)) == x`
-//!   (see [`writer`] for the two edge cases).
+//! - for every configuration the reader accepts, `parse(write(x)) == x`.
+//!   Two things a hand-built configuration could hold do not survive,
+//!   because the text cannot say them: names that are not valid words
+//!   (letters, digits, `_`, `-`, `.`), and an empty association in an
+//!   attribute no type declares (`{}` reads back as an empty list).
 //!
-//! The crate reads and writes files only in [`load_dir`] and [`save_dir`];
-//! everything else works on strings.
+//! The crate touches the file system only in [`load_dir`] and
+//! [`save_dir`]; everything else works on strings.
 
 mod ast;
 mod check;
@@ -125,9 +129,10 @@ pub fn load_dir(dir: &Path) -> Result<ClusterConfig, ConfigError> {
         let full = dir.join(path);
         match fs::read_to_string(&full) {
             Ok(text) => Ok((full.display().to_string(), text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && path == TYPES_CF => {
-                Ok((format!("{TYPES_CF} (built-in)"), BUILTIN_TYPES_CF.to_string()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && path == TYPES_CF => Ok((
+                format!("{TYPES_CF} (built-in)"),
+                BUILTIN_TYPES_CF.to_string(),
+            )),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(format!("was not found at `{}`", full.display()))
             }

@@ -231,7 +231,9 @@ impl Parser<'_> {
         let pos = self.here();
         let path = match self.peek() {
             Some(Tok::Str(s) | Tok::Word(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(self.unexpected("a file name after `include` (`include \"types.cf\"`)")),
+            _ => {
+                return Err(self.unexpected("a file name after `include` (`include \"types.cf\"`)"))
+            }
         };
         self.next();
         Ok(RawInclude { path, pos })
@@ -331,7 +333,8 @@ impl Parser<'_> {
         let category = self.dependency_word(DependencyCategory::parse, "`online` or `offline`")?;
         let location =
             self.dependency_word(DependencyLocation::parse, "`local`, `global` or `remote`")?;
-        let rigidity = self.dependency_word(DependencyRigidity::parse, "`soft`, `firm` or `hard`")?;
+        let rigidity =
+            self.dependency_word(DependencyRigidity::parse, "`soft`, `firm` or `hard`")?;
         Ok(RawGroupDep {
             pos,
             child,
@@ -504,13 +507,17 @@ impl Parser<'_> {
                     ))
                 }
                 None => {
-                    return Err(self.unclosed(&format!("attribute `{}`", attr.text), "{", open, "}"))
+                    return Err(self.unclosed(
+                        &format!("attribute `{}`", attr.text),
+                        "{",
+                        open,
+                        "}",
+                    ))
                 }
                 Some(_) => {
-                    return Err(self.unexpected(&format!(
-                        "a list item, `,` or `}}` in `{}`",
-                        attr.text
-                    )))
+                    return Err(
+                        self.unexpected(&format!("a list item, `,` or `}}` in `{}`", attr.text))
+                    )
                 }
             }
         }
@@ -540,9 +547,7 @@ impl Parser<'_> {
         let owner = format!("type `{}`", name.text);
         let open = self.here();
         if !self.eat(&Tok::LParen) {
-            return Err(self.unexpected(&format!(
-                "`(` to start the declarations of {owner}"
-            )));
+            return Err(self.unexpected(&format!("`(` to start the declarations of {owner}")));
         }
         let mut decls = Vec::new();
         loop {
@@ -573,7 +578,9 @@ impl Parser<'_> {
                 _ => break,
             };
             if *flag {
-                return Err(self.unexpected("an attribute type (`str`, `int`, `boolean` or `keylist`)"));
+                return Err(
+                    self.unexpected("an attribute type (`str`, `int`, `boolean` or `keylist`)")
+                );
             }
             *flag = true;
             self.next();
@@ -684,11 +691,17 @@ mod tests {
 
     #[test]
     fn type_declarations_read_modifiers_and_dimensions() {
-        let f = ok("type T (\n static str ArgList[] = { A, B }\n temp int X\n keylist K\n\
-                    int W{}\n str E {} = { LANG = C }\n boolean F = 1\n)");
+        let f = ok(
+            "type T (\n static str ArgList[] = { A, B }\n temp int X\n keylist K\n\
+                    int W{}\n str E {} = { LANG = C }\n boolean F = 1\n)",
+        );
         let d = &f.types[0].decls;
         assert_eq!(d.len(), 6);
-        assert!(d[0].is_static && d[0].dimension == AttrDimension::Vector && d[0].name.text == "ArgList");
+        assert!(
+            d[0].is_static
+                && d[0].dimension == AttrDimension::Vector
+                && d[0].name.text == "ArgList"
+        );
         assert!(d[1].is_temp && d[1].attr_type == AttrType::Int);
         assert_eq!(d[2].dimension, AttrDimension::Keylist);
         assert_eq!(d[3].dimension, AttrDimension::Association);
@@ -721,21 +734,33 @@ mod tests {
     fn resource_before_any_group_is_an_error() {
         let e = err("cluster c\nProcess p ( )");
         assert_eq!((e.line, e.column), (2, 1));
-        assert!(e.message.contains("after the `group` block"), "{}", e.message);
+        assert!(
+            e.message.contains("after the `group` block"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn attribute_after_a_closed_group_block_says_so() {
         let e = err("group g ( )\n  Load = 3\n");
         assert_eq!((e.line, e.column), (2, 3));
-        assert!(e.message.contains("block of group `g` is closed"), "{}", e.message);
+        assert!(
+            e.message.contains("block of group `g` is closed"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn bad_dependency_word_names_the_choices() {
         let e = err("group g\nrequires group h online nearby firm");
         assert_eq!((e.line, e.column), (2, 25));
-        assert!(e.message.contains("`local`, `global` or `remote`"), "{}", e.message);
+        assert!(
+            e.message.contains("`local`, `global` or `remote`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -43,10 +43,22 @@ pub(crate) fn main_cf(config: &ClusterConfig) -> String {
         out.push('\n');
     }
     let cluster_attrs: Vec<String> = config.attributes.iter().map(attr).collect();
-    block(&mut out, 0, &format!("cluster {}", config.name), &cluster_attrs, false);
+    block(
+        &mut out,
+        0,
+        &format!("cluster {}", config.name),
+        &cluster_attrs,
+        false,
+    );
     for system in &config.systems {
         out.push('\n');
-        block(&mut out, 0, &format!("system {}", system.name), &system_lines(system), false);
+        block(
+            &mut out,
+            0,
+            &format!("system {}", system.name),
+            &system_lines(system),
+            false,
+        );
     }
     for group in &config.groups {
         out.push('\n');
@@ -58,7 +70,12 @@ pub(crate) fn main_cf(config: &ClusterConfig) -> String {
 /// The text of one types file: the types whose source is `file_name`.
 pub(crate) fn types_file(config: &ClusterConfig, file_name: &str) -> String {
     let mut out = String::new();
-    for (i, t) in config.types.iter().filter(|t| t.source == file_name).enumerate() {
+    for (i, t) in config
+        .types
+        .iter()
+        .filter(|t| t.source == file_name)
+        .enumerate()
+    {
         if i > 0 {
             out.push('\n');
         }
@@ -104,7 +121,11 @@ fn system_lines(system: &SystemConfig) -> Vec<String> {
 fn group_lines(g: &GroupConfig) -> Vec<String> {
     let mut lines = Vec::new();
     if !g.system_list.is_empty() {
-        let items: Vec<String> = g.system_list.iter().map(|(s, p)| format!("{s} = {p}")).collect();
+        let items: Vec<String> = g
+            .system_list
+            .iter()
+            .map(|(s, p)| format!("{s} = {p}"))
+            .collect();
         lines.push(format!("SystemList = {}", braces(&items)));
     }
     if !g.auto_start_list.is_empty() {
@@ -184,7 +205,13 @@ fn dependency_tree(out: &mut String, g: &GroupConfig) {
     line(out, 1, "//\t}");
 }
 
-fn tree_node<'g>(out: &mut String, g: &'g GroupConfig, name: &'g str, depth: usize, drawn: &mut HashSet<&'g str>) {
+fn tree_node<'g>(
+    out: &mut String,
+    g: &'g GroupConfig,
+    name: &'g str,
+    depth: usize,
+    drawn: &mut HashSet<&'g str>,
+) {
     let pad = "    ".repeat(depth);
     let type_name = g.resource(name).map_or("?", |r| &*r.type_name);
     line(out, 1, &format!("//\t{pad}{type_name} {name}"));
@@ -293,11 +320,17 @@ mod tests {
 
     #[test]
     fn strings_are_quoted_with_escapes_and_integers_bare() {
-        assert_eq!(scalar(&Scalar::Str(r#"a "b" \c"#.into())), r#""a \"b\" \\c""#);
+        assert_eq!(
+            scalar(&Scalar::Str(r#"a "b" \c"#.into())),
+            r#""a \"b\" \\c""#
+        );
         assert_eq!(scalar(&Scalar::Int(-3)), "-3");
         assert_eq!(value(&AttrValue::List(vec![])), "{}");
         assert_eq!(
-            value(&AttrValue::Assoc(vec![(Scalar::Str("k".into()), Scalar::Int(1))])),
+            value(&AttrValue::Assoc(vec![(
+                Scalar::Str("k".into()),
+                Scalar::Int(1)
+            )])),
             r#"{ "k" = 1 }"#
         );
     }
@@ -331,7 +364,10 @@ mod tests {
         let mut g = GroupConfig::new("g");
         g.auto_start = false;
         g.failover_policy = FailoverPolicy::Load;
-        assert_eq!(group_lines(&g), vec!["AutoStart = 0", "FailOverPolicy = Load"]);
+        assert_eq!(
+            group_lines(&g),
+            vec!["AutoStart = 0", "FailOverPolicy = Load"]
+        );
     }
 
     #[test]

@@ -62,12 +62,20 @@ fn unknown_resource_type_is_shown_as_file_line_column_message() {
         ),
         "{shown}"
     );
-    assert!(shown.ends_with("define it with `type Foo ( ... )` or include the file that does"), "{shown}");
+    assert!(
+        shown.ends_with("define it with `type Foo ( ... )` or include the file that does"),
+        "{shown}"
+    );
 }
 
 #[test]
 fn misspelt_type_gets_a_suggestion() {
-    assert_error(&format!("{GROUP}  Proces r1\n"), 6, 3, &["did you mean `Process`?"]);
+    assert_error(
+        &format!("{GROUP}  Proces r1\n"),
+        6,
+        3,
+        &["did you mean `Process`?"],
+    );
 }
 
 // ---- structure ------------------------------------------------------------
@@ -85,39 +93,76 @@ fn missing_cluster_points_at_the_start_with_a_fix() {
 
 #[test]
 fn second_cluster_is_an_error_at_its_name() {
-    assert_error("cluster d\n", 5, 9, &["second cluster `d`", "`c` at line 2"]);
+    assert_error(
+        "cluster d\n",
+        5,
+        9,
+        &["second cluster `d`", "`c` at line 2"],
+    );
 }
 
 #[test]
 fn included_file_that_is_missing_points_at_the_include_line() {
-    assert_error("include \"nope.cf\"\n", 5, 9, &["included file `nope.cf` was not found"]);
+    assert_error(
+        "include \"nope.cf\"\n",
+        5,
+        9,
+        &["included file `nope.cf` was not found"],
+    );
 }
 
 #[test]
 fn file_included_twice_is_an_error() {
-    assert_error("include \"types.cf\"\n", 5, 9, &["already included at line 1"]);
+    assert_error(
+        "include \"types.cf\"\n",
+        5,
+        9,
+        &["already included at line 1"],
+    );
 }
 
 #[test]
 fn included_file_may_only_define_types() {
-    assert_error_in("site.cf", "include \"site.cf\"\n", 2, 7, &["move `group bad` into main.cf"]);
+    assert_error_in(
+        "site.cf",
+        "include \"site.cf\"\n",
+        2,
+        7,
+        &["move `group bad` into main.cf"],
+    );
 }
 
 #[test]
 fn syntax_errors_in_included_files_name_that_file() {
-    assert_error_in("broken.cf", "include \"broken.cf\"\n", 3, 1, &["type `Broken` at line 1 is never closed"]);
+    assert_error_in(
+        "broken.cf",
+        "include \"broken.cf\"\n",
+        3,
+        1,
+        &["type `Broken` at line 1 is never closed"],
+    );
 }
 
 // ---- duplicate names ----------------------------------------------------
 
 #[test]
 fn duplicate_system_names_the_first_declaration() {
-    assert_error("system sysA\n", 5, 8, &["system `sysA` is declared twice (first at line 3)"]);
+    assert_error(
+        "system sysA\n",
+        5,
+        8,
+        &["system `sysA` is declared twice (first at line 3)"],
+    );
 }
 
 #[test]
 fn duplicate_group_is_an_error() {
-    assert_error("group g\ngroup g\n", 6, 7, &["group `g` is defined twice (first at line 5)"]);
+    assert_error(
+        "group g\ngroup g\n",
+        6,
+        7,
+        &["group `g` is defined twice (first at line 5)"],
+    );
 }
 
 #[test]
@@ -132,12 +177,22 @@ fn resource_names_are_unique_across_groups() {
 
 #[test]
 fn type_defined_twice_names_the_first_file() {
-    assert_error("type Process ( str X )\n", 5, 6, &["type `Process` is defined twice (first in types.cf at line"]);
+    assert_error(
+        "type Process ( str X )\n",
+        5,
+        6,
+        &["type `Process` is defined twice (first in types.cf at line"],
+    );
 }
 
 #[test]
 fn attribute_declared_twice_in_a_type_is_an_error() {
-    assert_error("type T (\n  str X\n  int X\n)\n", 7, 7, &["attribute `X` is declared twice in type `T` (first at line 6)"]);
+    assert_error(
+        "type T (\n  str X\n  int X\n)\n",
+        7,
+        7,
+        &["attribute `X` is declared twice in type `T` (first at line 6)"],
+    );
 }
 
 #[test]
@@ -162,7 +217,12 @@ fn localised_attribute_set_twice_for_one_system_is_an_error() {
 
 #[test]
 fn attribute_set_twice_in_a_group_is_an_error() {
-    assert_error("group g (\n  Load = 1\n  Load = 2\n  )\n", 7, 3, &["`Load` of group `g` is set twice"]);
+    assert_error(
+        "group g (\n  Load = 1\n  Load = 2\n  )\n",
+        7,
+        3,
+        &["`Load` of group `g` is set twice"],
+    );
 }
 
 // ---- systems --------------------------------------------------------------
@@ -179,7 +239,15 @@ fn system_list_naming_an_undeclared_system_is_an_error() {
 
 #[test]
 fn auto_start_list_naming_an_undeclared_system_is_an_error() {
-    assert_error("group g (\n  AutoStartList = { node9 }\n  )\n", 6, 21, &["unknown system `node9` in AutoStartList of group `g`", "declare it with `system node9`"]);
+    assert_error(
+        "group g (\n  AutoStartList = { node9 }\n  )\n",
+        6,
+        21,
+        &[
+            "unknown system `node9` in AutoStartList of group `g`",
+            "declare it with `system node9`",
+        ],
+    );
 }
 
 #[test]
@@ -194,7 +262,9 @@ fn auto_start_list_outside_the_system_list_is_an_error() {
 
 #[test]
 fn auto_start_list_may_come_before_the_system_list() {
-    assert_ok("group g (\n  AutoStartList = { sysB }\n  SystemList = { sysA = 0, sysB = 1 }\n  )\n");
+    assert_ok(
+        "group g (\n  AutoStartList = { sysB }\n  SystemList = { sysA = 0, sysB = 1 }\n  )\n",
+    );
 }
 
 #[test]
@@ -209,7 +279,12 @@ fn localised_attribute_naming_an_undeclared_system_is_an_error() {
 
 #[test]
 fn group_with_resources_needs_a_system_list() {
-    assert_error("group web\n  Process p\n", 5, 7, &["group `web` has no SystemList", "SystemList = { sysA = 0 }"]);
+    assert_error(
+        "group web\n  Process p\n",
+        5,
+        7,
+        &["group `web` has no SystemList", "SystemList = { sysA = 0 }"],
+    );
 }
 
 #[test]
@@ -219,49 +294,94 @@ fn group_without_resources_may_omit_the_system_list() {
 
 #[test]
 fn system_list_twice_naming_one_system_is_an_error() {
-    assert_error("group g ( SystemList = { sysA = 0, sysA = 1 } )\n", 5, 36, &["names `sysA` twice"]);
+    assert_error(
+        "group g ( SystemList = { sysA = 0, sysA = 1 } )\n",
+        5,
+        36,
+        &["names `sysA` twice"],
+    );
 }
 
 #[test]
 fn system_list_priority_must_not_be_negative() {
-    assert_error("group g ( SystemList = { sysA = -1 } )\n", 5, 33, &["priority of `sysA`", "whole number from 0 up, not `-1`"]);
+    assert_error(
+        "group g ( SystemList = { sysA = -1 } )\n",
+        5,
+        33,
+        &["priority of `sysA`", "whole number from 0 up, not `-1`"],
+    );
 }
 
 #[test]
 fn system_list_must_be_a_list() {
-    assert_error("group g ( SystemList = sysA )\n", 5, 24, &["SystemList of group `g` must be a list"]);
+    assert_error(
+        "group g ( SystemList = sysA )\n",
+        5,
+        24,
+        &["SystemList of group `g` must be a list"],
+    );
 }
 
 #[test]
 fn capacity_must_be_an_integer() {
-    assert_error("system sysC ( Capacity = lots )\n", 5, 26, &["`Capacity` of system `sysC` is an integer; `lots` is not one"]);
+    assert_error(
+        "system sysC ( Capacity = lots )\n",
+        5,
+        26,
+        &["`Capacity` of system `sysC` is an integer; `lots` is not one"],
+    );
 }
 
 #[test]
 fn well_known_attributes_cannot_be_localised() {
-    assert_error("group g ( Load@sysA = 3 )\n", 5, 16, &["`Load` of group `g` cannot be localised"]);
+    assert_error(
+        "group g ( Load@sysA = 3 )\n",
+        5,
+        16,
+        &["`Load` of group `g` cannot be localised"],
+    );
 }
 
 // ---- group attributes -----------------------------------------------------
 
 #[test]
 fn failover_policy_must_be_a_known_word() {
-    assert_error("group g ( FailOverPolicy = Random )\n", 5, 28, &["FailOverPolicy of group `g` must be Priority, RoundRobin or Load"]);
+    assert_error(
+        "group g ( FailOverPolicy = Random )\n",
+        5,
+        28,
+        &["FailOverPolicy of group `g` must be Priority, RoundRobin or Load"],
+    );
 }
 
 #[test]
 fn group_flags_must_be_zero_or_one() {
-    assert_error("group g ( Parallel = 2 )\n", 5, 22, &["`Parallel` of group `g` is a boolean: write 0 or 1, not `2`"]);
+    assert_error(
+        "group g ( Parallel = 2 )\n",
+        5,
+        22,
+        &["`Parallel` of group `g` is a boolean: write 0 or 1, not `2`"],
+    );
 }
 
 #[test]
 fn load_must_be_an_integer() {
-    assert_error("group g ( Load = \"heavy\" )\n", 5, 18, &["`Load` of group `g` is an integer"]);
+    assert_error(
+        "group g ( Load = \"heavy\" )\n",
+        5,
+        18,
+        &["`Load` of group `g` is an integer"],
+    );
 }
 
 #[test]
 fn untyped_numbers_must_fit_in_64_bits() {
-    assert_error("group g ( Big = 99999999999999999999 )\n", 5, 17, &["does not fit in a 64-bit integer", "quote it"]);
+    assert_error(
+        "group g ( Big = 99999999999999999999 )\n",
+        5,
+        17,
+        &["does not fit in a 64-bit integer", "quote it"],
+    );
 }
 
 // ---- resource attributes --------------------------------------------------
@@ -272,38 +392,69 @@ fn undeclared_attribute_lists_what_the_type_declares() {
         &format!("{GROUP}  Process p ( Colour = 1 )\n"),
         6,
         15,
-        &["type `Process` has no attribute `Colour` (in resource `p`)", "Process declares: ArgList, MonitorInterval, PathName", "Critical, Enabled"],
+        &[
+            "type `Process` has no attribute `Colour` (in resource `p`)",
+            "Process declares: ArgList, MonitorInterval, PathName",
+            "Critical, Enabled",
+        ],
     );
 }
 
 #[test]
 fn misspelt_attribute_gets_a_suggestion() {
-    assert_error(&format!("{GROUP}  Process p ( PathNam = \"/x\" )\n"), 6, 15, &["did you mean `PathName`?"]);
+    assert_error(
+        &format!("{GROUP}  Process p ( PathNam = \"/x\" )\n"),
+        6,
+        15,
+        &["did you mean `PathName`?"],
+    );
 }
 
 #[test]
 fn common_attributes_need_no_declaration() {
-    assert_ok(&format!("{GROUP}  Phantom p ( Critical = 0 OnlineTimeout = 10 MonitorInterval = 30 )\n"));
+    assert_ok(&format!(
+        "{GROUP}  Phantom p ( Critical = 0 OnlineTimeout = 10 MonitorInterval = 30 )\n"
+    ));
 }
 
 #[test]
 fn integer_attribute_rejects_text() {
-    assert_error(&format!("{GROUP}  Process p ( MonitorInterval = fast )\n"), 6, 33, &["`MonitorInterval` of resource `p` is an integer; `fast` is not one"]);
+    assert_error(
+        &format!("{GROUP}  Process p ( MonitorInterval = fast )\n"),
+        6,
+        33,
+        &["`MonitorInterval` of resource `p` is an integer; `fast` is not one"],
+    );
 }
 
 #[test]
 fn boolean_attribute_must_be_zero_or_one() {
-    assert_error(&format!("{GROUP}  Process p ( Critical = 2 )\n"), 6, 26, &["`Critical` of resource `p` is a boolean: write 0 or 1, not `2`"]);
+    assert_error(
+        &format!("{GROUP}  Process p ( Critical = 2 )\n"),
+        6,
+        26,
+        &["`Critical` of resource `p` is a boolean: write 0 or 1, not `2`"],
+    );
 }
 
 #[test]
 fn vector_attribute_rejects_a_scalar() {
-    assert_error(&format!("{GROUP}  Application a ( PidFiles = \"/x\" )\n"), 6, 30, &["`PidFiles` of resource `a` expects a list `{ ... }`"]);
+    assert_error(
+        &format!("{GROUP}  Application a ( PidFiles = \"/x\" )\n"),
+        6,
+        30,
+        &["`PidFiles` of resource `a` expects a list `{ ... }`"],
+    );
 }
 
 #[test]
 fn scalar_attribute_rejects_a_list() {
-    assert_error(&format!("{GROUP}  Process p ( PathName = {{ a }} )\n"), 6, 26, &["`PathName` of resource `p` is a single value"]);
+    assert_error(
+        &format!("{GROUP}  Process p ( PathName = {{ a }} )\n"),
+        6,
+        26,
+        &["`PathName` of resource `p` is a single value"],
+    );
 }
 
 #[test]
@@ -318,7 +469,12 @@ fn association_attribute_rejects_a_list() {
 
 #[test]
 fn vector_attribute_rejects_an_association() {
-    assert_error(&format!("{GROUP}  Application a ( PidFiles = {{ a = b }} )\n"), 6, 30, &["expects a list `{ a, b }`, not `key = value` pairs"]);
+    assert_error(
+        &format!("{GROUP}  Application a ( PidFiles = {{ a = b }} )\n"),
+        6,
+        30,
+        &["expects a list `{ a, b }`, not `key = value` pairs"],
+    );
 }
 
 #[test]
@@ -343,12 +499,19 @@ fn temporary_attributes_cannot_be_set() {
 
 #[test]
 fn type_default_must_match_its_declaration() {
-    assert_error("type T (\n  boolean B = yes\n)\n", 6, 15, &["the default of `B` in type `T` is a boolean"]);
+    assert_error(
+        "type T (\n  boolean B = yes\n)\n",
+        6,
+        15,
+        &["the default of `B` in type `T` is a boolean"],
+    );
 }
 
 #[test]
 fn static_attributes_may_be_overridden_in_a_resource() {
-    assert_ok(&format!("{GROUP}  Process p ( MonitorInterval = 10 ArgList = {{ PathName }} )\n"));
+    assert_ok(&format!(
+        "{GROUP}  Process p ( MonitorInterval = 10 ArgList = {{ PathName }} )\n"
+    ));
 }
 
 // ---- resource dependencies ----------------------------------------------------
@@ -365,12 +528,22 @@ fn resource_dependency_across_groups_names_the_other_group() {
 
 #[test]
 fn resource_dependency_on_an_unknown_resource_is_an_error() {
-    assert_error(&format!("{GROUP}  Process a\n  a requires q\n"), 7, 14, &["group `g` has no resource `q` (its resources: a)"]);
+    assert_error(
+        &format!("{GROUP}  Process a\n  a requires q\n"),
+        7,
+        14,
+        &["group `g` has no resource `q` (its resources: a)"],
+    );
 }
 
 #[test]
 fn resource_cannot_require_itself() {
-    assert_error(&format!("{GROUP}  Process a\n  a requires a\n"), 7, 3, &["resource `a` cannot require itself"]);
+    assert_error(
+        &format!("{GROUP}  Process a\n  a requires a\n"),
+        7,
+        3,
+        &["resource `a` cannot require itself"],
+    );
 }
 
 #[test]
@@ -397,12 +570,25 @@ fn resource_dependency_cycle_lists_the_path() {
 
 #[test]
 fn group_dependency_on_an_unknown_group_is_an_error() {
-    assert_error("group g\n  requires group gg online local firm\n", 6, 18, &["group `g` requires unknown group `gg` (groups: g)", "did you mean `g`?"]);
+    assert_error(
+        "group g\n  requires group gg online local firm\n",
+        6,
+        18,
+        &[
+            "group `g` requires unknown group `gg` (groups: g)",
+            "did you mean `g`?",
+        ],
+    );
 }
 
 #[test]
 fn group_cannot_require_itself() {
-    assert_error("group g\n  requires group g online local firm\n", 6, 18, &["group `g` cannot require itself"]);
+    assert_error(
+        "group g\n  requires group g online local firm\n",
+        6,
+        18,
+        &["group `g` cannot require itself"],
+    );
 }
 
 #[test]
@@ -429,7 +615,12 @@ fn group_dependency_cycle_lists_the_path() {
 
 #[test]
 fn missing_equals_sign_names_the_attribute() {
-    assert_error("group g ( Load 3 )\n", 5, 16, &["expected `=` after attribute `Load`"]);
+    assert_error(
+        "group g ( Load 3 )\n",
+        5,
+        16,
+        &["expected `=` after attribute `Load`"],
+    );
 }
 
 #[test]
@@ -439,5 +630,10 @@ fn invalid_name_says_what_names_may_contain() {
 
 #[test]
 fn requires_line_before_any_group_says_where_it_goes() {
-    assert_error("requires group g online local firm\n", 5, 1, &["`requires` lines go after the `group` block"]);
+    assert_error(
+        "requires group g online local firm\n",
+        5,
+        1,
+        &["`requires` lines go after the `group` block"],
+    );
 }

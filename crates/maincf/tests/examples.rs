@@ -30,8 +30,10 @@ fn parse_with(text: &str, files: &BTreeMap<String, String>) -> Result<ClusterCon
 /// Writes `config` and reads it back, included files from the writer too.
 fn rewrite(config: &ClusterConfig) -> ClusterConfig {
     let main = write_main_cf(config);
-    parse_str("main.cf", &main, &mut |path| Some(write_types(config, path)))
-        .unwrap_or_else(|e| panic!("{e}\n{main}"))
+    parse_str("main.cf", &main, &mut |path| {
+        Some(write_types(config, path))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{main}"))
 }
 
 fn str_value(s: &str) -> AttrValue {
@@ -49,7 +51,11 @@ fn demo_directory_reads_typed_fields_and_keeps_other_attributes() {
 
     let db = c.group("db").unwrap_or_else(|| panic!("no db"));
     let list: Vec<(&str, u32)> = db.system_list.iter().map(|(s, p)| (&**s, *p)).collect();
-    assert_eq!(list, vec![("sysA", 0), ("sysB", 1)], "plain list form gives 0, 1, ...");
+    assert_eq!(
+        list,
+        vec![("sysA", 0), ("sysB", 1)],
+        "plain list form gives 0, 1, ..."
+    );
     assert_eq!(db.failover_policy, FailoverPolicy::Load);
     assert_eq!(db.load, 30);
 
@@ -70,20 +76,35 @@ fn demo_directory_reads_typed_fields_and_keeps_other_attributes() {
 #[test]
 fn demo_resource_values_are_coerced_to_their_declared_types() {
     let c = demo();
-    let (_, proc_) = c.resource("web_proc").unwrap_or_else(|| panic!("no web_proc"));
+    let (_, proc_) = c
+        .resource("web_proc")
+        .unwrap_or_else(|| panic!("no web_proc"));
     assert_eq!(
         lookup(&proc_.attributes, "Arguments", None),
         Some(&str_value("1000")),
         "a str attribute written as a bare integer is text"
     );
-    assert_eq!(lookup(&proc_.attributes, "Critical", None), Some(&AttrValue::int(0)));
+    assert_eq!(
+        lookup(&proc_.attributes, "Critical", None),
+        Some(&AttrValue::int(0))
+    );
     assert!(!c.is_critical(proc_));
 
-    let (_, flag) = c.resource("web_flag").unwrap_or_else(|| panic!("no web_flag"));
-    assert_eq!(lookup(&flag.attributes, "PathName", Some("sysB")), Some(&str_value("/tmp/b")));
+    let (_, flag) = c
+        .resource("web_flag")
+        .unwrap_or_else(|| panic!("no web_flag"));
+    assert_eq!(
+        lookup(&flag.attributes, "PathName", Some("sysB")),
+        Some(&str_value("/tmp/b"))
+    );
 
-    let (_, counter) = c.resource("web_counter").unwrap_or_else(|| panic!("no counter"));
-    assert_eq!(lookup(&counter.attributes, "Start", None), Some(&AttrValue::int(7)));
+    let (_, counter) = c
+        .resource("web_counter")
+        .unwrap_or_else(|| panic!("no counter"));
+    assert_eq!(
+        lookup(&counter.attributes, "Start", None),
+        Some(&AttrValue::int(7))
+    );
     assert_eq!(
         lookup(&counter.attributes, "Limits", None),
         Some(&AttrValue::Assoc(vec![
@@ -118,7 +139,10 @@ fn writing_is_deterministic_and_stable() {
     let once = write_main_cf(&c);
     assert_eq!(write_main_cf(&rewrite(&c)), once);
     assert!(once.starts_with("include \"types.cf\"\ninclude \"extra.cf\"\n\ntype Heartbeat (\n"));
-    assert!(!once.contains("Scratch ="), "temp attributes are never assigned");
+    assert!(
+        !once.contains("Scratch ="),
+        "temp attributes are never assigned"
+    );
 }
 
 #[test]
@@ -197,7 +221,10 @@ fn includes_are_loaded_by_the_path_as_written_in_order() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(asked, vec!["types.cf", "sub/extra.cf"]);
-    assert_eq!(c.type_def("Extra").map(|t| t.source.as_str()), Some("sub/extra.cf"));
+    assert_eq!(
+        c.type_def("Extra").map(|t| t.source.as_str()),
+        Some("sub/extra.cf")
+    );
 }
 
 #[test]
@@ -206,7 +233,10 @@ fn write_types_writes_only_the_types_of_that_file() {
     let extra = write_types(&c, "extra.cf");
     assert!(extra.starts_with("type Counter (\n"));
     assert_eq!(extra.matches("type ").count(), 1);
-    assert_eq!(write_types(&c, "types.cf").matches("\ntype ").count() + 1, c.types.iter().filter(|t| t.source == "types.cf").count());
+    assert_eq!(
+        write_types(&c, "types.cf").matches("\ntype ").count() + 1,
+        c.types.iter().filter(|t| t.source == "types.cf").count()
+    );
 }
 
 #[test]
@@ -217,8 +247,21 @@ fn builtin_types_define_the_documented_agents() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     for (t, attrs) in [
-        ("Process", &["PathName", "Arguments", "PidFile", "MonitorInterval"][..]),
-        ("Application", &["StartProgram", "StopProgram", "CleanProgram", "MonitorProgram", "PidFiles", "User"]),
+        (
+            "Process",
+            &["PathName", "Arguments", "PidFile", "MonitorInterval"][..],
+        ),
+        (
+            "Application",
+            &[
+                "StartProgram",
+                "StopProgram",
+                "CleanProgram",
+                "MonitorProgram",
+                "PidFiles",
+                "User",
+            ],
+        ),
         ("FileOnOff", &["PathName"]),
         ("NIC", &["Device"]),
         ("IP", &["Address", "Device", "NetMask"]),
@@ -241,10 +284,13 @@ fn builtin_types_define_the_documented_agents() {
 #[test]
 fn load_dir_prefers_the_directory_types_cf_over_the_builtin_one() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    fs::write(dir.path().join("types.cf"), "type Custom ( str X )\n").unwrap_or_else(|e| panic!("{e}"));
+    fs::write(dir.path().join("types.cf"), "type Custom ( str X )\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     let main = "include \"types.cf\"\ncluster c\nsystem s\ngroup g ( SystemList = { s = 0 } )\nProcess p\n";
     fs::write(dir.path().join("main.cf"), main).unwrap_or_else(|e| panic!("{e}"));
-    let e = load_dir(dir.path()).err().unwrap_or_else(|| panic!("Process should be unknown"));
+    let e = load_dir(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("Process should be unknown"));
     assert_eq!(e.file, dir.path().join("main.cf").display().to_string());
     assert_eq!((e.line, e.column), (5, 1));
     assert!(e.message.contains("defined types: Custom"), "{}", e.message);
@@ -255,17 +301,31 @@ fn load_dir_falls_back_to_builtin_types_only_for_types_cf() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let main = "include \"types.cf\"\ninclude \"site.cf\"\ncluster c\n";
     fs::write(dir.path().join("main.cf"), main).unwrap_or_else(|e| panic!("{e}"));
-    let e = load_dir(dir.path()).err().unwrap_or_else(|| panic!("site.cf is missing"));
+    let e = load_dir(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("site.cf is missing"));
     assert_eq!((e.line, e.column), (2, 9));
-    assert!(e.message.contains("included file `site.cf` was not found at"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("included file `site.cf` was not found at"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
 fn load_dir_names_included_files_by_path_in_errors() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    fs::write(dir.path().join("main.cf"), "include \"site.cf\"\ncluster c\n").unwrap_or_else(|e| panic!("{e}"));
-    fs::write(dir.path().join("site.cf"), "type T (\n  float X\n)\n").unwrap_or_else(|e| panic!("{e}"));
-    let e = load_dir(dir.path()).err().unwrap_or_else(|| panic!("float is no type"));
+    fs::write(
+        dir.path().join("main.cf"),
+        "include \"site.cf\"\ncluster c\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    fs::write(dir.path().join("site.cf"), "type T (\n  float X\n)\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = load_dir(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("float is no type"));
     assert_eq!(e.file, dir.path().join("site.cf").display().to_string());
     assert_eq!((e.line, e.column), (2, 3));
 }
@@ -273,9 +333,17 @@ fn load_dir_names_included_files_by_path_in_errors() {
 #[test]
 fn load_dir_without_main_cf_says_which_file_is_missing() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let e = load_dir(dir.path()).err().unwrap_or_else(|| panic!("no main.cf"));
+    let e = load_dir(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("no main.cf"));
     let shown = e.to_string();
-    assert!(shown.starts_with(&format!("{}: cannot read", dir.path().join("main.cf").display())), "{shown}");
+    assert!(
+        shown.starts_with(&format!(
+            "{}: cannot read",
+            dir.path().join("main.cf").display()
+        )),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -283,14 +351,19 @@ fn save_dir_replaces_main_cf_and_keeps_the_previous_copy() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut c = demo();
     save_dir(dir.path(), &c).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!dir.path().join("main.cf.previous").exists(), "nothing to keep the first time");
-    fs::write(dir.path().join("extra.cf"), write_types(&c, "extra.cf")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !dir.path().join("main.cf.previous").exists(),
+        "nothing to keep the first time"
+    );
+    fs::write(dir.path().join("extra.cf"), write_types(&c, "extra.cf"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")), c);
 
     let first = fs::read_to_string(dir.path().join("main.cf")).unwrap_or_else(|e| panic!("{e}"));
     c.groups.retain(|g| &*g.name != "web");
     save_dir(dir.path(), &c).unwrap_or_else(|e| panic!("{e}"));
-    let previous = fs::read_to_string(dir.path().join("main.cf.previous")).unwrap_or_else(|e| panic!("{e}"));
+    let previous =
+        fs::read_to_string(dir.path().join("main.cf.previous")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(previous, first);
     assert_eq!(load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}")), c);
 
@@ -299,7 +372,11 @@ fn save_dir_replaces_main_cf_and_keeps_the_previous_copy() {
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     names.sort();
-    assert_eq!(names, vec!["extra.cf", "main.cf", "main.cf.previous"], "no temporary file is left");
+    assert_eq!(
+        names,
+        vec!["extra.cf", "main.cf", "main.cf.previous"],
+        "no temporary file is left"
+    );
 }
 
 #[test]

@@ -58,7 +58,10 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn plain_scalar() -> impl Strategy<Value = Scalar> {
-    prop_oneof![any::<i64>().prop_map(Scalar::Int), text().prop_map(Scalar::Str)]
+    prop_oneof![
+        any::<i64>().prop_map(Scalar::Int),
+        text().prop_map(Scalar::Str)
+    ]
 }
 
 /// An untyped value. Associations are never empty: `{}` reads back as a
@@ -88,7 +91,9 @@ fn typed_value(t: AttrType, d: AttrDimension) -> BoxedStrategy<AttrValue> {
             .prop_map(|keys| AttrValue::List(keys.into_iter().map(Scalar::Str).collect()))
             .boxed(),
         AttrDimension::Association => btree_map(text(), typed_scalar(t), 0..4)
-            .prop_map(|m| AttrValue::Assoc(m.into_iter().map(|(k, v)| (Scalar::Str(k), v)).collect()))
+            .prop_map(|m| {
+                AttrValue::Assoc(m.into_iter().map(|(k, v)| (Scalar::Str(k), v)).collect())
+            })
             .boxed(),
     }
 }
@@ -154,8 +159,16 @@ struct TypeSpec {
 }
 
 fn type_spec() -> impl Strategy<Value = TypeSpec> {
-    ("[A-Z][a-z0-9]{0,4}", 0..SOURCES.len(), vec(decl_spec(), 0..5))
-        .prop_map(|(name, source, decls)| TypeSpec { name, source, decls })
+    (
+        "[A-Z][a-z0-9]{0,4}",
+        0..SOURCES.len(),
+        vec(decl_spec(), 0..5),
+    )
+        .prop_map(|(name, source, decls)| TypeSpec {
+            name,
+            source,
+            decls,
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -174,10 +187,23 @@ struct ResSpec {
 }
 
 fn res_spec() -> impl Strategy<Value = ResSpec> {
-    let attr = (any::<usize>(), option::of(any::<usize>()), any::<usize>(), any::<i64>())
-        .prop_map(|(choice, local, pool, int)| ResAttrSpec { choice, local, pool, int });
-    (any::<usize>(), any::<usize>(), vec(attr, 0..4))
-        .prop_map(|(group, type_idx, attrs)| ResSpec { group, type_idx, attrs })
+    let attr = (
+        any::<usize>(),
+        option::of(any::<usize>()),
+        any::<usize>(),
+        any::<i64>(),
+    )
+        .prop_map(|(choice, local, pool, int)| ResAttrSpec {
+            choice,
+            local,
+            pool,
+            int,
+        });
+    (any::<usize>(), any::<usize>(), vec(attr, 0..4)).prop_map(|(group, type_idx, attrs)| ResSpec {
+        group,
+        type_idx,
+        attrs,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -225,8 +251,16 @@ struct SystemSpec {
 }
 
 fn system_spec() -> impl Strategy<Value = SystemSpec> {
-    (prop_oneof![Just(100i64), any::<i64>()], any::<bool>(), vec(attr_spec(), 0..3))
-        .prop_map(|(capacity, frozen, attrs)| SystemSpec { capacity, frozen, attrs })
+    (
+        prop_oneof![Just(100i64), any::<i64>()],
+        any::<bool>(),
+        vec(attr_spec(), 0..3),
+    )
+        .prop_map(|(capacity, frozen, attrs)| SystemSpec {
+            capacity,
+            frozen,
+            attrs,
+        })
 }
 
 #[derive(Debug, Clone)]
@@ -257,15 +291,17 @@ fn spec() -> impl Strategy<Value = Spec> {
         btree_map(object_name(), group_spec(), 0..4),
         btree_map(object_name(), res_spec(), 0..8),
     )
-        .prop_map(|(cluster, cluster_attrs, systems, types, includes, groups, resources)| Spec {
-            cluster,
-            cluster_attrs,
-            systems: systems.into_iter().collect(),
-            types,
-            includes,
-            groups: groups.into_iter().collect(),
-            resources: resources.into_iter().collect(),
-        })
+        .prop_map(
+            |(cluster, cluster_attrs, systems, types, includes, groups, resources)| Spec {
+                cluster,
+                cluster_attrs,
+                systems: systems.into_iter().collect(),
+                types,
+                includes,
+                groups: groups.into_iter().collect(),
+                resources: resources.into_iter().collect(),
+            },
+        )
 }
 
 // ---- building a valid configuration from a spec -------------------------------
@@ -285,7 +321,11 @@ fn plain_attrs(specs: &[AttrSpec], systems: &[SystemConfig]) -> Vec<Attr> {
 }
 
 fn build(spec: Spec) -> ClusterConfig {
-    let systems_only: Vec<SystemConfig> = spec.systems.iter().map(|(n, _)| SystemConfig::new(n)).collect();
+    let systems_only: Vec<SystemConfig> = spec
+        .systems
+        .iter()
+        .map(|(n, _)| SystemConfig::new(n))
+        .collect();
     let systems: Vec<SystemConfig> = spec
         .systems
         .iter()
@@ -306,7 +346,11 @@ fn build(spec: Spec) -> ClusterConfig {
             continue;
         }
         let source = SOURCES[t.source];
-        let source = if spec.includes.contains(&source) { source } else { "main.cf" };
+        let source = if spec.includes.contains(&source) {
+            source
+        } else {
+            "main.cf"
+        };
         let mut decl_names = HashSet::new();
         let decls: Vec<DeclSpec> = t
             .decls
@@ -380,13 +424,21 @@ fn build(spec: Spec) -> ClusterConfig {
                     Some(d) => (d.decl.name.clone(), d.pool[a.pool % d.pool.len()].clone()),
                     None => {
                         let (n, t) = common[choice - settable.len()];
-                        let v = if t == AttrType::Boolean { a.int.rem_euclid(2) } else { a.int };
+                        let v = if t == AttrType::Boolean {
+                            a.int.rem_euclid(2)
+                        } else {
+                            a.int
+                        };
                         (n.to_string(), AttrValue::int(v))
                     }
                 };
                 let system = a.local.map(|i| systems[i % systems.len()].name.clone());
                 if seen.insert((attr_name.clone(), system.clone())) {
-                    attributes.push(Attr { name: attr_name, system, value });
+                    attributes.push(Attr {
+                        name: attr_name,
+                        system,
+                        value,
+                    });
                 }
             }
             group.resources.push(ResourceConfig {
@@ -429,8 +481,16 @@ fn build(spec: Spec) -> ClusterConfig {
                     group.group_dependencies.push(GroupDependency {
                         child: group_names[child].clone(),
                         category: [DependencyCategory::Online, DependencyCategory::Offline][*cat],
-                        location: [DependencyLocation::Local, DependencyLocation::Global, DependencyLocation::Remote][*loc],
-                        rigidity: [DependencyRigidity::Soft, DependencyRigidity::Firm, DependencyRigidity::Hard][*rig],
+                        location: [
+                            DependencyLocation::Local,
+                            DependencyLocation::Global,
+                            DependencyLocation::Remote,
+                        ][*loc],
+                        rigidity: [
+                            DependencyRigidity::Soft,
+                            DependencyRigidity::Firm,
+                            DependencyRigidity::Hard,
+                        ][*rig],
                     });
                 }
             }
@@ -487,11 +547,19 @@ fn generator_covers_dependencies_localisation_and_included_types() {
         if config.groups.iter().any(|g| !g.dependencies.is_empty()) {
             seen.insert("resource dependency");
         }
-        if config.groups.iter().any(|g| !g.group_dependencies.is_empty()) {
+        if config
+            .groups
+            .iter()
+            .any(|g| !g.group_dependencies.is_empty())
+        {
             seen.insert("group dependency");
         }
         for t in &config.types {
-            seen.insert(if t.source == "main.cf" { "type in main.cf" } else { "included type" });
+            seen.insert(if t.source == "main.cf" {
+                "type in main.cf"
+            } else {
+                "included type"
+            });
         }
     }
     assert_eq!(seen.len(), 6, "{seen:?}");

@@ -4,6 +4,8 @@
 //! change after event `n`. A client that holds everything up to `n` can ask
 //! to resume from `n` and misses nothing.
 
+use std::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Freeze, GroupState, Name, ResourceState, SystemState};
@@ -98,6 +100,64 @@ impl EventKind {
             | EventKind::ConcurrencyViolation { group, .. }
             | EventKind::Failover { group, .. } => Some(group),
             _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    /// One line for logs and terminals, e.g.
+    /// `resource web_proc on sysA: ONLINE -> FAULTED`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::ResourceState {
+                resource,
+                system,
+                from,
+                to,
+                ..
+            } => write!(f, "resource {resource} on {system}: {from} -> {to}"),
+            EventKind::GroupState {
+                group,
+                system,
+                from,
+                to,
+            } => write!(f, "group {group} on {system}: {from} -> {to}"),
+            EventKind::SystemState { system, from, to } => {
+                write!(f, "system {system}: {from} -> {to}")
+            }
+            EventKind::GroupFreeze { group, freeze } => match freeze {
+                crate::Freeze::None => write!(f, "group {group} unfrozen"),
+                _ => write!(f, "group {group} frozen ({freeze})"),
+            },
+            EventKind::SystemFreeze { system, freeze } => match freeze {
+                crate::Freeze::None => write!(f, "system {system} unfrozen"),
+                _ => write!(f, "system {system} frozen ({freeze})"),
+            },
+            EventKind::GroupEnabled { group, enabled } => write!(
+                f,
+                "group {group} {}",
+                if *enabled { "enabled" } else { "disabled" }
+            ),
+            EventKind::ConcurrencyViolation { group, systems } => {
+                let list: Vec<&str> = systems.iter().map(|s| &**s).collect();
+                write!(
+                    f,
+                    "CONCURRENCY VIOLATION: failover group {group} is online on {}",
+                    list.join(", ")
+                )
+            }
+            EventKind::Failover {
+                group,
+                from,
+                to,
+                reason,
+            } => match to {
+                Some(to) => write!(f, "group {group} fails over from {from} to {to} ({reason})"),
+                None => write!(f, "group {group} cannot fail over from {from}: {reason}"),
+            },
+            EventKind::Notice {
+                severity, message, ..
+            } => write!(f, "{severity:?}: {message}"),
         }
     }
 }

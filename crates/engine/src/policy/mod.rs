@@ -86,12 +86,14 @@ enum Then {
     FollowChild,
 }
 
+/// What the engine is doing with a group on a system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub enum Intent {
     Idle,
     Online,
     Offline,
 }
+
 
 #[derive(Debug, Clone, Copy)]
 struct Busy {
@@ -124,7 +126,7 @@ struct GroupRt {
     resources: Vec<usize>,
     /// Per system index: derived state, and what the engine is doing.
     state: Vec<GroupState>,
-    target: Vec<Target>,
+    target: Vec<Intent>,
     then: Option<Then>,
     /// `requires group` lines: (child group index, dependency).
     requires: Vec<(usize, DependencyCategory, DependencyLocation, DependencyRigidity)>,
@@ -169,12 +171,19 @@ fn refuse(code: RefusalCode, reason: impl Into<String>) -> Result<(), CommandRes
     Err(CommandResult::refused(code, reason))
 }
 
-/// A group's state on a system, from its resources' states there.
+/// A group's state on a system, from its resources' states there and what
+/// the engine is doing with the group there (`intent`).
 ///
-/// A faulted critical resource makes the group FAULTED; otherwise work in
-/// progress shows as STARTING or STOPPING; otherwise ONLINE when every
+/// A faulted critical resource makes the group FAULTED. Otherwise, while
+/// the engine brings the group online it is STARTING until every resource
+/// is online, and while it takes the group offline it is STOPPING until
+/// none is; a resource in transit outside such work (a single resource
+/// operation) shows the same way. Otherwise the group is ONLINE when every
 /// resource is online, PARTIAL when some are, OFFLINE when none are.
-pub fn derive_group_state(resources: impl Iterator<Item = (ResourceState, bool)>) -> GroupState {
+pub fn derive_group_state(
+    resources: impl Iterator<Item = (ResourceState, bool)>,
+    intent: Intent,
+) -> GroupState {
     let (mut any, mut all_online, mut online, mut starting, mut stopping, mut faulted) =
         (false, true, false, false, false, false);
     for (state, critical) in resources {
@@ -188,13 +197,14 @@ pub fn derive_group_state(resources: impl Iterator<Item = (ResourceState, bool)>
             _ => {}
         }
     }
+    let all_online = any && all_online;
     if faulted {
         GroupState::Faulted
-    } else if starting {
+    } else if starting || (intent == Intent::Online && !all_online) {
         GroupState::Starting
-    } else if stopping {
+    } else if stopping || (intent == Intent::Offline && online) {
         GroupState::Stopping
-    } else if any && all_online {
+    } else if all_online {
         GroupState::Online
     } else if online {
         GroupState::Partial
@@ -291,7 +301,7 @@ impl Cluster {
                     .collect(),
                 resources: (first..resources.len()).collect(),
                 state: vec![GroupState::Offline; n],
-                target: vec![Target::Idle; n],
+                target: vec![Intent::Idle; n],
                 then: None,
                 requires: Vec::new(),
                 parents: Vec::new(),
@@ -453,6 +463,7 @@ impl Cluster {
                 .resources
                 .iter()
                 .map(|&r| (self.resources[r].state[s], self.resources[r].critical)),
+            self.groups[g].target[s],
         );
         let from = self.groups[g].state[s];
         self.dirty.push_back((g, s));
@@ -519,8 +530,8 @@ impl Cluster {
             );
             return;
         }
-        let was_active = is_active(was) || self.groups[g].target[s] == Target::Online;
-        self.groups[g].target[s] = Target::Offline;
+        let was_active = is_active(was) || self.groups[g].target[s] == Intent::Online;
+        self.groups[g].target[s] = Intent::Offline;
         if was_active && !self.groups[g].parallel {
             self.groups[g].then = Some(Then::Failover { from: s });
         }
@@ -553,8 +564,8 @@ impl Cluster {
                 && is_active(self.groups[p].state[s])
                 && !self.groups[p].freeze.is_frozen()
             {
-                self.groups[p].target[s] = Target::Offline;
                 self.groups[p].then = Some(Then::FollowChild);
+                self.set_target(p, s, Intent::Offline);
                 self.dirty.push_back((p, s));
             }
         }
@@ -656,18 +667,26 @@ impl Cluster {
             .iter()
             .copied()
             .filter(|&s| {
-                is_active(self.groups[g].state[s]) || self.groups[g].target[s] == Target::Online
+                is_active(self.groups[g].state[s]) || self.groups[g].target[s] == Intent::Online
             })
             .collect()
     }
 
     fn begin_online(&mut self, g: usize, s: usize) {
-        self.groups[g].target[s] = Target::Online;
-        self.dirty.push_back((g, s));
+        self.set_target(g, s, Intent::Online);
     }
 
     fn begin_offline(&mut self, g: usize, s: usize) {
-        self.groups[g].target[s] = Target::Offline;
+        self.set_target(g, s, Intent::Offline);
+    }
+
+    /// Changes what the engine does with `g` on `s`; the group's state
+    /// follows (STARTING/STOPPING).
+    fn set_target(&mut self, g: usize, s: usize, target: Intent) {
+        if self.groups[g].target[s] != target {
+            self.groups[g].target[s] = target;
+            self.refresh_group(g, s);
+        }
         self.dirty.push_back((g, s));
     }
 
@@ -689,7 +708,7 @@ impl Cluster {
         let groups_on = |s: usize| {
             self.groups
                 .iter()
-                .filter(|o| is_active(o.state[s]) || o.target[s] == Target::Online)
+                .filter(|o| is_active(o.state[s]) || o.target[s] == Intent::Online)
                 .collect::<Vec<_>>()
         };
         // `candidates` is in priority order, so min_by_key/max_by_key
@@ -796,8 +815,8 @@ impl Cluster {
     /// finishes the target when nothing is left to do.
     fn progress(&mut self, g: usize, s: usize) {
         match self.groups[g].target[s] {
-            Target::Idle => {}
-            Target::Online => {
+            Intent::Idle => {}
+            Intent::Online => {
                 let mut waiting = false;
                 for r in self.groups[g].resources.clone() {
                     let res = &self.resources[r];
@@ -825,10 +844,10 @@ impl Cluster {
                     }
                 }
                 if !waiting {
-                    self.groups[g].target[s] = Target::Idle;
+                    self.set_target(g, s, Intent::Idle);
                 }
             }
-            Target::Offline => {
+            Intent::Offline => {
                 let mut waiting = false;
                 for r in self.groups[g].resources.clone() {
                     let res = &self.resources[r];
@@ -854,7 +873,7 @@ impl Cluster {
                     }
                 }
                 if !waiting {
-                    self.groups[g].target[s] = Target::Idle;
+                    self.set_target(g, s, Intent::Idle);
                     self.offline_done(g, s);
                 }
             }
@@ -1188,7 +1207,7 @@ impl Cluster {
                     .into_iter()
                     .filter(|&s| {
                         is_active(self.groups[g].state[s])
-                            || self.groups[g].target[s] == Target::Online
+                            || self.groups[g].target[s] == Intent::Online
                     })
                     .collect();
                 if targets.is_empty() {
@@ -1298,7 +1317,7 @@ impl Cluster {
                 let g = self.group_index(group)?;
                 let systems = self.systems_arg(g, system)?;
                 for s in systems {
-                    self.groups[g].target[s] = Target::Idle;
+                    self.set_target(g, s, Intent::Idle);
                     for r in self.groups[g].resources.clone() {
                         let busy = self.resources[r].busy[s];
                         if matches!(busy, Some(b) if b.action != AgentAction::Monitor)
@@ -1661,12 +1680,12 @@ impl Cluster {
     fn fault_system(&mut self, s: usize) {
         let was_active: Vec<usize> = (0..self.groups.len())
             .filter(|&g| {
-                is_active(self.groups[g].state[s]) || self.groups[g].target[s] == Target::Online
+                is_active(self.groups[g].state[s]) || self.groups[g].target[s] == Intent::Online
             })
             .collect();
         self.set_system_state(s, SystemState::Faulted);
         for g in 0..self.groups.len() {
-            self.groups[g].target[s] = Target::Idle;
+            self.groups[g].target[s] = Intent::Idle;
             if matches!(self.groups[g].then, Some(Then::Failover { from }) if from == s) {
                 self.groups[g].then = None;
             }
@@ -1699,7 +1718,7 @@ impl Cluster {
             && self
                 .groups
                 .iter()
-                .all(|g| g.target.iter().all(|t| *t == Target::Idle))
+                .all(|g| g.target.iter().all(|t| *t == Intent::Idle))
     }
 
     /// Takes every group offline everywhere (engine shutdown), children

@@ -626,7 +626,7 @@ fn resource_operations_respect_dependencies() {
 #[test]
 fn derive_group_state_follows_the_documented_rules() {
     use ResourceState::*;
-    let d = |v: &[(ResourceState, bool)]| derive_group_state(v.iter().copied());
+    let d = |v: &[(ResourceState, bool)]| derive_group_state(v.iter().copied(), Intent::Idle);
     assert_eq!(d(&[(Online, true), (Online, true)]), GroupState::Online);
     assert_eq!(d(&[(Online, true), (Offline, true)]), GroupState::Partial);
     assert_eq!(d(&[(Online, true), (Faulted, false)]), GroupState::Partial);
@@ -635,4 +635,27 @@ fn derive_group_state_follows_the_documented_rules() {
     assert_eq!(d(&[(GoingOffline, true), (Offline, true)]), GroupState::Stopping);
     assert_eq!(d(&[(Unknown, true)]), GroupState::Offline);
     assert_eq!(d(&[]), GroupState::Offline);
+    let going = |v: &[(ResourceState, bool)], i| derive_group_state(v.iter().copied(), i);
+    assert_eq!(going(&[(Online, true), (Offline, true)], Intent::Online), GroupState::Starting);
+    assert_eq!(going(&[(Online, true), (Online, true)], Intent::Online), GroupState::Online);
+    assert_eq!(going(&[(Online, true), (Offline, true)], Intent::Offline), GroupState::Stopping);
+    assert_eq!(going(&[(Offline, true), (Faulted, true)], Intent::Offline), GroupState::Faulted);
+}
+
+#[test]
+fn a_group_going_online_stays_starting_until_every_resource_is_online() {
+    let w = World::new(two_node());
+    let web_a: Vec<GroupState> = w
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::GroupState { group, system, to, .. }
+                if &**group == "web" && &**system == "sysA" =>
+            {
+                Some(*to)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(web_a, vec![GroupState::Starting, GroupState::Online]);
 }
