@@ -13,7 +13,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use haven_model::{name, Operation};
+use haven_model::{name, EventKind, GroupState, Operation};
 use haven_protocol::{ClientOptions, EngineClient};
 
 const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
@@ -49,8 +49,10 @@ fn main() {
         .env("HAVEN_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start haven sim");
+    let guard = KillOnDrop(child.id());
     let deadline = began + Duration::from_secs(600);
     while !list.exists() {
         if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
@@ -91,13 +93,23 @@ fn main() {
         "  one engine streamed {events} events in {elapsed:.2?} ({switches} switches): {:.0} events/s",
         events as f64 / elapsed.as_secs_f64()
     );
-    // SAFETY: SIGTERM to the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    drop(guard);
     let _ = child.wait();
 }
 
-/// Subscribes to one cluster and switches its failover groups round-robin
-/// from a second connection for `window`; counts events received.
+/// Stops the simulator even when the bench panics.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: SIGTERM to the child we started.
+        unsafe { libc::kill(self.0 as i32, libc::SIGTERM) };
+    }
+}
+
+/// Subscribes to one cluster and, from a second connection, switches all
+/// its failover groups, then reads events until every one of them is
+/// online again; repeats for `window`. Counts the events received.
 async fn stream(addr: &str, window: Duration) -> (u64, Duration, u64) {
     let options = ClientOptions {
         client: "bench".into(),
@@ -117,34 +129,38 @@ async fn stream(addr: &str, window: Duration) -> (u64, Duration, u64) {
         .collect();
     let mut actor = EngineClient::connect(addr, &options).await.unwrap();
     let began = Instant::now();
-    let driver = tokio::spawn(async move {
-        let mut switches = 0u64;
-        // Bounded by time and by count.
-        'outer: for _ in 0..1_000_000u32 {
-            for g in &groups {
-                if began.elapsed() >= window {
-                    break 'outer;
-                }
-                let op = Operation::GroupSwitch {
-                    group: name(g),
-                    to: None,
-                };
-                if actor.command(op).await.map(|r| r.is_accepted()).unwrap_or(false) {
-                    switches += 1;
-                }
+    let (mut events, mut switches) = (0u64, 0u64);
+    // Bounded by time and by count.
+    for _ in 0..100_000u32 {
+        if began.elapsed() >= window {
+            break;
+        }
+        let mut pending = std::collections::HashSet::new();
+        for g in &groups {
+            let op = Operation::GroupSwitch {
+                group: name(g),
+                to: None,
+            };
+            if actor.command(op).await.unwrap().is_accepted() {
+                switches += 1;
+                pending.insert(g.clone());
             }
         }
-        switches
-    });
-    let mut events = 0u64;
-    while began.elapsed() < window {
-        match subscriber.next_event_within(Duration::from_millis(200)).await {
-            Ok(_) => events += 1,
-            Err(haven_protocol::ClientError::Timeout(_)) => {}
-            Err(e) => panic!("stream failed: {e}"),
+        while !pending.is_empty() {
+            let event = subscriber
+                .next_event_within(Duration::from_secs(10))
+                .await
+                .expect("events keep coming");
+            events += 1;
+            if let EventKind::GroupState {
+                group,
+                to: GroupState::Online,
+                ..
+            } = &event.kind
+            {
+                pending.remove(group);
+            }
         }
     }
-    let elapsed = began.elapsed();
-    let switches = driver.await.unwrap();
-    (events, elapsed, switches)
+    (events, began.elapsed(), switches)
 }

@@ -19,17 +19,24 @@ fn run(args: &[&str], main_cf: &str) -> (Option<i32>, String) {
         .env("NO_COLOR", "1")
         .output()
         .expect("run haven");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn engine_error(main_cf: &str) -> String {
-    let (code, stderr) = run(
-        &["engine", "--listen", "127.0.0.1:0", "--config"],
-        main_cf,
+    let (code, stderr) = run(&["engine", "--listen", "127.0.0.1:0", "--config"], main_cf);
+    assert_eq!(
+        code,
+        Some(1),
+        "exit code 1, no panic (101); stderr:\n{stderr}"
     );
-    assert_eq!(code, Some(1), "exit code 1, no panic (101); stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!stderr.contains("listening on"), "nothing started: {stderr}");
+    assert!(
+        !stderr.contains("listening on"),
+        "nothing started: {stderr}"
+    );
     stderr
 }
 
@@ -54,7 +61,10 @@ fn a_dependency_cycle_is_refused_and_shows_the_cycle() {
         "{GOOD_HEAD}group g (\n SystemList = {{ a = 0 }}\n )\n IP x ( )\n IP y ( )\n x requires y\n y requires x\n"
     ));
     assert!(err.contains("main.cf:"), "{err}");
-    assert!(err.contains("x") && err.contains("y") && err.to_lowercase().contains("cycle"), "{err}");
+    assert!(
+        err.contains("x") && err.contains("y") && err.to_lowercase().contains("cycle"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -75,7 +85,9 @@ fn a_duplicate_name_is_refused() {
 
 #[test]
 fn a_type_without_a_real_agent_is_refused_unless_simulated() {
-    let cf = format!("{GOOD_HEAD}group g (\n SystemList = {{ a = 0 }}\n )\n IP x ( Address = \"192.0.2.1\" )\n");
+    let cf = format!(
+        "{GOOD_HEAD}group g (\n SystemList = {{ a = 0 }}\n )\n IP x ( Address = \"192.0.2.1\" )\n"
+    );
     let err = engine_error(&cf);
     assert!(err.contains("type IP has no agent"), "{err}");
     assert!(err.contains("--simulate"), "{err}");

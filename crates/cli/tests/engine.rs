@@ -158,7 +158,10 @@ async fn a_killed_process_faults_its_group_which_comes_online_on_the_next_system
     assert_ne!(new_pid, pid);
     assert!(alive(new_pid));
     assert!(lab.path("flag-sysB").exists());
-    assert!(!lab.path("flag-sysA").exists(), "the rest of the group was taken offline");
+    assert!(
+        !lab.path("flag-sysA").exists(),
+        "the rest of the group was taken offline"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +216,9 @@ async fn a_frozen_group_is_not_failed_over_and_clear_brings_it_back() {
     let pid = wait_pid_file(&lab.path("server-sysA.pid"));
     signal(pid, libc::SIGKILL);
     client
-        .wait_for(PATIENCE, |e| is_group(e, "web", "sysA", GroupState::Faulted))
+        .wait_for(PATIENCE, |e| {
+            is_group(e, "web", "sysA", GroupState::Faulted)
+        })
         .await
         .unwrap();
     // Nothing moves for a few monitor intervals.
@@ -354,8 +359,14 @@ async fn a_persistent_freeze_is_written_to_main_cf_and_survives_a_restart() {
         .is_accepted());
     let main_cf = lab.path("main.cf");
     let deadline = std::time::Instant::now() + PATIENCE;
-    while !std::fs::read_to_string(&main_cf).unwrap().contains("Frozen = 1") {
-        assert!(std::time::Instant::now() < deadline, "main.cf not rewritten");
+    while !std::fs::read_to_string(&main_cf)
+        .unwrap()
+        .contains("Frozen = 1")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "main.cf not rewritten"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(lab.engine.dir.join("main.cf.previous").exists());
@@ -374,7 +385,11 @@ async fn stopping_the_engine_takes_its_groups_offline() {
     let mut lab = Lab::start("", &[]);
     let _client = lab.online_client().await;
     let pid = wait_pid_file(&lab.path("server-sysA.pid"));
-    let status = lab.engine.proc.stop(PATIENCE).expect("engine stops in time");
+    let status = lab
+        .engine
+        .proc
+        .stop(PATIENCE)
+        .expect("engine stops in time");
     assert!(status.success(), "{status:?}\n{}", lab.engine.proc.log());
     assert!(!alive(pid), "the process was stopped");
     assert!(!lab.path("flag-sysA").exists());
@@ -390,8 +405,11 @@ async fn a_wrong_password_is_refused_and_the_right_one_accepted() {
     );
     std::fs::write(dir.path().join("main.cf"), text).unwrap();
     let engine = Engine::start(dir.path(), &[]);
-    for (user, pass) in [(None, None), (Some("admin"), Some("wrong")), (Some("eve"), Some("s3cret"))]
-    {
+    for (user, pass) in [
+        (None, None),
+        (Some("admin"), Some("wrong")),
+        (Some("eve"), Some("s3cret")),
+    ] {
         let options = ClientOptions {
             client: "test".into(),
             user: user.map(Into::into),
@@ -467,13 +485,17 @@ group batch (
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     client
-        .wait_for(PATIENCE, |e| is_group(e, "batch", "one", GroupState::Online))
+        .wait_for(PATIENCE, |e| {
+            is_group(e, "batch", "one", GroupState::Online)
+        })
         .await
         .ok();
     // Removing the file by hand is a fault the monitor program reports.
     std::fs::remove_file(dir.path().join("job.on")).unwrap();
     client
-        .wait_for(PATIENCE, |e| is_resource(e, "job", "one", ResourceState::Faulted))
+        .wait_for(PATIENCE, |e| {
+            is_resource(e, "job", "one", ResourceState::Faulted)
+        })
         .await
         .expect("monitor program saw the fault");
 }

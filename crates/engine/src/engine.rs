@@ -61,7 +61,8 @@ pub async fn start(options: &EngineOptions) -> anyhow::Result<RunningEngine> {
     let addr = listener.local_addr()?;
     let credentials = Arc::new(Credentials::from_config(&config));
     let resources: usize = config.groups.iter().map(|g| g.resources.len()).sum();
-    let summary = format!(
+    let summary =
+        format!(
         "cluster {} listening on {addr}: {} systems, {} groups, {resources} resources, {} agents{}",
         config.name,
         config.systems.len(),

@@ -100,7 +100,10 @@ mod tests {
             panic!("expected events")
         };
         assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 7, 8]);
-        assert_eq!(j.resume(3), Resume::Events(j.events.iter().cloned().collect()));
+        assert_eq!(
+            j.resume(3),
+            Resume::Events(j.events.iter().cloned().collect())
+        );
         assert_eq!(j.resume(2), Resume::TooOld { oldest: 4 });
         assert_eq!(j.resume(8), Resume::Events(vec![]));
         assert_eq!(j.resume(9), Resume::Unknown { current: 8 });

@@ -13,7 +13,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -58,7 +58,8 @@ pub fn verify(stored: &str, password: &str) -> bool {
     ) else {
         return false;
     };
-    let (Ok(rounds), Some(salt), Some(expected)) = (rounds.parse::<u32>(), unhex(salt), unhex(expected))
+    let (Ok(rounds), Some(salt), Some(expected)) =
+        (rounds.parse::<u32>(), unhex(salt), unhex(expected))
     else {
         return false;
     };
@@ -90,7 +91,14 @@ mod tests {
 
     #[test]
     fn malformed_hashes_match_nothing() {
-        for bad in ["", "s3cret", "sha256:1:zz:00", "md5:1:00:00", "sha256:0:00:00", "sha256:1:00"] {
+        for bad in [
+            "",
+            "s3cret",
+            "sha256:1:zz:00",
+            "md5:1:00:00",
+            "sha256:0:00:00",
+            "sha256:1:00",
+        ] {
             assert!(!verify(bad, "s3cret"), "{bad}");
         }
     }

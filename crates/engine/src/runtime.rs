@@ -61,7 +61,10 @@ impl Default for RuntimeOptions {
 pub enum Start {
     Snapshot(SnapshotReason, Box<ClusterSnapshot>),
     /// Every event after `after` (the backlog), then live events.
-    Resumed { after: u64, backlog: Vec<Event> },
+    Resumed {
+        after: u64,
+        backlog: Vec<Event>,
+    },
 }
 
 /// A new subscription: its start, then live event batches. Batches may
@@ -311,10 +314,9 @@ impl Task {
                 // Flush first so the live receiver starts after the journal.
                 self.publish();
                 let start = match after.map(|a| (a, self.journal.resume(a))) {
-                    None => Start::Snapshot(
-                        SnapshotReason::Requested,
-                        Box::new(self.policy.snapshot()),
-                    ),
+                    None => {
+                        Start::Snapshot(SnapshotReason::Requested, Box::new(self.policy.snapshot()))
+                    }
                     Some((after, Resume::Events(backlog))) => Start::Resumed { after, backlog },
                     Some((after, Resume::TooOld { oldest })) => Start::Snapshot(
                         SnapshotReason::JournalTooShort { after, oldest },
@@ -365,11 +367,12 @@ impl Task {
                         let limit = self.timeout(&request);
                         let tx = self.results_tx.clone();
                         tokio::spawn(async move {
-                            let outcome = tokio::time::timeout(limit, future)
-                                .await
-                                .unwrap_or_else(|_| {
-                                    AgentOutcome::Failed(format!("timed out after {limit:?}"))
-                                });
+                            let outcome =
+                                tokio::time::timeout(limit, future)
+                                    .await
+                                    .unwrap_or_else(|_| {
+                                        AgentOutcome::Failed(format!("timed out after {limit:?}"))
+                                    });
                             let _ = tx.send((request, outcome));
                         });
                     }
@@ -444,7 +447,9 @@ impl Task {
         });
         let Some((r, s)) = pick else { return };
         let system = self.policy.system_name(s).clone();
-        let group = self.policy.config().groups[self.resources[r].0].name.clone();
+        let group = self.policy.config().groups[self.resources[r].0]
+            .name
+            .clone();
         let (fault, repair) = if running > 1 && fastrand::u8(..10) == 0 {
             (
                 Operation::SimFaultSystem {

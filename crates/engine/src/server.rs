@@ -156,7 +156,11 @@ impl Connection {
         result
     }
 
-    async fn serve(&mut self, credentials: &Credentials, options: &ServeOptions) -> Result<(), End> {
+    async fn serve(
+        &mut self,
+        credentials: &Credentials,
+        options: &ServeOptions,
+    ) -> Result<(), End> {
         let first = tokio::time::timeout(options.hello_timeout, self.wire.next())
             .await
             .map_err(|_| End::Error(ErrorCode::Timeout, "no hello in time".into()))?;
@@ -296,7 +300,9 @@ impl Connection {
                 match subscribed.start {
                     Start::Snapshot(why, snapshot) => {
                         self.sent = snapshot.seq;
-                        self.wire.send(EngineMsg::Snapshot { why, snapshot }).await?;
+                        self.wire
+                            .send(EngineMsg::Snapshot { why, snapshot })
+                            .await?;
                     }
                     Start::Resumed { after, backlog } => {
                         self.sent = after;

@@ -214,9 +214,9 @@ pub async fn start_fleet(options: &FleetOptions) -> anyhow::Result<Fleet> {
             None => 0,
         };
         let addr = SocketAddr::new(options.bind_ip, port);
-        let listener = TcpListener::bind(addr).await.with_context(|| {
-            format!("cannot listen on {addr} for simulated cluster {}", i + 1)
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for simulated cluster {}", i + 1))?;
         let addr = listener.local_addr()?;
         let config = generate_cluster(i, options);
         let policy = Cluster::new(

@@ -33,7 +33,7 @@ use crate::error::{ConfigError, Pos};
 pub(crate) const MAIN_SOURCE: &str = "main.cf";
 
 /// Group attributes that go into typed fields of [`GroupConfig`].
-pub(crate) const GROUP_FIELDS: &[&str] = &[
+const GROUP_FIELDS: &[&str] = &[
     "SystemList",
     "AutoStartList",
     "Parallel",
@@ -46,7 +46,7 @@ pub(crate) const GROUP_FIELDS: &[&str] = &[
 ];
 
 /// System attributes that go into typed fields of [`SystemConfig`].
-pub(crate) const SYSTEM_FIELDS: &[&str] = &["Capacity", "Frozen"];
+const SYSTEM_FIELDS: &[&str] = &["Capacity", "Frozen"];
 
 /// An included file, parsed.
 pub(crate) struct Included {
@@ -618,13 +618,18 @@ impl Checker<'_> {
                 .iter()
                 .map(|d| d.name.as_str())
                 .chain(COMMON_RESOURCE_ATTRS.iter().map(|(n, _, _)| *n));
+            let fix = format!(
+                "; declare `str {attr}` in type `{}` or remove it",
+                typedef.name
+            );
             return Err(self.error(
                 a.name.pos,
                 format!(
-                    "type `{}` has no attribute `{attr}` (in {owner}); {declared}; every resource also takes: {}{}",
+                    "type `{}` has no attribute `{attr}` (in {owner}); {declared}; \
+                     every resource also takes: {}{}",
                     typedef.name,
                     list(COMMON_RESOURCE_ATTRS.iter().map(|(n, _, _)| *n)),
-                    hint(attr, candidates, &format!("; declare `str {attr}` in type `{}` or remove it", typedef.name)),
+                    hint(attr, candidates, &fix),
                 ),
             ));
         };
@@ -656,52 +661,47 @@ impl Checker<'_> {
         let group = &raw.name.text;
         let local: HashSet<&str> = raw.resources.iter().map(|r| r.name.text.as_str()).collect();
         let mut links: Vec<(&str, &str)> = Vec::new();
+        let mut at: Vec<Pos> = Vec::new();
         let mut first_line: HashMap<(&str, &str), usize> = HashMap::new();
         for dep in &raw.dependencies {
             for end in [&dep.parent, &dep.child] {
                 if local.contains(end.text.as_str()) {
                     continue;
                 }
-                let message = match owners.get(end.text.as_str()) {
-                    Some(other) => format!(
-                        "resource `{}` belongs to group `{other}`, not `{group}`; a resource can only require \
-                         resources of its own group (link groups with `requires group {other} online local firm`)",
-                        end.text
-                    ),
-                    None => format!(
-                        "group `{group}` has no resource `{}` (its resources: {}){}",
-                        end.text,
-                        if local.is_empty() { "none".to_string() } else { list(raw.resources.iter().map(|r| &r.name.text)) },
-                        hint(&end.text, raw.resources.iter().map(|r| &r.name.text), "")
-                    ),
-                };
-                return Err(self.error(end.pos, message));
+                return Err(self.error(end.pos, not_in_group(raw, end, owners)));
             }
             let (parent, child) = (dep.parent.text.as_str(), dep.child.text.as_str());
             if parent == child {
                 return Err(self.error(
                     dep.parent.pos,
-                    format!("resource `{parent}` cannot require itself; remove `{parent} requires {child}`"),
+                    format!(
+                        "resource `{parent}` cannot require itself; \
+                         remove `{parent} requires {child}`"
+                    ),
                 ));
             }
             if let Some(line) = first_line.get(&(parent, child)) {
                 return Err(self.error(
                     dep.parent.pos,
-                    format!("`{parent} requires {child}` is already written at line {line}; remove the duplicate"),
-                ));
-            }
-            if let Some(path) = find_path(&links, child, parent) {
-                return Err(self.error(
-                    dep.parent.pos,
                     format!(
-                        "resource dependency cycle in group `{group}`: {parent} -> {}; remove one of these \
-                         `requires` lines",
-                        path.join(" -> ")
+                        "`{parent} requires {child}` is already written at line {line}; \
+                         remove the duplicate"
                     ),
                 ));
             }
             first_line.insert((parent, child), dep.parent.pos.line);
             links.push((parent, child));
+            at.push(dep.parent.pos);
+        }
+        if let Some((closing, cycle)) = find_cycle(&links) {
+            return Err(self.error(
+                at[closing],
+                format!(
+                    "resource dependency cycle in group `{group}`: {}; \
+                     remove one of these `requires` lines",
+                    cycle.join(" -> ")
+                ),
+            ));
         }
         Ok(links
             .into_iter()
@@ -715,6 +715,7 @@ impl Checker<'_> {
     fn group_dependencies(&self, raws: &[RawGroup], groups: &mut [GroupConfig]) -> Result<()> {
         let names: Vec<&str> = raws.iter().map(|g| g.name.text.as_str()).collect();
         let mut links: Vec<(&str, &str)> = Vec::new();
+        let mut at: Vec<Pos> = Vec::new();
         for (raw, group) in raws.iter().zip(groups.iter_mut()) {
             let parent = raw.name.text.as_str();
             let mut first_line: HashMap<&str, usize> = HashMap::new();
@@ -745,17 +746,9 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                if let Some(path) = find_path(&links, child, parent) {
-                    return Err(self.error(
-                        dep.pos,
-                        format!(
-                            "group dependency cycle: {parent} -> {}; remove one of these `requires group` lines",
-                            path.join(" -> ")
-                        ),
-                    ));
-                }
                 first_line.insert(child, dep.pos.line);
                 links.push((parent, child));
+                at.push(dep.pos);
                 group.group_dependencies.push(GroupDependency {
                     child: name(child),
                     category: dep.category,
@@ -764,7 +757,16 @@ impl Checker<'_> {
                 });
             }
         }
-        Ok(())
+        match find_cycle(&links) {
+            Some((closing, cycle)) => Err(self.error(
+                at[closing],
+                format!(
+                    "group dependency cycle: {}; remove one of these `requires group` lines",
+                    cycle.join(" -> ")
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -951,27 +953,89 @@ fn repeated<K: Hash + Eq, T>(items: impl IntoIterator<Item = (K, T)>) -> Option<
     None
 }
 
-/// A path `from -> ... -> to` along `links` (parent, child), if any.
-fn find_path(links: &[(&str, &str)], from: &str, to: &str) -> Option<Vec<String>> {
-    // Depth-first, remembering how each node was reached.
-    let mut came_from: HashMap<&str, &str> = HashMap::new();
-    let mut stack = vec![from];
-    let mut seen: HashSet<&str> = HashSet::from([from]);
-    while let Some(node) = stack.pop() {
-        if node == to {
-            let mut path = vec![to.to_string()];
-            let mut at = to;
-            while let Some(prev) = came_from.get(at) {
-                path.push(prev.to_string());
-                at = prev;
-            }
-            path.reverse();
-            return Some(path);
+/// Why a `requires` line names a resource its group does not have.
+fn not_in_group(raw: &RawGroup, end: &Ident, owners: &Owners) -> String {
+    let group = &raw.name.text;
+    let resource = &end.text;
+    if let Some(other) = owners.get(resource.as_str()) {
+        return format!(
+            "resource `{resource}` belongs to group `{other}`, not `{group}`; a resource can only \
+             require resources of its own group (link groups with \
+             `requires group {other} online local firm`)"
+        );
+    }
+    let names = || raw.resources.iter().map(|r| &r.name.text);
+    let known = if raw.resources.is_empty() {
+        "none".to_string()
+    } else {
+        list(names())
+    };
+    format!(
+        "group `{group}` has no resource `{resource}` (its resources: {known}){}",
+        hint(resource, names(), "")
+    )
+}
+
+/// A cycle among `links` (parent, child), if there is one: the index of
+/// the link of the cycle written last (the one to point at) and the names
+/// around the cycle, starting with that link's parent and ending with it
+/// again. Linear in the number of links: an iterative depth-first search.
+fn find_cycle<'a>(links: &[(&'a str, &'a str)]) -> Option<(usize, Vec<&'a str>)> {
+    /// A node on the current path, the link that reached it, and how many
+    /// of its outgoing links have been followed.
+    struct Frame<'a> {
+        node: &'a str,
+        via: Option<usize>,
+        next: usize,
+    }
+    let mut outgoing: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (parent, _)) in links.iter().enumerate() {
+        outgoing.entry(parent).or_default().push(i);
+    }
+    // false: on the current path; true: fully explored.
+    let mut done: HashMap<&str, bool> = HashMap::new();
+    for &(start, _) in links {
+        if done.contains_key(start) {
+            continue;
         }
-        for (_, child) in links.iter().filter(|(p, _)| *p == node) {
-            if seen.insert(child) {
-                came_from.insert(child, node);
-                stack.push(child);
+        done.insert(start, false);
+        let mut path = vec![Frame {
+            node: start,
+            via: None,
+            next: 0,
+        }];
+        while let Some(top) = path.last_mut() {
+            let node = top.node;
+            let link = outgoing.get(node).and_then(|l| l.get(top.next)).copied();
+            top.next += 1;
+            let Some(link) = link else {
+                done.insert(node, true);
+                path.pop();
+                continue;
+            };
+            let child = links[link].1;
+            match done.get(child) {
+                None => {
+                    done.insert(child, false);
+                    path.push(Frame {
+                        node: child,
+                        via: Some(link),
+                        next: 0,
+                    });
+                }
+                Some(true) => {}
+                Some(false) => {
+                    let from = path.iter().position(|f| f.node == child)?;
+                    let mut cycle: Vec<usize> =
+                        path[from + 1..].iter().filter_map(|f| f.via).collect();
+                    cycle.push(link);
+                    let last = (0..cycle.len()).max_by_key(|&i| cycle[i]).unwrap_or(0);
+                    cycle.rotate_left(last);
+                    let closing = cycle[0];
+                    let mut names = vec![links[closing].0];
+                    names.extend(cycle.iter().map(|&l| links[l].1));
+                    return Some((closing, names));
+                }
             }
         }
     }
@@ -1041,13 +1105,11 @@ mod tests {
     }
 
     #[test]
-    fn path_finding_follows_links_in_order() {
-        let links = [("a", "b"), ("b", "c"), ("x", "a")];
-        assert_eq!(
-            find_path(&links, "a", "c"),
-            Some(vec!["a".to_string(), "b".to_string(), "c".to_string()])
-        );
-        assert_eq!(find_path(&links, "c", "a"), None);
+    fn cycle_is_reported_at_its_last_written_link() {
+        assert_eq!(find_cycle(&[("a", "b"), ("b", "c"), ("x", "a")]), None);
+        let links = [("a", "b"), ("c", "a"), ("x", "c"), ("b", "c")];
+        assert_eq!(find_cycle(&links), Some((3, vec!["b", "c", "a", "b"])));
+        assert_eq!(find_cycle(&[("a", "a")]), Some((0, vec!["a", "a"])));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! [`crate::parser::is_valid_name`]), and an empty association in an
 //! untyped attribute reads back as an empty list (the text `{}` is both).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use haven_model::{
@@ -187,49 +187,64 @@ fn group_text(out: &mut String, g: &GroupConfig) {
 }
 
 /// The comment VCS writes after a group: its resources as a tree, parents
-/// above children. A resource reached twice is drawn in full only once.
+/// above children. A resource reached twice is drawn in full only once,
+/// and indentation stops growing past [`TREE_MAX_INDENT`] levels, so the
+/// comment stays linear in the size of the group. Drawn with an explicit
+/// stack: a long chain of resources must not exhaust the call stack.
 fn dependency_tree(out: &mut String, g: &GroupConfig) {
+    enum Step<'g> {
+        Node(&'g str, usize),
+        Close(usize),
+    }
+    let pad = |depth: usize| "    ".repeat(depth.min(TREE_MAX_INDENT));
     out.push('\n');
     line(out, 1, "// resource dependency tree");
     line(out, 1, "//");
     line(out, 1, &format!("//\tgroup {}", g.name));
     line(out, 1, "//\t{");
-    let mut drawn = HashSet::new();
-    let roots = g
+    let types: HashMap<&str, &str> = g
         .resources
         .iter()
-        .filter(|r| !g.dependencies.iter().any(|d| d.child == r.name));
-    for r in roots {
-        tree_node(out, g, &r.name, 0, &mut drawn);
+        .map(|r| (&*r.name, &*r.type_name))
+        .collect();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for d in &g.dependencies {
+        children.entry(&d.parent).or_default().push(&d.child);
+    }
+    let is_child: HashSet<&str> = g.dependencies.iter().map(|d| &*d.child).collect();
+    let mut drawn = HashSet::new();
+    let mut stack: Vec<Step> = g
+        .resources
+        .iter()
+        .rev()
+        .filter(|r| !is_child.contains(&*r.name))
+        .map(|r| Step::Node(&r.name, 0))
+        .collect();
+    while let Some(step) = stack.pop() {
+        let (name, depth) = match step {
+            Step::Close(depth) => {
+                line(out, 1, &format!("//\t{}    }}", pad(depth)));
+                continue;
+            }
+            Step::Node(name, depth) => (name, depth),
+        };
+        let type_name = types.get(name).copied().unwrap_or("?");
+        line(out, 1, &format!("//\t{}{type_name} {name}", pad(depth)));
+        let Some(kids) = children.get(name) else {
+            continue;
+        };
+        if !drawn.insert(name) {
+            continue;
+        }
+        line(out, 1, &format!("//\t{}    {{", pad(depth)));
+        stack.push(Step::Close(depth));
+        stack.extend(kids.iter().rev().map(|child| Step::Node(child, depth + 1)));
     }
     line(out, 1, "//\t}");
 }
 
-fn tree_node<'g>(
-    out: &mut String,
-    g: &'g GroupConfig,
-    name: &'g str,
-    depth: usize,
-    drawn: &mut HashSet<&'g str>,
-) {
-    let pad = "    ".repeat(depth);
-    let type_name = g.resource(name).map_or("?", |r| &*r.type_name);
-    line(out, 1, &format!("//\t{pad}{type_name} {name}"));
-    let children: Vec<&str> = g
-        .dependencies
-        .iter()
-        .filter(|d| &*d.parent == name)
-        .map(|d| &*d.child)
-        .collect();
-    if children.is_empty() || !drawn.insert(name) {
-        return;
-    }
-    line(out, 1, &format!("//\t{pad}    {{"));
-    for child in children {
-        tree_node(out, g, child, depth + 1, drawn);
-    }
-    line(out, 1, &format!("//\t{pad}    }}"));
-}
+/// How deep the dependency tree comment indents.
+const TREE_MAX_INDENT: usize = 16;
 
 fn type_def(out: &mut String, t: &TypeDef) {
     line(out, 0, &format!("type {} (", t.name));
@@ -368,6 +383,29 @@ mod tests {
             group_lines(&g),
             vec!["AutoStart = 0", "FailOverPolicy = Load"]
         );
+    }
+
+    #[test]
+    fn dependency_tree_of_a_long_chain_is_drawn_without_recursion() {
+        let mut g = GroupConfig::new("g");
+        let n = 20_000;
+        for i in 0..n {
+            g.resources.push(ResourceConfig {
+                name: name(format!("r{i}")),
+                type_name: name("Phantom"),
+                attributes: vec![],
+            });
+            if i > 0 {
+                g.dependencies.push(ResourceDependency {
+                    parent: name(format!("r{}", i - 1)),
+                    child: name(format!("r{i}")),
+                });
+            }
+        }
+        let mut out = String::new();
+        dependency_tree(&mut out, &g);
+        assert_eq!(out.matches("Phantom r").count(), n);
+        assert!(out.len() < n * 300, "indentation is capped");
     }
 
     #[test]

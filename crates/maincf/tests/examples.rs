@@ -297,6 +297,32 @@ fn load_dir_prefers_the_directory_types_cf_over_the_builtin_one() {
 }
 
 #[test]
+fn load_dir_uses_the_builtin_types_when_types_cf_is_missing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let main = "include \"types.cf\"\ncluster c\nsystem s\n\
+                group g ( SystemList = { s = 0 } )\nProcess p ( PathName = \"/bin/true\" )\n";
+    fs::write(dir.path().join("main.cf"), main).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c
+        .type_def("Process")
+        .is_some_and(|t| t.source == "types.cf"));
+    assert!(c.type_def("Apache").is_some());
+
+    // Errors that involve the built-in file say so.
+    let clash = "include \"types.cf\"\ncluster c\ntype Process ( str X )\n";
+    fs::write(dir.path().join("main.cf"), clash).unwrap_or_else(|e| panic!("{e}"));
+    let e = load_dir(dir.path())
+        .err()
+        .unwrap_or_else(|| panic!("Process is defined twice"));
+    assert_eq!((e.line, e.column), (3, 6));
+    assert!(
+        e.message.contains("first in types.cf (built-in) at line"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn load_dir_falls_back_to_builtin_types_only_for_types_cf() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let main = "include \"types.cf\"\ninclude \"site.cf\"\ncluster c\n";
@@ -385,4 +411,23 @@ fn save_dir_into_a_missing_directory_fails_cleanly() {
     let missing = dir.path().join("nope");
     assert!(save_dir(&missing, &demo()).is_err());
     assert!(!missing.exists());
+}
+
+#[test]
+fn large_group_with_a_long_dependency_chain_reads_and_round_trips() {
+    // Links written child-first, the worst order for cycle checking.
+    let n = 3000;
+    let mut text = String::from(
+        "include \"types.cf\"\ncluster big\nsystem s\ngroup g ( SystemList = { s = 0 } )\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!("Phantom r{i}\n"));
+    }
+    for i in (1..n).rev() {
+        text.push_str(&format!("r{} requires r{i}\n", i - 1));
+    }
+    let files = BTreeMap::from([("types.cf".to_string(), BUILTIN_TYPES_CF.to_string())]);
+    let c = parse_with(&text, &files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.groups[0].dependencies.len(), n - 1);
+    assert_eq!(rewrite(&c), c);
 }

@@ -500,7 +500,10 @@ mod tests {
         for p in FailoverPolicy::ALL {
             assert_eq!(FailoverPolicy::parse(p.as_str()), Some(p));
         }
-        assert_eq!(DependencyRigidity::parse("firm"), Some(DependencyRigidity::Firm));
+        assert_eq!(
+            DependencyRigidity::parse("firm"),
+            Some(DependencyRigidity::Firm)
+        );
         assert_eq!(DependencyRigidity::parse("Firm"), None);
     }
 }

@@ -153,14 +153,11 @@ impl EngineClient {
     /// Subscribes to events, from scratch (`None`) or after a sequence.
     pub async fn subscribe(&mut self, after: Option<u64>) -> Result<Subscription, ClientError> {
         self.send(ClientMsg::Subscribe { after }).await?;
-        loop {
-            match self.recv().await? {
-                EngineMsg::Snapshot { why, snapshot } => {
-                    return Ok(Subscription::Snapshot(why, snapshot))
-                }
-                EngineMsg::Resumed { after } => return Ok(Subscription::Resumed { after }),
-                other => return Err(ClientError::Unexpected(format!("{other:?}"))),
-            }
+        // Nothing streams before a subscription, so the answer comes next.
+        match self.recv().await? {
+            EngineMsg::Snapshot { why, snapshot } => Ok(Subscription::Snapshot(why, snapshot)),
+            EngineMsg::Resumed { after } => Ok(Subscription::Resumed { after }),
+            other => Err(ClientError::Unexpected(format!("{other:?}"))),
         }
     }
 
@@ -222,13 +219,10 @@ impl EngineClient {
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let event = self
-                .next_event_within(left)
-                .await
-                .map_err(|e| match e {
-                    ClientError::Timeout(_) => ClientError::Timeout(limit),
-                    other => other,
-                })?;
+            let event = self.next_event_within(left).await.map_err(|e| match e {
+                ClientError::Timeout(_) => ClientError::Timeout(limit),
+                other => other,
+            })?;
             let done = pred(&event);
             seen.push(event);
             if done {

@@ -75,9 +75,13 @@ pub enum EngineMsg {
         snapshot: Box<ClusterSnapshot>,
     },
     /// The journal had every event after `after`; they follow.
-    Resumed { after: u64 },
+    Resumed {
+        after: u64,
+    },
     /// Events, in sequence order, without gaps.
-    Events { events: Vec<Event> },
+    Events {
+        events: Vec<Event>,
+    },
     CommandResult {
         id: u64,
         #[serde(flatten)]
@@ -86,7 +90,10 @@ pub enum EngineMsg {
     Heartbeat,
     /// Something is wrong with what the client sent; the engine closes the
     /// connection after this.
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }
 
 /// Why the engine closed a connection.

@@ -41,7 +41,10 @@ pub struct ProcessAgent {
 type Key = (String, String);
 
 fn key(resource: &AgentResource<'_>) -> Key {
-    (resource.resource.name.to_string(), resource.system.to_string())
+    (
+        resource.resource.name.to_string(),
+        resource.system.to_string(),
+    )
 }
 
 fn signal_group(pid: i32, signal: i32) {
@@ -156,7 +159,9 @@ impl ProcessAgent {
                 }
                 AgentOutcome::Done
             } else {
-                AgentOutcome::Failed(format!("pid {pid} still running {grace:?} after signal {signal}"))
+                AgentOutcome::Failed(format!(
+                    "pid {pid} still running {grace:?} after signal {signal}"
+                ))
             }
         }))
     }

@@ -94,7 +94,6 @@ pub enum Intent {
     Offline,
 }
 
-
 #[derive(Debug, Clone, Copy)]
 struct Busy {
     token: u64,
@@ -129,7 +128,12 @@ struct GroupRt {
     target: Vec<Intent>,
     then: Option<Then>,
     /// `requires group` lines: (child group index, dependency).
-    requires: Vec<(usize, DependencyCategory, DependencyLocation, DependencyRigidity)>,
+    requires: Vec<(
+        usize,
+        DependencyCategory,
+        DependencyLocation,
+        DependencyRigidity,
+    )>,
     /// Groups that require this one.
     parents: Vec<usize>,
     concurrency_reported: bool,
@@ -1192,7 +1196,10 @@ impl Cluster {
                 if self.groups[g].state[s] == GroupState::Online {
                     return refuse(
                         RefusalCode::InvalidState,
-                        format!("group {group} is already online on {}", self.systems[s].name),
+                        format!(
+                            "group {group} is already online on {}",
+                            self.systems[s].name
+                        ),
                     );
                 }
                 self.eligible(g, s)?;
@@ -1714,7 +1721,9 @@ impl Cluster {
     /// Whether nothing is in progress: no agent action running, no group
     /// on its way online or offline.
     pub fn quiet(&self) -> bool {
-        self.resources.iter().all(|r| r.busy.iter().all(Option::is_none))
+        self.resources
+            .iter()
+            .all(|r| r.busy.iter().all(Option::is_none))
             && self
                 .groups
                 .iter()

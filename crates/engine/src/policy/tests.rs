@@ -188,7 +188,9 @@ impl World {
         self.events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Failover { group, from, to, .. } => Some((
+                EventKind::Failover {
+                    group, from, to, ..
+                } => Some((
                     group.to_string(),
                     from.to_string(),
                     to.as_ref().map(|t| t.to_string()),
@@ -228,8 +230,15 @@ fn autostart_brings_groups_online_bottom_up_on_their_autostart_system() {
     assert_eq!(w.group("web", "sysB"), GroupState::Offline);
     assert_eq!(w.group("db", "sysB"), GroupState::Online);
     let ip_online = w.position(resource_went("web_ip", "sysA", ResourceState::Online));
-    let proc_starting = w.position(resource_went("web_proc", "sysA", ResourceState::GoingOnline));
-    assert!(ip_online < proc_starting, "child online before parent starts");
+    let proc_starting = w.position(resource_went(
+        "web_proc",
+        "sysA",
+        ResourceState::GoingOnline,
+    ));
+    assert!(
+        ip_online < proc_starting,
+        "child online before parent starts"
+    );
 }
 
 #[test]
@@ -255,7 +264,11 @@ fn a_critical_fault_fails_the_group_over_to_the_next_system() {
     w.kill("web_proc", "sysA");
     assert_eq!(w.resource("web_proc", "sysA"), ResourceState::Faulted);
     assert_eq!(w.group("web", "sysA"), GroupState::Faulted);
-    assert_eq!(w.resource("web_ip", "sysA"), ResourceState::Offline, "rest taken offline");
+    assert_eq!(
+        w.resource("web_ip", "sysA"),
+        ResourceState::Offline,
+        "rest taken offline"
+    );
     assert_eq!(w.group("web", "sysB"), GroupState::Online);
     assert_eq!(
         w.failovers(),
@@ -347,7 +360,11 @@ fn switch_takes_the_group_offline_top_down_then_online_on_the_target() {
                 .expect("event present")
     };
     let proc_off = after(&resource_went("web_proc", "sysA", ResourceState::Offline));
-    let ip_stop = after(&resource_went("web_ip", "sysA", ResourceState::GoingOffline));
+    let ip_stop = after(&resource_went(
+        "web_ip",
+        "sysA",
+        ResourceState::GoingOffline,
+    ));
     assert!(proc_off < ip_stop, "parent offline first");
     assert!(w
         .events
@@ -579,18 +596,19 @@ fn flush_cancels_work_in_flight_and_reprobes() {
         matches!(proc_state, ResourceState::Online | ResourceState::Offline),
         "{proc_state:?}"
     );
-    assert_eq!(w.group("web", "sysB"), GroupState::Offline, "switch cancelled");
+    assert_eq!(
+        w.group("web", "sysB"),
+        GroupState::Offline,
+        "switch cancelled"
+    );
 }
 
 #[test]
 fn a_disabled_group_refuses_online_and_persists_the_change() {
     let mut w = World::new(two_node());
-    let (result, effects) = w.cluster.operate(
-        w.now,
-        &Operation::GroupDisable {
-            group: name("db"),
-        },
-    );
+    let (result, effects) = w
+        .cluster
+        .operate(w.now, &Operation::GroupDisable { group: name("db") });
     assert!(result.is_accepted());
     assert!(effects.contains(&Effect::SaveConfig));
     w.run(effects);
@@ -631,15 +649,33 @@ fn derive_group_state_follows_the_documented_rules() {
     assert_eq!(d(&[(Online, true), (Offline, true)]), GroupState::Partial);
     assert_eq!(d(&[(Online, true), (Faulted, false)]), GroupState::Partial);
     assert_eq!(d(&[(Online, true), (Faulted, true)]), GroupState::Faulted);
-    assert_eq!(d(&[(GoingOnline, true), (Online, true)]), GroupState::Starting);
-    assert_eq!(d(&[(GoingOffline, true), (Offline, true)]), GroupState::Stopping);
+    assert_eq!(
+        d(&[(GoingOnline, true), (Online, true)]),
+        GroupState::Starting
+    );
+    assert_eq!(
+        d(&[(GoingOffline, true), (Offline, true)]),
+        GroupState::Stopping
+    );
     assert_eq!(d(&[(Unknown, true)]), GroupState::Offline);
     assert_eq!(d(&[]), GroupState::Offline);
     let going = |v: &[(ResourceState, bool)], i| derive_group_state(v.iter().copied(), i);
-    assert_eq!(going(&[(Online, true), (Offline, true)], Intent::Online), GroupState::Starting);
-    assert_eq!(going(&[(Online, true), (Online, true)], Intent::Online), GroupState::Online);
-    assert_eq!(going(&[(Online, true), (Offline, true)], Intent::Offline), GroupState::Stopping);
-    assert_eq!(going(&[(Offline, true), (Faulted, true)], Intent::Offline), GroupState::Faulted);
+    assert_eq!(
+        going(&[(Online, true), (Offline, true)], Intent::Online),
+        GroupState::Starting
+    );
+    assert_eq!(
+        going(&[(Online, true), (Online, true)], Intent::Online),
+        GroupState::Online
+    );
+    assert_eq!(
+        going(&[(Online, true), (Offline, true)], Intent::Offline),
+        GroupState::Stopping
+    );
+    assert_eq!(
+        going(&[(Offline, true), (Faulted, true)], Intent::Offline),
+        GroupState::Faulted
+    );
 }
 
 #[test]
@@ -649,11 +685,9 @@ fn a_group_going_online_stays_starting_until_every_resource_is_online() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::GroupState { group, system, to, .. }
-                if &**group == "web" && &**system == "sysA" =>
-            {
-                Some(*to)
-            }
+            EventKind::GroupState {
+                group, system, to, ..
+            } if &**group == "web" && &**system == "sysA" => Some(*to),
             _ => None,
         })
         .collect();
