@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use haven_engine::{engine, password, sim};
+use haven_server::config::{ClusterEntry, ServerConfig, DEFAULT_CONFIG};
 
 /// Haven: one console for many high-availability clusters.
 #[derive(Parser)]
@@ -20,6 +21,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a demo: a management server with its database and a simulated
+    /// fleet of a dozen clusters, ready to query.
+    Demo(DemoArgs),
+    /// Run the management server.
+    Server(ServerArgs),
     /// Run the cluster engine (the HA daemon) of one cluster from its main.cf.
     Engine(EngineArgs),
     /// Run many simulated clusters in one process, each on its own socket.
@@ -30,6 +36,30 @@ enum Command {
     /// Hash a password for the UserNames attribute of main.cf (reads it
     /// from standard input).
     HashPassword,
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Configuration file (see --print-default-config); defaults apply
+    /// without one.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print a commented configuration file with every default, and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory for the demo's database (kept between runs).
+    #[arg(long, default_value = "haven-demo", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1:8440", value_name = "ADDR")]
+    listen: String,
+    /// First port of the simulated engines (the demo uses 20 from here).
+    #[arg(long, default_value_t = 14200, value_name = "PORT")]
+    engine_ports: u16,
 }
 
 #[derive(Args)]
@@ -137,6 +167,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let result = match cli.command {
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(run_demo(args))),
+        Command::Server(args) => runtime().and_then(|rt| rt.block_on(run_server(args))),
         Command::Engine(args) => runtime().and_then(|rt| rt.block_on(run_engine(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(run_sim(args))),
         Command::Config(cmd) => run_config(cmd),
@@ -165,6 +197,108 @@ async fn stop_signal() -> anyhow::Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,
         _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(());
+    }
+    let config = match &args.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
+    let server = haven_server::Server::start(config)?;
+    let addr = server.listen().await?;
+    tracing::info!(
+        "haven server listening on http://{addr} ({} clusters; data in {})",
+        server.fleet.names().len(),
+        server.config.server.data_dir.display()
+    );
+    stop_signal().await?;
+    tracing::info!("stopping; writing what is queued");
+    server.flush_history().await;
+    Ok(())
+}
+
+/// The demo fleet: (name prefix, clusters, systems, groups, resources).
+const DEMO_FLEET: &[(&str, usize, usize, usize, usize)] = &[
+    ("edge", 4, 2, 5, 4),
+    ("prod", 6, 4, 20, 10),
+    ("core", 2, 8, 40, 10),
+];
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let mut clusters = Vec::new();
+    let mut fleets = Vec::new();
+    let mut port = args.engine_ports;
+    for &(prefix, count, systems, groups, resources) in DEMO_FLEET {
+        let options = sim::FleetOptions {
+            clusters: count,
+            systems,
+            groups,
+            resources,
+            fault_rate: 12.0,
+            base_port: Some(port),
+            prefix: prefix.into(),
+            ..sim::FleetOptions::default()
+        };
+        port = port.saturating_add(10);
+        let fleet = sim::start_fleet(&options).await.with_context(|| {
+            format!(
+                "cannot start the simulated {prefix} clusters (ports from {}: choose others with --engine-ports)",
+                options.base_port.unwrap_or_default()
+            )
+        })?;
+        fleet.spawn_chaos(options.fault_rate);
+        for (handle, addr) in &fleet.clusters {
+            clusters.push(ClusterEntry {
+                name: handle.name().to_string(),
+                address: addr.to_string(),
+                user: None,
+                password: None,
+            });
+        }
+        fleets.push(fleet);
+    }
+    let mut config = ServerConfig::default();
+    config.server.listen = args.listen;
+    config.server.data_dir = args.data_dir;
+    config.clusters = clusters;
+    let server = haven_server::Server::start(config)?;
+    let addr = server.listen().await?;
+    let base = format!("http://{addr}");
+    let example = server
+        .fleet
+        .names()
+        .into_iter()
+        .find(|n| n.starts_with("prod"))
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    println!(
+        "\nHaven demo: a management server and {} simulated clusters with occasional faults.\n\n  \
+         fleet summary   {base}/api/v1/summary\n  \
+         clusters        {base}/api/v1/clusters\n  \
+         what is wrong   {base}/api/v1/faults\n  \
+         history         {base}/api/v1/history?limit=20\n  \
+         audit log       {base}/api/v1/operations\n  \
+         live events     curl -N {base}/api/v1/events\n  \
+         API document    {base}/api/v1/openapi.json\n  \
+         metrics         {base}/metrics\n  \
+         database        {}\n\n\
+         Switch a group and wait for it:\n  \
+         curl -s -X POST -H 'content-type: application/json' -H 'x-haven-user: me' \\\n    \
+         -d '{{\"op\":\"group_switch\",\"group\":\"web01\",\"wait\":true}}' {base}/api/v1/clusters/{example}/operations\n\n\
+         Ctrl-C stops the demo.",
+        server.fleet.names().len(),
+        server.config.database_path().display(),
+    );
+    stop_signal().await?;
+    server.flush_history().await;
+    for fleet in &fleets {
+        fleet.shutdown().await;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::Name;
 
 /// One scalar value: a string or an integer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Scalar {
     Int(i64),
@@ -41,6 +42,7 @@ impl Scalar {
 
 /// An attribute value in one of the three shapes of `main.cf`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttrValue {
     /// `Name = value`
@@ -91,6 +93,7 @@ impl AttrValue {
 /// One attribute assignment, optionally localised to one system
 /// (`Address@sysA = "10.0.0.1"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Attr {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +118,7 @@ pub fn lookup<'a>(attrs: &'a [Attr], name: &str, system: Option<&str>) -> Option
 
 /// The whole configuration of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClusterConfig {
     pub name: Name,
     /// `include` lines, as written (for writing the file back out).
@@ -185,6 +189,7 @@ impl ClusterConfig {
 
 /// A system (node) of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SystemConfig {
     pub name: Name,
     /// Capacity for the `Load` failover policy (default 100).
@@ -214,6 +219,7 @@ impl SystemConfig {
 
 /// How a failover group picks the system to fail over to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FailoverPolicy {
     /// The eligible system with the lowest SystemList priority number.
     #[default]
@@ -246,6 +252,7 @@ impl FailoverPolicy {
 
 /// A service group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GroupConfig {
     pub name: Name,
     /// Systems the group may run on, with their priority (lower first).
@@ -322,6 +329,7 @@ impl GroupConfig {
 
 /// A resource of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceConfig {
     pub name: Name,
     pub type_name: Name,
@@ -333,6 +341,7 @@ pub struct ResourceConfig {
 /// `parent requires child`: the child must be online before the parent
 /// goes online, and the parent offline before the child goes offline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceDependency {
     pub parent: Name,
     pub child: Name,
@@ -340,6 +349,7 @@ pub struct ResourceDependency {
 
 /// Whether the parent needs the child online or offline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DependencyCategory {
     Online,
@@ -348,6 +358,7 @@ pub enum DependencyCategory {
 
 /// Where, relative to the parent, the child must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DependencyLocation {
     /// On the same system.
@@ -360,6 +371,7 @@ pub enum DependencyLocation {
 
 /// What happens to the parent when the child faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DependencyRigidity {
     /// The parent stays where it is.
@@ -372,6 +384,7 @@ pub enum DependencyRigidity {
 
 /// `requires group CHILD online local firm`, declared in the parent group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GroupDependency {
     pub child: Name,
     pub category: DependencyCategory,
@@ -398,6 +411,7 @@ word_enum_text!(DependencyRigidity { Soft => "soft", Firm => "firm", Hard => "ha
 
 /// The base type of an attribute declared in a type definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AttrType {
     Str,
@@ -409,6 +423,7 @@ word_enum_text!(AttrType { Str => "str", Int => "int", Boolean => "boolean" });
 
 /// The shape of an attribute declared in a type definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AttrDimension {
     /// `str Name`
@@ -423,6 +438,7 @@ pub enum AttrDimension {
 
 /// One attribute declaration in a `type` block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AttrDecl {
     pub name: String,
     pub attr_type: AttrType,
@@ -439,6 +455,7 @@ pub struct AttrDecl {
 
 /// A resource type (`type Process ( ... )`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypeDef {
     pub name: Name,
     pub attrs: Vec<AttrDecl>,

@@ -12,6 +12,7 @@ use crate::{Freeze, GroupState, Name, ResourceState, SystemState};
 
 /// One numbered change in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// Per-cluster sequence number, from 1, without gaps.
     pub seq: u64,
@@ -23,6 +24,7 @@ pub struct Event {
 
 /// How serious a notice is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -32,6 +34,7 @@ pub enum Severity {
 
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     ResourceState {

@@ -11,6 +11,7 @@ use crate::Name;
 
 /// Every operation the engine accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
     /// Bring a group online (on `system`, or its first eligible system; a
@@ -142,6 +143,7 @@ impl Operation {
 /// Why an operation was refused, as a stable code for programs; the
 /// message is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalCode {
     /// The group, resource or system does not exist.
@@ -162,6 +164,7 @@ pub enum RefusalCode {
 
 /// The immediate answer to an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum CommandResult {
     /// Validated and started; effects follow as events.

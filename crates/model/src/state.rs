@@ -13,6 +13,7 @@ use crate::{ClusterConfig, Event, EventKind, Name};
 
 /// The state of a resource on one system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ResourceState {
     /// Not probed yet (engine start, system just joined).
@@ -30,6 +31,7 @@ pub enum ResourceState {
 /// The state of a service group on one system, derived from the states of
 /// its resources there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum GroupState {
     Offline,
@@ -46,6 +48,7 @@ pub enum GroupState {
 
 /// The state of a system (node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SystemState {
     Running,
@@ -57,6 +60,7 @@ pub enum SystemState {
 
 /// Whether an object is frozen, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Freeze {
     #[default]
@@ -103,6 +107,7 @@ wire_names!(Freeze { None => "none", Temporary => "temporary", Persistent => "pe
 
 /// A system's run-time status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SystemStatus {
     pub name: Name,
     pub state: SystemState,
@@ -111,6 +116,7 @@ pub struct SystemStatus {
 
 /// A group's run-time status on every system of its SystemList.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GroupStatus {
     pub name: Name,
     pub freeze: Freeze,
@@ -122,6 +128,7 @@ pub struct GroupStatus {
 
 /// A resource's run-time state on every system of its group's SystemList.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceStatus {
     pub name: Name,
     /// State per system, in the group's SystemList order.
@@ -131,6 +138,7 @@ pub struct ResourceStatus {
 /// Everything a client needs to know about a cluster at one sequence
 /// number: its configuration and the state of every object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClusterSnapshot {
     /// The sequence number of the last event this snapshot includes.
     pub seq: u64,

@@ -1,0 +1,720 @@
+//! The REST API (`/api/v1`), the live event stream and `/metrics`.
+//!
+//! Handlers are thin: parse, call the fleet / store / operations path,
+//! render. Every error is JSON `{"error": {"code", "message"}}` with a
+//! 4xx/5xx status and a stable code. Until logins exist the requester of
+//! an operation is taken from the `X-Haven-User` header (default
+//! `anonymous`) and the server listens on loopback only.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{Stream, StreamExt};
+use haven_model::{ClusterSnapshot, Event, EventKind, GroupState, Name, Operation, SystemStatus};
+use haven_store::{HistoryQuery, OperationQuery};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::config::ClusterEntry;
+use crate::fleet::{Attention, ClusterInfo, FleetUpdate, Hit, LinkStatus, Summary};
+use crate::ops::{self, OperationResult};
+use crate::writer::WRITE_BUCKETS;
+use crate::{ManageError, Server};
+
+type AppState = Arc<Server>;
+
+/// An API error: a status, a stable code and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `bad_request`, `bad_json`, `not_found`,
+    /// `unknown_cluster`, `conflict`, `method_not_allowed`, `internal`.
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    fn unknown_cluster(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_cluster",
+            format!("no cluster named {name}; GET /api/v1/clusters lists them"),
+        )
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// `Json<T>` whose rejections are API errors.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// `Query<T>` whose rejections are API errors.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T> FromRequestParts<S> for ApiQuery<T>
+where
+    axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(ApiError::bad_request(rejection.body_text())),
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(server: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/summary", get(summary))
+        .route("/api/v1/clusters", get(list_clusters).post(add_cluster))
+        .route(
+            "/api/v1/clusters/{name}",
+            get(cluster).delete(remove_cluster),
+        )
+        .route("/api/v1/clusters/{name}/operations", post(operate))
+        .route("/api/v1/faults", get(faults))
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/systems/{system}", get(system))
+        .route("/api/v1/history", get(history))
+        .route("/api/v1/gaps", get(gaps))
+        .route("/api/v1/operations", get(operations))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; GET /api/v1/openapi.json lists them",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see /api/v1/openapi.json",
+            )
+        })
+        .with_state(server)
+}
+
+/// Server health.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub started_ms: i64,
+    pub clusters: usize,
+}
+
+async fn health(State(s): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_ms: s.started_ms(),
+        clusters: s.fleet.names().len(),
+    })
+}
+
+/// `?limit=N`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct LimitQuery {
+    /// At most this many items (default 50, at most 10,000).
+    pub limit: Option<usize>,
+}
+
+fn limit(requested: Option<usize>, default: usize) -> usize {
+    requested.unwrap_or(default).clamp(1, 10_000)
+}
+
+async fn summary(State(s): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> Json<Summary> {
+    Json(s.fleet.summary(limit(q.limit, 50)))
+}
+
+async fn list_clusters(State(s): State<AppState>) -> Json<Vec<ClusterInfo>> {
+    Json(s.fleet.clusters())
+}
+
+/// A cluster to manage through a direct connection to its engine.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCluster {
+    /// Must match the engine's cluster name.
+    pub name: String,
+    /// The engine's socket, HOST:PORT.
+    pub address: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+fn manage_error(e: ManageError) -> ApiError {
+    match e {
+        ManageError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        ManageError::Unknown(name) => ApiError::unknown_cluster(&name),
+        ManageError::Invalid(_) => ApiError::bad_request(e.to_string()),
+        ManageError::Store(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+async fn add_cluster(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<NewCluster>,
+) -> Result<(StatusCode, Json<LinkStatus>), ApiError> {
+    let name = body.name.clone();
+    s.add_cluster(ClusterEntry {
+        name: body.name,
+        address: body.address,
+        user: body.user,
+        password: body.password,
+    })
+    .await
+    .map_err(manage_error)?;
+    let link = s
+        .fleet
+        .link(&name)
+        .ok_or_else(|| ApiError::internal("cluster vanished"))?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+async fn remove_cluster(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.remove_cluster(&name).await.map_err(manage_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// One cluster: its link and, once synced, its whole state.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ClusterDetail {
+    pub name: String,
+    pub link: LinkStatus,
+    pub snapshot: Option<ClusterSnapshot>,
+}
+
+async fn cluster(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterDetail>, ApiError> {
+    let link = s
+        .fleet
+        .link(&name)
+        .ok_or_else(|| ApiError::unknown_cluster(&name))?;
+    Ok(Json(ClusterDetail {
+        snapshot: s.fleet.snapshot(&name),
+        name,
+        link,
+    }))
+}
+
+/// A request to run an operation on a cluster.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OperationRequest {
+    #[serde(flatten)]
+    pub op: Operation,
+    /// Wait for the final state (or failure) before answering.
+    #[serde(default)]
+    pub wait: bool,
+    /// With `wait`: give up after this many seconds (default 300).
+    pub timeout_secs: Option<u64>,
+}
+
+fn requester(headers: &HeaderMap) -> String {
+    headers
+        .get("x-haven-user")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .unwrap_or("anonymous")
+        .to_string()
+}
+
+async fn operate(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<OperationRequest>,
+) -> Result<(StatusCode, Json<OperationResult>), ApiError> {
+    let wait = body
+        .wait
+        .then(|| Duration::from_secs(body.timeout_secs.unwrap_or(300).max(1)));
+    let result = ops::run(&s, &requester(&headers), &name, body.op, wait)
+        .await
+        .map_err(|e| match e {
+            ops::OpError::UnknownCluster(n) => ApiError::unknown_cluster(&n),
+            ops::OpError::Audit(m) => ApiError::internal(m),
+        })?;
+    let status = match result.outcome.as_str() {
+        "refused" => StatusCode::CONFLICT,
+        "failed" => StatusCode::BAD_GATEWAY,
+        "timed_out" => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(result)))
+}
+
+/// Everything that needs attention.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Faults {
+    pub total: usize,
+    pub items: Vec<Attention>,
+}
+
+async fn faults(State(s): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> Json<Faults> {
+    let (items, total) = s.fleet.attention(limit(q.limit, 1000));
+    Json(Faults { total, items })
+}
+
+/// `?q=PATTERN&limit=N`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchQuery {
+    /// Case-insensitive substring of a cluster, system, group or resource name.
+    pub q: String,
+    pub limit: Option<usize>,
+}
+
+async fn search(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
+) -> Result<Json<Vec<Hit>>, ApiError> {
+    if q.q.trim().is_empty() {
+        return Err(ApiError::bad_request("q must not be empty"));
+    }
+    Ok(Json(s.fleet.search(q.q.trim(), limit(q.limit, 100))))
+}
+
+/// A system of one cluster and the groups on it.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SystemView {
+    pub cluster: String,
+    pub system: SystemStatus,
+    /// Groups whose SystemList names the system, with their state there.
+    pub groups: Vec<(Name, GroupState)>,
+}
+
+async fn system(
+    State(s): State<AppState>,
+    Path(system): Path<String>,
+) -> Result<Json<Vec<SystemView>>, ApiError> {
+    let views: Vec<SystemView> = s
+        .fleet
+        .clusters_with_system(&system)
+        .into_iter()
+        .filter_map(|c| {
+            s.fleet
+                .with_snapshot(&c, |snap| {
+                    snap.system(&system).map(|st| SystemView {
+                        cluster: c.to_string(),
+                        system: st.clone(),
+                        groups: snap
+                            .groups
+                            .iter()
+                            .filter_map(|g| {
+                                snap.group_state(&g.name, &system)
+                                    .map(|x| (g.name.clone(), x))
+                            })
+                            .collect(),
+                    })
+                })
+                .flatten()
+        })
+        .collect();
+    if views.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no cluster has a system named {system}"),
+        ));
+    }
+    Ok(Json(views))
+}
+
+/// History filters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct HistoryParams {
+    pub cluster: Option<String>,
+    /// A group, resource or system name.
+    pub object: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// Newest first; default 100.
+    pub limit: Option<usize>,
+}
+
+/// One recorded event.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryEntry {
+    pub cluster: String,
+    pub epoch: u64,
+    pub seq: u64,
+    pub time_ms: i64,
+    #[serde(flatten)]
+    pub event: EventKind,
+}
+
+async fn history(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<HistoryParams>,
+) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    let query = HistoryQuery {
+        cluster: q.cluster,
+        object: q.object,
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        limit: limit(q.limit, 100),
+    };
+    let rows = s
+        .read(move |store| haven_store::Store::history(store, &query))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| HistoryEntry {
+                cluster: r.cluster,
+                epoch: r.epoch,
+                seq: r.event.seq,
+                time_ms: r.event.time_ms,
+                event: r.event.kind,
+            })
+            .collect(),
+    ))
+}
+
+/// `?cluster=NAME`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ClusterFilter {
+    pub cluster: Option<String>,
+}
+
+/// A stretch of history that could not be recorded.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct GapEntry {
+    pub cluster: String,
+    /// Last (epoch, seq) recorded before the gap, if any.
+    pub after: Option<(u64, u64)>,
+    /// Where recording resumed.
+    pub resumed: (u64, u64),
+    pub time_ms: i64,
+    pub reason: String,
+}
+
+async fn gaps(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ClusterFilter>,
+) -> Result<Json<Vec<GapEntry>>, ApiError> {
+    let rows = s
+        .read(move |store| haven_store::Store::gaps(store, q.cluster.as_deref()))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|g| GapEntry {
+                cluster: g.cluster,
+                after: g.after.map(|c| (c.epoch, c.seq)),
+                resumed: (g.resumed.epoch, g.resumed.seq),
+                time_ms: g.time_ms,
+                reason: g.reason,
+            })
+            .collect(),
+    ))
+}
+
+/// Audit filters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct OperationParams {
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+    /// Newest first; default 100.
+    pub limit: Option<usize>,
+}
+
+/// One audited operation.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct OperationEntry {
+    pub id: i64,
+    pub cluster: String,
+    pub user: String,
+    pub op: Operation,
+    pub requested_ms: i64,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub finished_ms: Option<i64>,
+}
+
+async fn operations(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<OperationParams>,
+) -> Result<Json<Vec<OperationEntry>>, ApiError> {
+    let query = OperationQuery {
+        cluster: q.cluster,
+        user: q.user,
+        limit: limit(q.limit, 100),
+    };
+    let rows = s
+        .read(move |store| haven_store::Store::operations(store, &query))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|o| OperationEntry {
+                id: o.id,
+                cluster: o.cluster,
+                user: o.user,
+                op: o.op,
+                requested_ms: o.requested_ms,
+                outcome: o.outcome.map(|x| x.as_str().to_string()),
+                reason: o.reason,
+                finished_ms: o.finished_ms,
+            })
+            .collect(),
+    ))
+}
+
+/// Live stream filters.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct EventFilter {
+    pub cluster: Option<String>,
+    /// Only events about this group, resource or system.
+    pub object: Option<String>,
+}
+
+fn about(event: &Event, object: &str) -> bool {
+    match &event.kind {
+        EventKind::ResourceState {
+            group,
+            resource,
+            system,
+            ..
+        } => &**group == object || &**resource == object || &**system == object,
+        EventKind::GroupState { group, system, .. } => &**group == object || &**system == object,
+        EventKind::SystemState { system, .. } | EventKind::SystemFreeze { system, .. } => {
+            &**system == object
+        }
+        EventKind::Failover {
+            group, from, to, ..
+        } => &**group == object || &**from == object || to.as_deref() == Some(object),
+        EventKind::Notice { object: o, .. } => o.as_deref() == Some(object),
+        other => other.group().is_some_and(|g| &**g == object),
+    }
+}
+
+/// Server-Sent Events: one SSE event per fleet update, named by its kind
+/// (`events`, `resynced`, `link`, `added`, `removed`), JSON data; `lagged`
+/// when this client fell behind and should re-read the state.
+async fn events(
+    State(s): State<AppState>,
+    ApiQuery(f): ApiQuery<EventFilter>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    if let Some(c) = &f.cluster {
+        if !s.fleet.contains(c) {
+            return Err(ApiError::unknown_cluster(c));
+        }
+    }
+    let stream = BroadcastStream::new(s.fleet.subscribe()).filter_map(move |item| {
+        let out = match item {
+            Err(_) => Some(SseEvent::default().event("lagged").data(
+                "{\"message\":\"this stream fell behind and skipped updates; re-read the state\"}",
+            )),
+            Ok(update) => {
+                filter_update(&update, f.cluster.as_deref(), f.object.as_deref()).map(|u| {
+                    let kind = match &u {
+                        FleetUpdate::Events { .. } => "events",
+                        FleetUpdate::Resynced { .. } => "resynced",
+                        FleetUpdate::Link { .. } => "link",
+                        FleetUpdate::Added { .. } => "added",
+                        FleetUpdate::Removed { .. } => "removed",
+                    };
+                    SseEvent::default()
+                        .event(kind)
+                        .data(serde_json::to_string(&u).unwrap_or_default())
+                })
+            }
+        };
+        std::future::ready(out.map(Ok))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn filter_update(
+    update: &FleetUpdate,
+    cluster: Option<&str>,
+    object: Option<&str>,
+) -> Option<FleetUpdate> {
+    let name = match update {
+        FleetUpdate::Events { cluster, .. }
+        | FleetUpdate::Resynced { cluster, .. }
+        | FleetUpdate::Link { cluster, .. }
+        | FleetUpdate::Added { cluster }
+        | FleetUpdate::Removed { cluster } => cluster,
+    };
+    if cluster.is_some_and(|c| c != &**name) {
+        return None;
+    }
+    match (update, object) {
+        (FleetUpdate::Events { cluster, events }, Some(o)) => {
+            let events: Vec<Event> = events.iter().filter(|e| about(e, o)).cloned().collect();
+            (!events.is_empty()).then(|| FleetUpdate::Events {
+                cluster: cluster.clone(),
+                events,
+            })
+        }
+        _ => Some(update.clone()),
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document().to_string(),
+    )
+}
+
+/// Prometheus text format.
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    use std::fmt::Write;
+    let m = &s.metrics;
+    let summary = s.fleet.summary(0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP haven_clusters Clusters managed by this server."
+    );
+    let _ = writeln!(out, "# TYPE haven_clusters gauge");
+    let _ = writeln!(out, "haven_clusters {}", summary.clusters);
+    let _ = writeln!(out, "# HELP haven_links Links by state.");
+    let _ = writeln!(out, "# TYPE haven_links gauge");
+    for state in ["connecting", "connected", "stale", "disconnected"] {
+        let n = summary.links.get(state).copied().unwrap_or(0);
+        let _ = writeln!(out, "haven_links{{state=\"{state}\"}} {n}");
+    }
+    let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {v}");
+    };
+    counter(
+        &mut out,
+        "haven_events_received_total",
+        "Events received from engines and queued for history.",
+        m.events_received.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "haven_history_rows_written_total",
+        "History rows written to the database.",
+        m.rows_written.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "haven_history_duplicates_total",
+        "Events received twice and not written again.",
+        m.duplicates.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "haven_history_write_errors_total",
+        "Failed history batch writes.",
+        m.write_errors.load(Ordering::Relaxed),
+    );
+    let depth = s.history.max_capacity() - s.history.capacity();
+    let _ = writeln!(
+        out,
+        "# HELP haven_history_queue_depth Messages waiting for the history writer."
+    );
+    let _ = writeln!(out, "# TYPE haven_history_queue_depth gauge");
+    let _ = writeln!(out, "haven_history_queue_depth {depth}");
+    let _ = writeln!(
+        out,
+        "# HELP haven_history_batch_seconds Time to write one history batch."
+    );
+    let _ = writeln!(out, "# TYPE haven_history_batch_seconds histogram");
+    let mut cumulative = 0;
+    for (i, bound) in WRITE_BUCKETS.iter().enumerate() {
+        cumulative += m.write_buckets[i].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "haven_history_batch_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    cumulative += m.write_buckets[WRITE_BUCKETS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "haven_history_batch_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "haven_history_batch_seconds_sum {}",
+        m.write_micros.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "haven_history_batch_seconds_count {cumulative}");
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

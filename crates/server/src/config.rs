@@ -1,0 +1,193 @@
+//! `haven.toml`: the server's one configuration file.
+//!
+//! Every key has a default, so an empty file (or none) is a working
+//! configuration; [`DEFAULT_CONFIG`] is the commented file that
+//! `haven server --print-default-config` writes, and a test checks it
+//! parses to exactly [`ServerConfig::default`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration.
+pub const DEFAULT_CONFIG: &str = r#"# haven.toml: configuration of `haven server`. Every key is optional;
+# the values below are the defaults.
+
+[server]
+# Address of the REST API (and, later, the web console). Loopback only
+# until logins exist: the API has no authentication yet.
+listen = "127.0.0.1:8440"
+# Directory for the database (haven.db) and other state. Relative paths
+# are relative to the directory `haven server` runs in.
+data_dir = "haven-data"
+
+[links]
+# First reconnect delay after a link to an engine breaks; doubles on each
+# failure (with +-25% jitter) up to max_backoff_ms.
+initial_backoff_ms = 500
+max_backoff_ms = 30000
+# How long to wait for an engine to accept a connection and answer hello.
+connect_timeout_ms = 5000
+# A connected link that has heard nothing (not even a heartbeat) for this
+# long is shown as "stale", and dropped and redialled after twice as long.
+stale_after_ms = 15000
+
+[history]
+# Events are written to the database in batches of at most this many,
+# or after flush_interval_ms, whichever comes first.
+batch_max = 2000
+flush_interval_ms = 100
+# Events waiting to be written before links are slowed down.
+queue_capacity = 50000
+
+# Clusters to manage through a direct connection to their engine. More can
+# be added (and removed) at run time through the API; those are kept in the
+# database. A cluster listed here is (re)added at every start.
+#
+# [[cluster]]
+# name = "prod-db"               # must match the engine's cluster name
+# address = "10.0.0.5:14141"     # the engine's socket
+# user = "admin"                 # if the engine's main.cf sets UserNames
+# password = "secret"
+"#;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub server: ServerSection,
+    pub links: LinkSection,
+    pub history: HistorySection,
+    #[serde(rename = "cluster")]
+    pub clusters: Vec<ClusterEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: String,
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8440".into(),
+            data_dir: PathBuf::from("haven-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSection {
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub stale_after_ms: u64,
+}
+
+impl Default for LinkSection {
+    fn default() -> Self {
+        LinkSection {
+            initial_backoff_ms: 500,
+            max_backoff_ms: 30_000,
+            connect_timeout_ms: 5_000,
+            stale_after_ms: 15_000,
+        }
+    }
+}
+
+impl LinkSection {
+    pub fn initial_backoff(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms.max(10))
+    }
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_backoff_ms.max(self.initial_backoff_ms.max(10)))
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms.max(100))
+    }
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.stale_after_ms.max(1000))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySection {
+    pub batch_max: usize,
+    pub flush_interval_ms: u64,
+    pub queue_capacity: usize,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        HistorySection {
+            batch_max: 2000,
+            flush_interval_ms: 100,
+            queue_capacity: 50_000,
+        }
+    }
+}
+
+/// A cluster reached by a direct connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterEntry {
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl ServerConfig {
+    /// Reads a configuration file; errors name the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.server.data_dir.join("haven.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commented_default_config_is_the_default() {
+        assert_eq!(
+            ServerConfig::parse(DEFAULT_CONFIG).unwrap(),
+            ServerConfig::default()
+        );
+        assert_eq!(ServerConfig::parse("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_that_names_it() {
+        let err = ServerConfig::parse("[links]\nbackof_ms = 3\n").unwrap_err();
+        assert!(err.to_string().contains("backof_ms"), "{err}");
+    }
+
+    #[test]
+    fn clusters_are_read_from_cluster_tables() {
+        let c = ServerConfig::parse(
+            "[[cluster]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n[[cluster]]\nname = \"b\"\naddress = \"127.0.0.1:2\"\nuser = \"admin\"\npassword = \"x\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.clusters.len(), 2);
+        assert_eq!(c.clusters[1].user.as_deref(), Some("admin"));
+    }
+}

@@ -1,0 +1,714 @@
+//! The fleet state: an in-memory model of every managed cluster, kept
+//! consistent with the event order, with the indexes fleet-wide queries
+//! need (counts by state, faulted objects, frozen objects, systems by name).
+//!
+//! Invariants:
+//! - a cluster's snapshot only moves by [`ClusterSnapshot::apply`] of the
+//!   next event, or by being replaced whole (a resync); an event that does
+//!   not follow is refused ([`SequenceGap`]) and changes nothing;
+//! - the counters and indexes always equal what a full scan of the
+//!   snapshots would give (a test checks this after random event streams);
+//! - every applied change is published once on [`Fleet::subscribe`], in
+//!   order per cluster.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use haven_model::{
+    ClusterSnapshot, Event, EventKind, Freeze, GroupState, Name, ResourceState, SequenceGap,
+    SystemState,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// The state of the server's link to a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// Dialling (first time, or after a break).
+    Connecting,
+    /// Following the event stream.
+    Connected,
+    /// Connected, but nothing heard for longer than `stale_after`.
+    Stale,
+    /// Not connected; the server retries with backoff.
+    Disconnected,
+}
+
+/// Everything known about a link, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LinkStatus {
+    pub state: LinkState,
+    /// When the link entered this state (ms since the epoch).
+    pub since_ms: i64,
+    /// `direct` (the server dials the engine); `connector` later.
+    pub mode: String,
+    pub address: String,
+    /// Why the last attempt or connection failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// The engine run the link follows, and the last sequence received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    pub seq: u64,
+}
+
+/// A change published to subscribers (live API stream, operation waits).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FleetUpdate {
+    /// Events of one cluster, in order.
+    Events {
+        cluster: Name,
+        events: Vec<Event>,
+    },
+    /// A cluster was (re)synchronised from a snapshot.
+    Resynced {
+        cluster: Name,
+        seq: u64,
+    },
+    Link {
+        cluster: Name,
+        status: LinkStatus,
+    },
+    Added {
+        cluster: Name,
+    },
+    Removed {
+        cluster: Name,
+    },
+}
+
+/// One thing that needs an administrator's attention.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct Attention {
+    /// `faulted_group`, `faulted_resource`, `faulted_system`,
+    /// `exited_system`, `disconnected_cluster`, `stale_cluster`,
+    /// `concurrency_violation`, `frozen_group`, `frozen_system`.
+    pub kind: String,
+    pub cluster: String,
+    /// The object (`group`, `resource` or `system` name), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+}
+
+/// Counts of the whole fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub clusters: usize,
+    pub links: BTreeMap<String, usize>,
+    pub systems: BTreeMap<String, usize>,
+    pub groups: usize,
+    /// Group states, one per group and system of its SystemList.
+    pub group_states: BTreeMap<String, usize>,
+    pub resources: usize,
+    /// Resource states, one per resource and system.
+    pub resource_states: BTreeMap<String, usize>,
+    /// How many things need attention in all (the list may be cut).
+    pub attention_total: usize,
+    /// The most urgent things first, at most `limit`.
+    pub attention: Vec<Attention>,
+}
+
+/// A cluster as the API lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub link: LinkStatus,
+    pub systems: usize,
+    pub groups: usize,
+    pub resources: usize,
+    pub faulted_groups: usize,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Hit {
+    /// `cluster`, `system`, `group` or `resource`.
+    pub kind: String,
+    pub cluster: String,
+    pub name: String,
+    /// The group of a resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+struct ClusterView {
+    snapshot: Option<ClusterSnapshot>,
+    link: LinkStatus,
+}
+
+#[derive(Default)]
+struct Indexes {
+    group_states: HashMap<GroupState, usize>,
+    resource_states: HashMap<ResourceState, usize>,
+    system_states: HashMap<SystemState, usize>,
+    groups: usize,
+    resources: usize,
+    systems: usize,
+    /// (cluster, group, system)
+    faulted_groups: BTreeSet<(Name, Name, Name)>,
+    /// (cluster, resource, system)
+    faulted_resources: BTreeSet<(Name, Name, Name)>,
+    /// (cluster, system) of faulted or exited systems
+    down_systems: BTreeSet<(Name, Name)>,
+    frozen_groups: BTreeSet<(Name, Name)>,
+    frozen_systems: BTreeSet<(Name, Name)>,
+    /// (cluster, group) of failover groups online on several systems
+    concurrency: BTreeSet<(Name, Name)>,
+    /// system name -> clusters that have a system of that name
+    systems_by_name: HashMap<Name, BTreeSet<Name>>,
+}
+
+/// Adds (`sign` = 1) or removes (-1) a snapshot's contribution.
+fn account(ix: &mut Indexes, snap: &ClusterSnapshot, add: bool) {
+    let c = snap.config.name.clone();
+    let bump = |n: &mut usize| {
+        if add {
+            *n += 1
+        } else {
+            *n = n.saturating_sub(1)
+        }
+    };
+    for s in &snap.systems {
+        bump(ix.system_states.entry(s.state).or_default());
+        bump(&mut ix.systems);
+        toggle(
+            &mut ix.down_systems,
+            (
+                add && s.state != SystemState::Running,
+                (c.clone(), s.name.clone()),
+            ),
+        );
+        toggle(
+            &mut ix.frozen_systems,
+            (add && s.freeze.is_frozen(), (c.clone(), s.name.clone())),
+        );
+        let by_name = ix.systems_by_name.entry(s.name.clone()).or_default();
+        if add {
+            by_name.insert(c.clone());
+        } else {
+            by_name.remove(&c);
+        }
+    }
+    for g in &snap.groups {
+        bump(&mut ix.groups);
+        toggle(
+            &mut ix.frozen_groups,
+            (add && g.freeze.is_frozen(), (c.clone(), g.name.clone())),
+        );
+        for (sys, st) in &g.states {
+            bump(ix.group_states.entry(*st).or_default());
+            toggle(
+                &mut ix.faulted_groups,
+                (
+                    add && *st == GroupState::Faulted,
+                    (c.clone(), g.name.clone(), sys.clone()),
+                ),
+            );
+        }
+        toggle(
+            &mut ix.concurrency,
+            (add && violates(snap, &g.name), (c.clone(), g.name.clone())),
+        );
+        for r in &g.resources {
+            bump(&mut ix.resources);
+            for (sys, st) in &r.states {
+                bump(ix.resource_states.entry(*st).or_default());
+                toggle(
+                    &mut ix.faulted_resources,
+                    (
+                        add && *st == ResourceState::Faulted,
+                        (c.clone(), r.name.clone(), sys.clone()),
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Inserts the key when `on`, removes it otherwise.
+fn toggle<K: Ord>(set: &mut BTreeSet<K>, (on, key): (bool, K)) {
+    if on {
+        set.insert(key);
+    } else {
+        set.remove(&key);
+    }
+}
+
+/// Non-zero counts, by the state's display name.
+fn named<K: std::fmt::Display>(m: &HashMap<K, usize>) -> BTreeMap<String, usize> {
+    m.iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect()
+}
+
+fn violates(snap: &ClusterSnapshot, group: &str) -> bool {
+    let parallel = snap.config.group(group).is_some_and(|g| g.parallel);
+    !parallel && snap.group_active_on(group).len() > 1
+}
+
+fn move_count<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, from: K, to: K) {
+    if let Some(n) = map.get_mut(&from) {
+        *n = n.saturating_sub(1);
+    }
+    *map.entry(to).or_default() += 1;
+}
+
+/// Updates the indexes for one event, given the snapshot *before* it.
+fn index_event(ix: &mut Indexes, snap: &ClusterSnapshot, event: &Event) {
+    let c = snap.config.name.clone();
+    match &event.kind {
+        EventKind::ResourceState {
+            resource,
+            system,
+            to,
+            ..
+        } => {
+            if let Some(from) = snap.resource_state(resource, system) {
+                move_count(&mut ix.resource_states, from, *to);
+            }
+            toggle(
+                &mut ix.faulted_resources,
+                (
+                    *to == ResourceState::Faulted,
+                    (c, resource.clone(), system.clone()),
+                ),
+            );
+        }
+        EventKind::GroupState {
+            group, system, to, ..
+        } => {
+            if let Some(from) = snap.group_state(group, system) {
+                move_count(&mut ix.group_states, from, *to);
+            }
+            toggle(
+                &mut ix.faulted_groups,
+                (
+                    *to == GroupState::Faulted,
+                    (c, group.clone(), system.clone()),
+                ),
+            );
+        }
+        EventKind::SystemState { system, to, .. } => {
+            if let Some(from) = snap.system(system).map(|s| s.state) {
+                move_count(&mut ix.system_states, from, *to);
+            }
+            toggle(
+                &mut ix.down_systems,
+                (*to != SystemState::Running, (c, system.clone())),
+            );
+        }
+        EventKind::GroupFreeze { group, freeze } => toggle(
+            &mut ix.frozen_groups,
+            (*freeze != Freeze::None, (c, group.clone())),
+        ),
+        EventKind::SystemFreeze { system, freeze } => toggle(
+            &mut ix.frozen_systems,
+            (*freeze != Freeze::None, (c, system.clone())),
+        ),
+        _ => {}
+    }
+}
+
+struct Inner {
+    clusters: BTreeMap<Name, ClusterView>,
+    ix: Indexes,
+}
+
+/// The fleet: every cluster's state, shared by links (writers) and the API
+/// (readers).
+pub struct Fleet {
+    inner: RwLock<Inner>,
+    updates: broadcast::Sender<Arc<FleetUpdate>>,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        Fleet {
+            inner: RwLock::new(Inner {
+                clusters: BTreeMap::new(),
+                ix: Indexes::default(),
+            }),
+            updates: broadcast::channel(65_536).0,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, update: FleetUpdate) {
+        // No subscriber is fine.
+        let _ = self.updates.send(Arc::new(update));
+    }
+
+    /// Live changes, in order per cluster. A receiver that lags far behind
+    /// gets `Lagged` and should re-read the state it cares about.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<FleetUpdate>> {
+        self.updates.subscribe()
+    }
+
+    /// Adds a cluster (no state until its link syncs). Returns false if
+    /// it was already there.
+    pub fn add(&self, name: &Name, link: LinkStatus) -> bool {
+        let added = {
+            let mut inner = self.write();
+            if inner.clusters.contains_key(name) {
+                false
+            } else {
+                inner.clusters.insert(
+                    name.clone(),
+                    ClusterView {
+                        snapshot: None,
+                        link,
+                    },
+                );
+                true
+            }
+        };
+        if added {
+            self.publish(FleetUpdate::Added {
+                cluster: name.clone(),
+            });
+        }
+        added
+    }
+
+    pub fn remove(&self, name: &str) -> bool {
+        let removed = {
+            let mut inner = self.write();
+            let Inner { clusters, ix } = &mut *inner;
+            match clusters.remove(name) {
+                Some(view) => {
+                    if let Some(snap) = &view.snapshot {
+                        account(ix, snap, false);
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        if removed {
+            self.publish(FleetUpdate::Removed {
+                cluster: name.into(),
+            });
+        }
+        removed
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.read().clusters.contains_key(name)
+    }
+
+    pub fn names(&self) -> Vec<Name> {
+        self.read().clusters.keys().cloned().collect()
+    }
+
+    /// Sets a cluster's link status.
+    pub fn set_link(&self, name: &Name, status: LinkStatus) {
+        {
+            let mut inner = self.write();
+            match inner.clusters.get_mut(name) {
+                Some(view) => view.link = status.clone(),
+                None => return,
+            }
+        }
+        self.publish(FleetUpdate::Link {
+            cluster: name.clone(),
+            status,
+        });
+    }
+
+    pub fn link(&self, name: &str) -> Option<LinkStatus> {
+        self.read().clusters.get(name).map(|v| v.link.clone())
+    }
+
+    /// Replaces a cluster's state with a snapshot.
+    pub fn resync(&self, name: &Name, snapshot: ClusterSnapshot) {
+        let seq = snapshot.seq;
+        {
+            let mut inner = self.write();
+            let Inner { clusters, ix } = &mut *inner;
+            let Some(view) = clusters.get_mut(name) else {
+                return;
+            };
+            if let Some(old) = &view.snapshot {
+                account(ix, old, false);
+            }
+            account(ix, &snapshot, true);
+            view.snapshot = Some(snapshot);
+        }
+        self.publish(FleetUpdate::Resynced {
+            cluster: name.clone(),
+            seq,
+        });
+    }
+
+    /// Applies events in order. Stops at the first one that does not
+    /// follow (and returns the gap); the events before it stay applied.
+    pub fn apply(&self, name: &Name, events: Vec<Event>) -> Result<(), SequenceGap> {
+        let mut applied = Vec::with_capacity(events.len());
+        let mut result = Ok(());
+        {
+            let mut inner = self.write();
+            let Inner { clusters, ix } = &mut *inner;
+            let Some(snap) = clusters.get_mut(name).and_then(|v| v.snapshot.as_mut()) else {
+                return Ok(());
+            };
+            for event in events {
+                if event.seq <= snap.seq {
+                    continue; // already have it
+                }
+                let group_of_violation = match &event.kind {
+                    EventKind::GroupState { group, .. } => Some(group.clone()),
+                    _ => None,
+                };
+                index_event(ix, snap, &event);
+                if let Err(gap) = snap.apply(&event) {
+                    result = Err(gap);
+                    break;
+                }
+                if let Some(group) = group_of_violation {
+                    let on = violates(snap, &group);
+                    toggle(&mut ix.concurrency, (on, (name.clone(), group)));
+                }
+                applied.push(event);
+            }
+        }
+        if !applied.is_empty() {
+            self.publish(FleetUpdate::Events {
+                cluster: name.clone(),
+                events: applied,
+            });
+        }
+        result
+    }
+
+    /// The snapshot of one cluster (None until its link has synced).
+    pub fn snapshot(&self, name: &str) -> Option<ClusterSnapshot> {
+        self.read()
+            .clusters
+            .get(name)
+            .and_then(|v| v.snapshot.clone())
+    }
+
+    /// Reads one cluster's snapshot without cloning it.
+    pub fn with_snapshot<T>(&self, name: &str, f: impl FnOnce(&ClusterSnapshot) -> T) -> Option<T> {
+        self.read()
+            .clusters
+            .get(name)
+            .and_then(|v| v.snapshot.as_ref())
+            .map(f)
+    }
+
+    /// Every cluster with its link and sizes.
+    pub fn clusters(&self) -> Vec<ClusterInfo> {
+        let inner = self.read();
+        inner
+            .clusters
+            .iter()
+            .map(|(name, view)| {
+                let snap = view.snapshot.as_ref();
+                ClusterInfo {
+                    name: name.to_string(),
+                    link: view.link.clone(),
+                    systems: snap.map_or(0, |s| s.systems.len()),
+                    groups: snap.map_or(0, |s| s.groups.len()),
+                    resources: snap.map_or(0, |s| s.groups.iter().map(|g| g.resources.len()).sum()),
+                    faulted_groups: inner
+                        .ix
+                        .faulted_groups
+                        .range((name.clone(), Name::from(""), Name::from(""))..)
+                        .take_while(|(c, _, _)| c == name)
+                        .count(),
+                }
+            })
+            .collect()
+    }
+
+    /// Everything that needs attention, most urgent first, at most `limit`
+    /// (and the total).
+    pub fn attention(&self, limit: usize) -> (Vec<Attention>, usize) {
+        let inner = self.read();
+        let ix = &inner.ix;
+        let mut out = Vec::new();
+        let mut total = 0;
+        let mut push = |a: Attention| {
+            total += 1;
+            if out.len() < limit {
+                out.push(a);
+            }
+        };
+        let att = |kind: &str, c: &Name, o: Option<&Name>, s: Option<&Name>| Attention {
+            kind: kind.into(),
+            cluster: c.to_string(),
+            object: o.map(|x| x.to_string()),
+            system: s.map(|x| x.to_string()),
+        };
+        for (c, view) in &inner.clusters {
+            match view.link.state {
+                LinkState::Disconnected | LinkState::Connecting if view.link.failures > 0 => {
+                    push(att("disconnected_cluster", c, None, None))
+                }
+                LinkState::Stale => push(att("stale_cluster", c, None, None)),
+                _ => {}
+            }
+        }
+        for (c, g) in &ix.concurrency {
+            push(att("concurrency_violation", c, Some(g), None));
+        }
+        for (c, s) in &ix.down_systems {
+            let kind = inner
+                .clusters
+                .get(c)
+                .and_then(|v| v.snapshot.as_ref())
+                .and_then(|snap| snap.system(s))
+                .map(|st| st.state);
+            let kind = if kind == Some(SystemState::Exited) {
+                "exited_system"
+            } else {
+                "faulted_system"
+            };
+            push(att(kind, c, None, Some(s)));
+        }
+        for (c, g, s) in &ix.faulted_groups {
+            push(att("faulted_group", c, Some(g), Some(s)));
+        }
+        for (c, r, s) in &ix.faulted_resources {
+            push(att("faulted_resource", c, Some(r), Some(s)));
+        }
+        for (c, s) in &ix.frozen_systems {
+            push(att("frozen_system", c, None, Some(s)));
+        }
+        for (c, g) in &ix.frozen_groups {
+            push(att("frozen_group", c, Some(g), None));
+        }
+        (out, total)
+    }
+
+    /// Counts of the whole fleet and the first `limit` attention items.
+    pub fn summary(&self, limit: usize) -> Summary {
+        let (attention, attention_total) = self.attention(limit);
+        let inner = self.read();
+        let ix = &inner.ix;
+        let mut links = BTreeMap::new();
+        for view in inner.clusters.values() {
+            let key = serde_json::to_value(view.link.state)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            *links.entry(key).or_insert(0) += 1;
+        }
+        Summary {
+            clusters: inner.clusters.len(),
+            links,
+            systems: named(&ix.system_states),
+            groups: ix.groups,
+            group_states: named(&ix.group_states),
+            resources: ix.resources,
+            resource_states: named(&ix.resource_states),
+            attention_total,
+            attention,
+        }
+    }
+
+    /// Objects whose name contains `pattern` (case-insensitive), at most
+    /// `limit`.
+    pub fn search(&self, pattern: &str, limit: usize) -> Vec<Hit> {
+        let needle = pattern.to_lowercase();
+        let matches = |name: &str| name.to_lowercase().contains(&needle);
+        let inner = self.read();
+        let mut hits = Vec::new();
+        let hit = |kind: &str, cluster: &Name, name: &Name, group: Option<&Name>| Hit {
+            kind: kind.into(),
+            cluster: cluster.to_string(),
+            name: name.to_string(),
+            group: group.map(|g| g.to_string()),
+        };
+        'clusters: for (c, view) in &inner.clusters {
+            if matches(c) {
+                hits.push(hit("cluster", c, c, None));
+            }
+            let Some(snap) = &view.snapshot else { continue };
+            for s in &snap.systems {
+                if matches(&s.name) {
+                    hits.push(hit("system", c, &s.name, None));
+                }
+            }
+            for g in &snap.groups {
+                if matches(&g.name) {
+                    hits.push(hit("group", c, &g.name, None));
+                }
+                for r in &g.resources {
+                    if matches(&r.name) {
+                        hits.push(hit("resource", c, &r.name, Some(&g.name)));
+                    }
+                }
+                if hits.len() >= limit {
+                    break 'clusters;
+                }
+            }
+        }
+        hits.truncate(limit);
+        hits
+    }
+
+    /// The clusters that have a system of this name.
+    pub fn clusters_with_system(&self, system: &str) -> Vec<Name> {
+        self.read()
+            .ix
+            .systems_by_name
+            .get(system)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Checks the indexes against a full recount (for tests).
+    #[doc(hidden)]
+    pub fn recount_matches(&self) -> bool {
+        let inner = self.read();
+        let mut fresh = Indexes::default();
+        for view in inner.clusters.values() {
+            if let Some(snap) = &view.snapshot {
+                account(&mut fresh, snap, true);
+            }
+        }
+        let nonzero = |m: &HashMap<GroupState, usize>| {
+            m.iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (*k, *n))
+                .collect::<HashMap<_, _>>()
+        };
+        let nonzero_r = |m: &HashMap<ResourceState, usize>| {
+            m.iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (*k, *n))
+                .collect::<HashMap<_, _>>()
+        };
+        nonzero(&fresh.group_states) == nonzero(&inner.ix.group_states)
+            && nonzero_r(&fresh.resource_states) == nonzero_r(&inner.ix.resource_states)
+            && fresh.faulted_groups == inner.ix.faulted_groups
+            && fresh.faulted_resources == inner.ix.faulted_resources
+            && fresh.frozen_groups == inner.ix.frozen_groups
+            && fresh.frozen_systems == inner.ix.frozen_systems
+            && fresh.down_systems == inner.ix.down_systems
+            && fresh.concurrency == inner.ix.concurrency
+    }
+}

@@ -1,0 +1,282 @@
+//! The management server: one process that watches and operates many
+//! clusters.
+//!
+//! Code map:
+//! - [`config`]: `haven.toml`, every key with its default.
+//! - [`link`]: direct connections to engines (dial, sync, follow, relay
+//!   operations, reconnect with backoff).
+//! - [`fleet`]: the in-memory state of every cluster and its indexes.
+//! - [`writer`]: the history writer thread (batched, exactly once).
+//! - [`ops`]: the one path every operation takes (validate, audit,
+//!   forward, wait).
+//! - [`api`]: REST under `/api/v1`, the live event stream, `/metrics`;
+//!   [`openapi`] generates the API's OpenAPI document from the same types.
+//!
+//! Data flows one way: engine → link → fleet (→ live subscribers) and
+//! → writer → database. Operations flow back through [`ops`] → link →
+//! engine.
+
+pub mod api;
+pub mod config;
+pub mod fleet;
+pub mod link;
+pub mod openapi;
+pub mod ops;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use haven_model::Name;
+use haven_store::{ClusterRecord, SqliteStore, Store};
+
+use crate::config::{ClusterEntry, ServerConfig};
+use crate::fleet::Fleet;
+use crate::link::{LinkContext, LinkHandle, Target};
+use crate::writer::{HistorySink, WriteMsg, WriterMetrics};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why a cluster could not be added or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    #[error("cluster {0} is already managed")]
+    Exists(String),
+    #[error("no cluster named {0}")]
+    Unknown(String),
+    #[error("invalid cluster: {0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Store(String),
+}
+
+/// The running server's shared state.
+pub struct Server {
+    pub config: ServerConfig,
+    pub fleet: Arc<Fleet>,
+    pub history: HistorySink,
+    pub metrics: Arc<WriterMetrics>,
+    links: Mutex<HashMap<Name, LinkHandle>>,
+    link_context: LinkContext,
+    /// A second connection, for reads (WAL lets it read while the writer
+    /// writes).
+    reader: Mutex<SqliteStore>,
+    started_ms: i64,
+}
+
+impl Server {
+    /// Opens the database, starts the writer and a link per known cluster.
+    pub fn start(config: ServerConfig) -> anyhow::Result<Arc<Server>> {
+        std::fs::create_dir_all(&config.server.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                config.server.data_dir.display()
+            )
+        })?;
+        let path = config.database_path();
+        let mut store = SqliteStore::open(&path)
+            .with_context(|| format!("cannot open the database {}", path.display()))?;
+        for entry in &config.clusters {
+            store.upsert_cluster(&record(entry))?;
+        }
+        let known = store.list_clusters()?;
+        let cursors = store.cursors()?;
+        let reader = SqliteStore::open(&path)?;
+        let metrics = Arc::new(WriterMetrics::default());
+        let (history, _thread) = writer::spawn(
+            Box::new(store),
+            config.history.queue_capacity,
+            config.history.batch_max,
+            Duration::from_millis(config.history.flush_interval_ms.max(1)),
+            metrics.clone(),
+        );
+        let fleet = Arc::new(Fleet::new());
+        let link_context = LinkContext {
+            fleet: fleet.clone(),
+            history: history.clone(),
+            settings: config.links.clone(),
+        };
+        let server = Arc::new(Server {
+            config,
+            fleet,
+            history,
+            metrics,
+            links: Mutex::new(HashMap::new()),
+            link_context,
+            reader: Mutex::new(reader),
+            started_ms: now_ms(),
+        });
+        for rec in known {
+            let cursor = cursors.get(&rec.name).copied();
+            server.start_link(&rec, cursor);
+        }
+        Ok(server)
+    }
+
+    fn start_link(&self, rec: &ClusterRecord, cursor: Option<haven_store::Cursor>) {
+        let target = Target {
+            name: Name::from(rec.name.as_str()),
+            address: rec.address.clone(),
+            user: rec.user.clone(),
+            password: rec.password.clone(),
+        };
+        let handle = link::spawn(target.clone(), cursor, self.link_context.clone());
+        self.links_guard().insert(target.name, handle);
+    }
+
+    fn links_guard(&self) -> std::sync::MutexGuard<'_, HashMap<Name, LinkHandle>> {
+        self.links.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a read on the database off the async threads.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&SqliteStore) -> Result<T, haven_store::StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = me.reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&store).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Adds a cluster reached by a direct connection, persists it and
+    /// starts its link.
+    pub async fn add_cluster(self: &Arc<Self>, entry: ClusterEntry) -> Result<(), ManageError> {
+        validate_entry(&entry)?;
+        if self.fleet.contains(&entry.name) {
+            return Err(ManageError::Exists(entry.name));
+        }
+        let rec = record(&entry);
+        let saved = rec.clone();
+        self.write_config(move |store| store.upsert_cluster(&saved))
+            .await?;
+        let cursor = self
+            .read({
+                let name = rec.name.clone();
+                move |s| s.cursors().map(|c| c.get(&name).copied())
+            })
+            .await
+            .map_err(ManageError::Store)?;
+        self.start_link(&rec, cursor);
+        Ok(())
+    }
+
+    /// Stops managing a cluster (its history stays).
+    pub async fn remove_cluster(self: &Arc<Self>, name: &str) -> Result<(), ManageError> {
+        let handle = self.links_guard().remove(name);
+        let Some(handle) = handle else {
+            return Err(ManageError::Unknown(name.to_string()));
+        };
+        handle.stop();
+        self.fleet.remove(name);
+        let owned = name.to_string();
+        self.write_config(move |store| store.remove_cluster(&owned).map(|_| ()))
+            .await
+    }
+
+    /// Configuration changes go through their own short-lived connection:
+    /// they are rare, and must not wait behind a history batch.
+    async fn write_config(
+        &self,
+        f: impl FnOnce(&mut SqliteStore) -> Result<(), haven_store::StoreError> + Send + 'static,
+    ) -> Result<(), ManageError> {
+        let path = self.config.database_path();
+        tokio::task::spawn_blocking(move || {
+            let mut store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
+            f(&mut store).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ManageError::Store(e.to_string()))?
+        .map_err(ManageError::Store)
+    }
+
+    /// The link of a cluster, to forward an operation.
+    pub fn with_link<T>(&self, name: &str, f: impl FnOnce(&LinkHandle) -> T) -> Option<T> {
+        self.links_guard().get(name).map(f)
+    }
+
+    /// Waits until everything queued for the database is written.
+    pub async fn flush_history(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.history.send(WriteMsg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// Serves the API until the listener fails.
+    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        axum::serve(listener, api::router(self))
+            .await
+            .context("the API server stopped")
+    }
+
+    /// Binds the configured address and serves the API in the background;
+    /// returns the bound address.
+    pub async fn listen(self: &Arc<Self>) -> anyhow::Result<SocketAddr> {
+        let listen = &self.config.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {listen} (in use? set [server] listen in haven.toml)")
+            })?;
+        let addr = listener.local_addr()?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.serve(listener).await {
+                tracing::error!("{e:#}");
+            }
+        });
+        Ok(addr)
+    }
+}
+
+fn record(entry: &ClusterEntry) -> ClusterRecord {
+    ClusterRecord {
+        name: entry.name.clone(),
+        address: entry.address.clone(),
+        user: entry.user.clone(),
+        password: entry.password.clone(),
+        added_ms: now_ms(),
+    }
+}
+
+fn validate_entry(entry: &ClusterEntry) -> Result<(), ManageError> {
+    let name_ok = !entry.name.is_empty()
+        && entry
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if !name_ok {
+        return Err(ManageError::Invalid(format!(
+            "name `{}`: use letters, digits, `_`, `-` and `.`",
+            entry.name
+        )));
+    }
+    if entry
+        .address
+        .rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(ManageError::Invalid(format!(
+            "address `{}`: expected HOST:PORT, e.g. 127.0.0.1:14141",
+            entry.address
+        )));
+    }
+    Ok(())
+}

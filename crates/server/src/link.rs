@@ -1,0 +1,430 @@
+//! Direct connections: one task per cluster dials its engine, syncs the
+//! fleet state from a snapshot, follows the event stream into the fleet
+//! and the history writer, relays operations, and on any break reconnects
+//! with exponential backoff and jitter, resuming after the last sequence it
+//! has.
+//!
+//! Invariants:
+//! - history gets every event of an engine run once, in order: a session
+//!   resumes after the last sequence received (or, at server start, the
+//!   last one stored); when the engine no longer has those events, or has
+//!   restarted, the hole is recorded as a gap, never papered over;
+//! - a dead link is logged once when it breaks and once when it comes back,
+//!   not at every retry; its status says since when and why;
+//! - an operation sent while the link is down is answered at once with the
+//!   reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use haven_model::{CommandResult, Name, Operation};
+use haven_protocol::{
+    ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
+};
+use haven_store::{Cursor, Gap};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LinkSection;
+use crate::fleet::{Fleet, LinkState, LinkStatus};
+use crate::now_ms;
+use crate::writer::{HistorySink, WriteMsg};
+
+/// Where and how to reach one engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub name: Name,
+    pub address: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+type Reply = oneshot::Sender<Result<CommandResult, String>>;
+
+/// A running link task.
+pub struct LinkHandle {
+    sender: LinkSender,
+    cancel: CancellationToken,
+}
+
+/// Sends operations to a link; cheap to clone, usable without holding any
+/// lock.
+#[derive(Clone)]
+pub struct LinkSender(mpsc::Sender<(Operation, Reply)>);
+
+impl LinkSender {
+    /// Forwards an operation to the engine; the error says why it could
+    /// not be delivered or answered.
+    pub async fn operate(&self, op: Operation, limit: Duration) -> Result<CommandResult, String> {
+        let (tx, rx) = oneshot::channel();
+        self.0
+            .send((op, tx))
+            .await
+            .map_err(|_| "the link to this cluster was removed".to_string())?;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err("the link to this cluster closed before the engine answered".into()),
+            Err(_) => Err(format!("the engine did not answer within {limit:?}")),
+        }
+    }
+}
+
+impl LinkHandle {
+    pub fn sender(&self) -> LinkSender {
+        self.sender.clone()
+    }
+
+    /// Stops the task.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// What every link shares.
+#[derive(Clone)]
+pub struct LinkContext {
+    pub fleet: Arc<Fleet>,
+    pub history: HistorySink,
+    pub settings: LinkSection,
+}
+
+/// Starts the link task of one cluster. `stored` is the last position
+/// its history holds.
+pub fn spawn(target: Target, stored: Option<Cursor>, ctx: LinkContext) -> LinkHandle {
+    let (commands, rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let status = LinkStatus {
+        state: LinkState::Connecting,
+        since_ms: now_ms(),
+        mode: "direct".into(),
+        address: target.address.clone(),
+        last_error: None,
+        failures: 0,
+        epoch: stored.map(|c| c.epoch),
+        seq: stored.map_or(0, |c| c.seq),
+    };
+    if !ctx.fleet.add(&target.name, status.clone()) {
+        ctx.fleet.set_link(&target.name, status.clone());
+    }
+    let link = Link {
+        target,
+        ctx,
+        last: stored,
+        status,
+        commands: rx,
+    };
+    tokio::spawn(link.run(cancel.clone()));
+    LinkHandle {
+        sender: LinkSender(commands),
+        cancel,
+    }
+}
+
+struct Link {
+    target: Target,
+    ctx: LinkContext,
+    /// The last event received (or stored, before the first session).
+    last: Option<Cursor>,
+    status: LinkStatus,
+    commands: mpsc::Receiver<(Operation, Reply)>,
+}
+
+type Wire = Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>;
+
+/// Why a session ended.
+#[derive(Debug)]
+struct Broken(String);
+
+impl<E: std::fmt::Display> From<E> for Broken {
+    fn from(e: E) -> Self {
+        Broken(e.to_string())
+    }
+}
+
+impl Link {
+    fn set_state(&mut self, state: LinkState, error: Option<String>) {
+        if self.status.state != state {
+            self.status.state = state;
+            self.status.since_ms = now_ms();
+        }
+        if error.is_some() {
+            self.status.last_error = error;
+        }
+        self.status.epoch = self.last.map(|c| c.epoch);
+        self.status.seq = self.last.map_or(0, |c| c.seq);
+        self.ctx
+            .fleet
+            .set_link(&self.target.name, self.status.clone());
+    }
+
+    async fn run(mut self, cancel: CancellationToken) {
+        let settings = self.ctx.settings.clone();
+        let mut backoff = settings.initial_backoff();
+        loop {
+            let outcome = tokio::select! {
+                _ = cancel.cancelled() => return,
+                outcome = self.session() => outcome,
+            };
+            let Err(Broken(why)) = outcome else { return };
+            if self.status.failures == 0 {
+                tracing::warn!(
+                    cluster = %self.target.name,
+                    "link to {} lost: {why}; retrying with backoff",
+                    self.target.address
+                );
+            } else {
+                tracing::debug!(cluster = %self.target.name, "link attempt failed: {why}");
+            }
+            if self.status.state == LinkState::Connected || self.status.state == LinkState::Stale {
+                backoff = settings.initial_backoff();
+            }
+            self.status.failures += 1;
+            self.set_state(LinkState::Disconnected, Some(why.clone()));
+            // +-25% jitter, so a fleet that lost its server does not
+            // reconnect in lock step.
+            let jitter = 0.75 + fastrand::f64() * 0.5;
+            let pause = backoff.mul_f64(jitter);
+            backoff = (backoff * 2).min(settings.max_backoff());
+            let deadline = Instant::now() + pause;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    Some((_, reply)) = self.commands.recv() => {
+                        let _ = reply.send(Err(format!(
+                            "cluster {} is disconnected since {} ms: {why}",
+                            self.target.name, self.status.since_ms
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(Wire, u64, Duration), Broken> {
+        let limit = self.ctx.settings.connect_timeout();
+        let stream = tokio::time::timeout(limit, TcpStream::connect(&self.target.address))
+            .await
+            .map_err(|_| {
+                Broken(format!(
+                    "no answer from {} within {limit:?}",
+                    self.target.address
+                ))
+            })??;
+        stream.set_nodelay(true).ok();
+        let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
+        wire.send(ClientMsg::Hello {
+            versions: PROTOCOL_VERSIONS.to_vec(),
+            client: format!("haven-server {}", env!("CARGO_PKG_VERSION")),
+            user: self.target.user.clone(),
+            password: self.target.password.clone(),
+        })
+        .await?;
+        let welcome = tokio::time::timeout(limit, wire.next())
+            .await
+            .map_err(|_| Broken("engine did not answer hello".into()))?;
+        match welcome {
+            Some(Ok(EngineMsg::Welcome {
+                cluster,
+                epoch,
+                heartbeat_ms,
+                ..
+            })) => {
+                if cluster != self.target.name {
+                    return Err(Broken(format!(
+                        "the engine at {} runs cluster {cluster}, not {}; fix the address",
+                        self.target.address, self.target.name
+                    )));
+                }
+                Ok((wire, epoch, Duration::from_millis(heartbeat_ms.max(100))))
+            }
+            Some(Ok(EngineMsg::Error { code, message })) => Err(Broken(format!(
+                "engine refused the link ({code:?}): {message}"
+            ))),
+            Some(Ok(other)) => Err(Broken(format!("unexpected answer to hello: {other:?}"))),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(Broken("engine closed the connection".into())),
+        }
+    }
+
+    /// Reads the next message, with a limit.
+    async fn expect(wire: &mut Wire, limit: Duration) -> Result<EngineMsg, Broken> {
+        loop {
+            match tokio::time::timeout(limit, wire.next()).await {
+                Err(_) => return Err(Broken(format!("engine silent for {limit:?}"))),
+                Ok(None) => return Err(Broken("engine closed the connection".into())),
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
+                Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
+                    return Err(Broken(format!("engine error ({code:?}): {message}")))
+                }
+                Ok(Some(Ok(msg))) => return Ok(msg),
+            }
+        }
+    }
+
+    async fn session(&mut self) -> Result<(), Broken> {
+        self.set_state(LinkState::Connecting, None);
+        let (mut wire, epoch, heartbeat) = self.connect().await?;
+        let limit = self.ctx.settings.connect_timeout().max(heartbeat * 3);
+        let name = self.target.name.clone();
+
+        // The fleet needs the current state; history needs every event
+        // after the last one it has. Snapshot first, then resume.
+        let resume_after = self.last.filter(|c| c.epoch == epoch).map(|c| c.seq);
+        if resume_after.is_some() {
+            wire.send(ClientMsg::GetSnapshot).await?;
+            match Self::expect(&mut wire, limit).await? {
+                EngineMsg::Snapshot { snapshot, .. } => self.ctx.fleet.resync(&name, *snapshot),
+                other => return Err(Broken(format!("expected a snapshot, got {other:?}"))),
+            }
+        }
+        wire.send(ClientMsg::Subscribe {
+            after: resume_after,
+        })
+        .await?;
+        match Self::expect(&mut wire, limit).await? {
+            EngineMsg::Resumed { .. } => {}
+            EngineMsg::Snapshot { why, snapshot } => {
+                let resumed = Cursor {
+                    epoch,
+                    seq: snapshot.seq,
+                };
+                let reason = match (&why, self.last) {
+                    (_, None) => None, // first sync: history starts here
+                    (SnapshotReason::JournalTooShort { oldest, .. }, Some(_)) => Some(format!(
+                        "the engine's journal starts at {oldest}: events in between are lost"
+                    )),
+                    (_, Some(last)) if last.epoch != epoch => Some(format!(
+                        "the engine restarted (run {} -> {epoch}); events of the old run after {} were not received",
+                        last.epoch, last.seq
+                    )),
+                    (_, Some(_)) => Some("the engine did not know our last sequence".into()),
+                };
+                if let Some(reason) = reason {
+                    tracing::warn!(cluster = %name, "history gap: {reason}");
+                    self.ctx
+                        .history
+                        .send(WriteMsg::Gap(Gap {
+                            cluster: name.to_string(),
+                            after: self.last,
+                            resumed,
+                            time_ms: now_ms(),
+                            reason,
+                        }))
+                        .await?;
+                }
+                self.last = Some(resumed);
+                self.ctx.fleet.resync(&name, *snapshot);
+            }
+            other => return Err(Broken(format!("unexpected answer to subscribe: {other:?}"))),
+        }
+        if self.status.failures > 0 {
+            tracing::info!(
+                cluster = %name,
+                "link to {} restored after {} failed attempts",
+                self.target.address,
+                self.status.failures
+            );
+        }
+        self.status.failures = 0;
+        self.status.last_error = None;
+        self.set_state(LinkState::Connected, None);
+        self.follow(wire, epoch, heartbeat).await
+    }
+
+    async fn follow(
+        &mut self,
+        mut wire: Wire,
+        epoch: u64,
+        heartbeat: Duration,
+    ) -> Result<(), Broken> {
+        let name = self.target.name.clone();
+        let stale_after = self.ctx.settings.stale_after();
+        let mut pending: HashMap<u64, Reply> = HashMap::new();
+        let mut next_id = 1u64;
+        let mut last_heard = Instant::now();
+        let mut last_sent = Instant::now();
+        let mut tick = tokio::time::interval(heartbeat.min(stale_after / 2));
+        let result = loop {
+            tokio::select! {
+                frame = wire.next() => {
+                    last_heard = Instant::now();
+                    if self.status.state == LinkState::Stale {
+                        self.set_state(LinkState::Connected, None);
+                    }
+                    match frame {
+                        Some(Ok(EngineMsg::Events { events })) => {
+                            let Some(last) = events.last().map(|e| e.seq) else { continue };
+                            self.last = Some(Cursor { epoch, seq: last });
+                            self.status.seq = last;
+                            if let Err(gap) = self.ctx.fleet.apply(&name, events.clone()) {
+                                break Err(Broken(format!("fleet state out of step: {gap}")));
+                            }
+                            if let Err(e) = self.ctx.history.send(WriteMsg::Events {
+                                cluster: name.clone(),
+                                epoch,
+                                events,
+                            }).await {
+                                break Err(e.into());
+                            }
+                        }
+                        Some(Ok(EngineMsg::CommandResult { id, result })) => {
+                            if let Some(reply) = pending.remove(&id) {
+                                let _ = reply.send(Ok(result));
+                            }
+                        }
+                        Some(Ok(EngineMsg::Heartbeat)) => {}
+                        Some(Ok(EngineMsg::Error { code, message })) => {
+                            break Err(Broken(format!("engine closed the link ({code:?}): {message}")));
+                        }
+                        Some(Ok(other)) => {
+                            tracing::debug!(cluster = %name, "ignoring {other:?}");
+                        }
+                        Some(Err(e)) => break Err(e.into()),
+                        None => break Err(Broken("engine closed the connection".into())),
+                    }
+                }
+                Some((op, reply)) = self.commands.recv() => {
+                    let id = next_id;
+                    next_id += 1;
+                    pending.insert(id, reply);
+                    if let Err(e) = wire.send(ClientMsg::Command { id, op }).await {
+                        break Err(e.into());
+                    }
+                    last_sent = Instant::now();
+                }
+                _ = tick.tick() => {
+                    let silent = last_heard.elapsed();
+                    if silent > stale_after * 2 {
+                        break Err(Broken(format!("nothing heard from the engine for {silent:?}")));
+                    }
+                    if silent > stale_after && self.status.state != LinkState::Stale {
+                        self.set_state(LinkState::Stale, None);
+                    }
+                    if last_sent.elapsed() >= heartbeat {
+                        if let Err(e) = wire.send(ClientMsg::Heartbeat).await {
+                            break Err(e.into());
+                        }
+                        last_sent = Instant::now();
+                    }
+                }
+            }
+        };
+        for (_, reply) in pending.drain() {
+            let _ = reply.send(Err("the link broke before the engine answered".into()));
+        }
+        result
+    }
+}

@@ -1,0 +1,148 @@
+//! The OpenAPI document of `/api/v1`, generated from the same Rust types
+//! the handlers use (through `schemars`), so it cannot drift from them.
+//! The route list here and the router in [`crate::api`] are checked
+//! against each other by a test.
+
+use schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+
+use crate::api::*;
+use crate::fleet::{ClusterInfo, Hit, LinkStatus, Summary};
+use crate::ops::OperationResult;
+
+/// One documented route.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Query parameters: a type whose fields are the parameters.
+    pub query: Option<fn(&mut SchemaGenerator) -> Value>,
+    pub body: Option<fn(&mut SchemaGenerator) -> Value>,
+    /// Status and schema of the success answer (None: no body).
+    pub ok: (u16, Option<fn(&mut SchemaGenerator) -> Value>),
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
+    g.subschema_for::<T>().to_value()
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route { method: "get", path: "/api/v1/health", summary: "Server health and version", query: None, body: None, ok: (200, Some(schema::<Health>)) },
+        Route { method: "get", path: "/api/v1/summary", summary: "Fleet counts by state and what needs attention first", query: Some(schema::<LimitQuery>), body: None, ok: (200, Some(schema::<Summary>)) },
+        Route { method: "get", path: "/api/v1/clusters", summary: "Every managed cluster with its link state", query: None, body: None, ok: (200, Some(schema::<Vec<ClusterInfo>>)) },
+        Route { method: "post", path: "/api/v1/clusters", summary: "Manage a cluster through a direct connection (persisted)", query: None, body: Some(schema::<NewCluster>), ok: (201, Some(schema::<LinkStatus>)) },
+        Route { method: "get", path: "/api/v1/clusters/{name}", summary: "One cluster: link and whole state", query: None, body: None, ok: (200, Some(schema::<ClusterDetail>)) },
+        Route { method: "delete", path: "/api/v1/clusters/{name}", summary: "Stop managing a cluster (its history stays)", query: None, body: None, ok: (204, None) },
+        Route { method: "post", path: "/api/v1/clusters/{name}/operations", summary: "Run an operation (audited); optionally wait for the final state. 409 refused, 502 failed, 504 timed out", query: None, body: Some(schema::<OperationRequest>), ok: (200, Some(schema::<OperationResult>)) },
+        Route { method: "get", path: "/api/v1/faults", summary: "Everything that needs attention", query: Some(schema::<LimitQuery>), body: None, ok: (200, Some(schema::<Faults>)) },
+        Route { method: "get", path: "/api/v1/search", summary: "Find clusters, systems, groups and resources by name", query: Some(schema::<SearchQuery>), body: None, ok: (200, Some(schema::<Vec<Hit>>)) },
+        Route { method: "get", path: "/api/v1/systems/{system}", summary: "Everything on a system, in every cluster that has one of that name", query: None, body: None, ok: (200, Some(schema::<Vec<SystemView>>)) },
+        Route { method: "get", path: "/api/v1/history", summary: "Recorded state changes, newest first", query: Some(schema::<HistoryParams>), body: None, ok: (200, Some(schema::<Vec<HistoryEntry>>)) },
+        Route { method: "get", path: "/api/v1/gaps", summary: "Stretches of history that could not be recorded", query: Some(schema::<ClusterFilter>), body: None, ok: (200, Some(schema::<Vec<GapEntry>>)) },
+        Route { method: "get", path: "/api/v1/operations", summary: "Audit log of operations, newest first", query: Some(schema::<OperationParams>), body: None, ok: (200, Some(schema::<Vec<OperationEntry>>)) },
+        Route { method: "get", path: "/api/v1/events", summary: "Live updates as Server-Sent Events (text/event-stream)", query: Some(schema::<EventFilter>), body: None, ok: (200, None) },
+        Route { method: "get", path: "/api/v1/openapi.json", summary: "This document", query: None, body: None, ok: (200, None) },
+        Route { method: "get", path: "/metrics", summary: "Prometheus metrics (text format)", query: None, body: None, ok: (200, None) },
+    ]
+}
+
+/// Turns a query type's schema into OpenAPI parameters.
+fn query_parameters(schema: &Value, definitions: &Map<String, Value>) -> Vec<Value> {
+    let resolved = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit('/').next())
+        .and_then(|name| definitions.get(name))
+        .unwrap_or(schema);
+    let required: Vec<&str> = resolved
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    resolved
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .map(|(name, prop)| {
+                    json!({
+                        "name": name,
+                        "in": "query",
+                        "required": required.contains(&name.as_str()),
+                        "description": prop.get("description").cloned().unwrap_or(json!("")),
+                        "schema": prop,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The whole OpenAPI 3.0 document.
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let error = schema::<ErrorBody>(&mut generator);
+    let mut built = Vec::new();
+    for route in routes() {
+        let query = route.query.map(|f| f(&mut generator));
+        let body = route.body.map(|f| f(&mut generator));
+        let ok = route.ok.1.map(|f| f(&mut generator));
+        built.push((route, query, body, ok));
+    }
+    let definitions: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
+    let mut paths = Map::new();
+    for (route, query, body, ok) in built {
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(route.summary));
+        let mut params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if let Some(q) = &query {
+            params.extend(query_parameters(q, &definitions));
+        }
+        if !params.is_empty() {
+            op.insert("parameters".into(), Value::Array(params));
+        }
+        if let Some(b) = body {
+            op.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {"schema": b}}}),
+            );
+        }
+        let mut responses = Map::new();
+        let ok_response = match ok {
+            Some(s) => {
+                json!({"description": "success", "content": {"application/json": {"schema": s}}})
+            }
+            None => json!({"description": "success"}),
+        };
+        responses.insert(route.ok.0.to_string(), ok_response);
+        responses.insert(
+            "default".into(),
+            json!({"description": "error", "content": {"application/json": {"schema": error}}}),
+        );
+        op.insert("responses".into(), Value::Object(responses));
+        let entry = paths
+            .entry(route.path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(methods) = entry {
+            methods.insert(route.method.into(), Value::Object(op));
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Haven management server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Watch and operate every cluster of a fleet. Errors are JSON {\"error\": {\"code\", \"message\"}}."
+        },
+        "paths": paths,
+        "components": {"schemas": definitions},
+    })
+}

@@ -1,0 +1,139 @@
+//! What can go wrong with the database, each case saying what to do next.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+/// An error of the store. Messages name the file or row, the problem and
+/// the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be created or opened.
+    #[error(
+        "cannot open database {}: {source}; check that the data directory exists and this user may write to it",
+        path.display()
+    )]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file exists but is not an SQLite database (or its header is
+    /// damaged).
+    #[error(
+        "{} is not a haven database (or it is damaged): point haven at its own data directory, or restore a backup",
+        path.display()
+    )]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The database was written by a newer Haven. Nothing was changed.
+    #[error("schema version {found} is newer than this haven (knows {known}): upgrade haven or restore a backup")]
+    TooNew {
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build knows.
+        known: u32,
+    },
+
+    /// Another process held the database for longer than the busy timeout.
+    #[error("the database is locked by another process: make sure only one haven server uses this data directory")]
+    Locked(#[source] rusqlite::Error),
+
+    /// The file system did not accept write-ahead logging.
+    #[error(
+        "cannot switch {} to write-ahead logging (journal mode stays {mode:?}): put the data directory on a local file system",
+        path.display()
+    )]
+    NoWal {
+        /// The database file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+
+    /// A migration script failed; the database stays at the version before
+    /// it.
+    #[error("upgrading the database to schema version {version} failed: {source}; the database is unchanged at version {}, restore a backup if this repeats", version - 1)]
+    Migration {
+        /// The version the script would have made.
+        version: u32,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A stored row cannot be read back.
+    #[error("row {id} of table {table} cannot be read ({problem}): it was written by a newer haven or the file is damaged; restore a backup")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's id (or the cluster's name for keyed tables).
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A number does not fit in a database integer (64-bit signed).
+    #[error("{what} {value} is too large to store (the limit is {}): the engine sent a number out of range", i64::MAX)]
+    OutOfRange {
+        /// Which field.
+        what: &'static str,
+        /// Its value.
+        value: u64,
+    },
+
+    /// [`Store::finish_operation`](crate::Store::finish_operation) named an
+    /// operation that was never recorded.
+    #[error(
+        "no operation with id {0} is recorded: finish only ids that insert_operation returned"
+    )]
+    UnknownOperation(i64),
+
+    /// A value could not be turned into JSON for storage.
+    #[error("cannot encode {what} as JSON: {source}")]
+    Encode {
+        /// What was being stored.
+        what: &'static str,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Sorts SQLite's errors into the cases a user can act on.
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked(err),
+            _ => StoreError::Sqlite(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// Like `From`, naming the file for the errors that are about it.
+    pub(crate) fn at(path: &std::path::Path, err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => StoreError::NotADatabase {
+                path: path.to_path_buf(),
+            },
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
+                StoreError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(err),
+                }
+            }
+            _ => err.into(),
+        }
+    }
+}

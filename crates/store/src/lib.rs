@@ -1,0 +1,111 @@
+//! The management server's database: its configuration (the managed
+//! clusters, settings) and its history (every event of every cluster, every
+//! operation with who asked, what, when and how it ended).
+//!
+//! The server talks to a [`Store`]; [`SqliteStore`] is the one backend today
+//! (one SQLite file in the data directory, write-ahead logging). The trait
+//! speaks only in this crate's records and `haven-model` types, so a
+//! PostgreSQL backend can follow without touching its callers.
+//!
+//! # Invariants
+//!
+//! - **Exactly once.** A cluster's history holds each `(cluster, epoch, seq)`
+//!   at most once. Appending a row that is already stored skips it and counts
+//!   it as a duplicate, so the server may re-send an overlapping batch after
+//!   a reconnect without creating doubles.
+//! - **All or nothing.** [`Store::append`] stores a whole batch and moves the
+//!   clusters' [cursors](Cursor) in one transaction: after a failure or a
+//!   crash either all of the batch and the cursors that cover it are there,
+//!   or none of it is. [`Store::record_gap`] writes the gap and the new
+//!   cursor together in the same way.
+//! - **Cursors follow the data.** A cluster's cursor is the position of the
+//!   last row stored from it (or where a gap resumed): within one epoch it
+//!   never moves backwards; a row from another epoch (the engine restarted)
+//!   replaces it. Rows skipped as duplicates do not move it.
+//! - **History outlives configuration.** Removing a cluster removes its
+//!   record, not its history, gaps, operations or cursor.
+//! - **Nothing is lost.** Every event is stored whole as JSON (`detail`);
+//!   the typed columns beside it are for queries and external tools, and
+//!   reading a row back gives the event that was appended.
+//! - **Newer files are left alone.** A database written by a newer Haven
+//!   (a schema version this build does not know) is refused before anything
+//!   in it changes.
+
+mod error;
+mod records;
+mod sqlite;
+
+use std::collections::HashMap;
+
+pub use error::StoreError;
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+/// The management server's database, whatever the engine behind it.
+///
+/// Reads take `&self` and writes `&mut self`; a backend may serialise
+/// everything on one connection (as [`SqliteStore`] does).
+pub trait Store: Send {
+    /// Every managed cluster, by name.
+    fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
+
+    /// Adds a cluster, or replaces the record of the cluster of that name
+    /// (every field, `added_ms` included, is written as given).
+    fn upsert_cluster(&mut self, rec: &ClusterRecord) -> Result<(), StoreError>;
+
+    /// Removes a cluster's record; its history, gaps, operations and cursor
+    /// stay. Returns whether there was such a cluster.
+    fn remove_cluster(&mut self, name: &str) -> Result<bool, StoreError>;
+
+    /// The value of a setting, if it was ever set.
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Sets a setting, replacing its value.
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// The last stored position of every cluster that has one (one query;
+    /// the server calls it at start to know where to resume each cluster).
+    fn cursors(&self) -> Result<HashMap<String, Cursor>, StoreError>;
+
+    /// Appends a batch in one transaction, in order.
+    ///
+    /// Rows whose `(cluster, epoch, seq)` is already stored are skipped and
+    /// counted as duplicates. Each cluster's cursor advances in the same
+    /// transaction: within an epoch it takes the highest sequence stored and
+    /// never moves backwards; a row of another epoch replaces it. On error
+    /// nothing of the batch is stored and no cursor moves.
+    fn append(&mut self, rows: &[HistoryRow]) -> Result<AppendReport, StoreError>;
+
+    /// Records a stretch of history that could not be stored, and sets the
+    /// cluster's cursor to `gap.resumed`, in one transaction.
+    fn record_gap(&mut self, gap: &Gap) -> Result<(), StoreError>;
+
+    /// The gaps recorded for one cluster (or every cluster), oldest first.
+    fn gaps(&self, cluster: Option<&str>) -> Result<Vec<Gap>, StoreError>;
+
+    /// Stored events that match the query, newest first.
+    fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryRow>, StoreError>;
+
+    /// How many events are stored per `(cluster, epoch)` and their lowest and
+    /// highest sequence, ordered by cluster then epoch. With no gaps and no
+    /// duplicates, `count == max_seq - min_seq + 1`.
+    fn seq_ranges(&self, cluster: Option<&str>) -> Result<Vec<SeqRange>, StoreError>;
+
+    /// Records an operation as it is requested (no outcome yet) and returns
+    /// its id.
+    fn insert_operation(&mut self, op: &NewOperation) -> Result<i64, StoreError>;
+
+    /// Sets an operation's outcome. It may be called more than once (e.g.
+    /// `Accepted`, then `Completed`); the last call wins. An unknown id is
+    /// [`StoreError::UnknownOperation`].
+    fn finish_operation(
+        &mut self,
+        id: i64,
+        outcome: Outcome,
+        reason: Option<&str>,
+        finished_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Recorded operations that match the query, newest first.
+    fn operations(&self, q: &OperationQuery) -> Result<Vec<OperationRecord>, StoreError>;
+}

@@ -1,0 +1,273 @@
+//! The records a [`Store`](crate::Store) reads and writes: plain data, the
+//! same whatever the backend.
+
+use std::fmt;
+
+use haven_model::{Event, Operation};
+use serde::{Deserialize, Serialize};
+
+/// A managed cluster: where the server reaches it and how it logs in.
+///
+/// `Debug` does not show the password, so a record can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterRecord {
+    /// The cluster's name (unique).
+    pub name: String,
+    /// Where its engine listens (`host:port`).
+    pub address: String,
+    /// The user the server logs in as, if the engine asks for one.
+    pub user: Option<String>,
+    /// That user's password.
+    pub password: Option<String>,
+    /// When the cluster was added, in milliseconds since the Unix epoch.
+    pub added_ms: i64,
+}
+
+impl fmt::Debug for ClusterRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterRecord")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("added_ms", &self.added_ms)
+            .finish()
+    }
+}
+
+/// Where a cluster's history stands: the engine run (`epoch`) and the last
+/// sequence stored from it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The engine run, as its `welcome` frame gave it. Epochs are compared
+    /// for equality only: another value means the engine restarted and its
+    /// sequence numbers began again at 1.
+    pub epoch: u64,
+    /// The last sequence stored from that run (0: none yet).
+    pub seq: u64,
+}
+
+/// One event of one cluster, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    /// The cluster the event happened in.
+    pub cluster: String,
+    /// The engine run that numbered it.
+    pub epoch: u64,
+    /// The event, with its sequence number and time.
+    pub event: Event,
+}
+
+/// What [`Store::append`](crate::Store::append) did with a batch.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReport {
+    /// Rows stored.
+    pub inserted: usize,
+    /// Rows skipped because their `(cluster, epoch, seq)` was already stored.
+    pub duplicates: usize,
+}
+
+/// A stretch of history that could not be recorded (the engine's journal no
+/// longer had it, or the engine restarted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The cluster whose history has the hole.
+    pub cluster: String,
+    /// The last position stored before the hole (`None`: nothing was).
+    pub after: Option<Cursor>,
+    /// Where the history continues (e.g. the snapshot taken instead); the
+    /// cluster's cursor is set to it.
+    pub resumed: Cursor,
+    /// When the server noticed, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Why, for people (e.g. "engine restarted").
+    pub reason: String,
+}
+
+/// The default [`HistoryQuery::limit`] and [`OperationQuery::limit`].
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// Which events [`Store::history`](crate::Store::history) returns. Every
+/// filter that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only this cluster's events.
+    pub cluster: Option<String>,
+    /// Only events about this object: it matches the event's group,
+    /// resource or system, or the object a notice names. For a failover
+    /// the system is the one the group left.
+    pub object: Option<String>,
+    /// Only events at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// Only events strictly before this time, so consecutive windows
+    /// `[since, until)` do not overlap.
+    pub until_ms: Option<i64>,
+    /// At most this many events, newest first (0 returns none).
+    pub limit: usize,
+}
+
+impl Default for HistoryQuery {
+    /// Everything, up to [`DEFAULT_LIMIT`] newest events.
+    fn default() -> Self {
+        HistoryQuery {
+            cluster: None,
+            object: None,
+            since_ms: None,
+            until_ms: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// An operation as it is requested, before its outcome is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOperation {
+    /// The cluster it is sent to.
+    pub cluster: String,
+    /// Who asked.
+    pub user: String,
+    /// What was asked.
+    pub op: Operation,
+    /// When, in milliseconds since the Unix epoch.
+    pub requested_ms: i64,
+}
+
+/// A recorded operation: who asked what of which cluster, when, and how it
+/// ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    /// Its id, in the order operations were recorded.
+    pub id: i64,
+    /// The cluster it was sent to.
+    pub cluster: String,
+    /// Who asked.
+    pub user: String,
+    /// What was asked.
+    pub op: Operation,
+    /// When, in milliseconds since the Unix epoch.
+    pub requested_ms: i64,
+    /// How it ended, or how far it got (`None`: no answer recorded yet).
+    pub outcome: Option<Outcome>,
+    /// Why it was refused or failed, if it was.
+    pub reason: Option<String>,
+    /// When the outcome was recorded.
+    pub finished_ms: Option<i64>,
+}
+
+/// How an operation ended, or how far it got.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The engine validated it and started the work; effects follow as
+    /// events.
+    Accepted,
+    /// The engine (or the server) refused it; nothing changed.
+    Refused,
+    /// The work is done.
+    Completed,
+    /// The work was attempted and failed.
+    Failed,
+    /// No answer came in time.
+    TimedOut,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Accepted,
+        Outcome::Refused,
+        Outcome::Completed,
+        Outcome::Failed,
+        Outcome::TimedOut,
+    ];
+
+    /// The stored (and JSON) name: `accepted`, `timed_out`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Refused => "refused",
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+        }
+    }
+
+    /// The outcome of that name, if there is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which operations [`Store::operations`](crate::Store::operations)
+/// returns. Every filter that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationQuery {
+    /// Only operations sent to this cluster.
+    pub cluster: Option<String>,
+    /// Only operations this user asked for.
+    pub user: Option<String>,
+    /// At most this many, newest first (0 returns none).
+    pub limit: usize,
+}
+
+impl Default for OperationQuery {
+    /// Everything, up to [`DEFAULT_LIMIT`] newest operations.
+    fn default() -> Self {
+        OperationQuery {
+            cluster: None,
+            user: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// Per `(cluster, epoch)`: how many events are stored and their lowest and
+/// highest sequence (tests compare this with the engine).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    /// The cluster.
+    pub cluster: String,
+    /// The engine run.
+    pub epoch: u64,
+    /// Events stored from that run.
+    pub count: u64,
+    /// The lowest sequence stored from that run.
+    pub min_seq: u64,
+    /// The highest sequence stored from that run.
+    pub max_seq: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_names_parse_back_and_match_json() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+            let json = serde_json::to_string(&o).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", o.as_str()));
+        }
+        assert_eq!(Outcome::parse("done"), None);
+    }
+
+    #[test]
+    fn cluster_record_debug_hides_the_password() {
+        let rec = ClusterRecord {
+            name: "c1".into(),
+            address: "h:1".into(),
+            user: Some("admin".into()),
+            password: Some("s3cret".into()),
+            added_ms: 1,
+        };
+        let shown = format!("{rec:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("<hidden>"), "{shown}");
+    }
+}

@@ -1,0 +1,168 @@
+//! The SQLite schema and its migrations.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`; the version
+//! is SQLite's `PRAGMA user_version` (0 in a new file). Each script runs in
+//! its own `BEGIN IMMEDIATE` transaction together with the version bump, so
+//! a database is always at exactly one version, and two processes opening a
+//! new file at once migrate it once. Scripts are never edited once released:
+//! a change is a new script at the end.
+//!
+//! The tables are documented for people who query the file with other
+//! tools. Times are milliseconds since the Unix epoch; JSON columns hold the
+//! `haven-model` types as the engine protocol writes them.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::StoreError;
+
+/// Every migration, in order.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build creates and understands.
+pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V1: &str = r#"
+-- Managed clusters: where the server reaches each one and how it logs in.
+CREATE TABLE clusters (
+    name      TEXT    NOT NULL PRIMARY KEY,
+    address   TEXT    NOT NULL,           -- host:port of the cluster's engine
+    username  TEXT,                       -- NULL: the engine asks for no login
+    password  TEXT,
+    added_ms  INTEGER NOT NULL
+) STRICT;
+
+-- Server settings, one value per key.
+CREATE TABLE settings (
+    key    TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;
+
+-- Every event of every cluster. (cluster, epoch, seq) names an event:
+-- epoch is the engine run, seq its sequence number within that run.
+-- `detail` is the whole event kind as JSON (with its "type"); the other
+-- columns are copies of its fields for queries. Columns that do not apply
+-- to an event's type are NULL.
+CREATE TABLE history (
+    id         INTEGER NOT NULL PRIMARY KEY, -- insertion order
+    cluster    TEXT    NOT NULL,
+    epoch      INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    time_ms    INTEGER NOT NULL,             -- when the engine recorded it
+    type       TEXT    NOT NULL,             -- resource_state, group_state, ...
+    grp        TEXT,                         -- the group it is about
+    resource   TEXT,                         -- the resource it is about
+    system     TEXT,                         -- the system (a failover: the one left)
+    object     TEXT,                         -- the object a notice names
+    old_state  TEXT,                         -- resource/group/system state before
+    new_state  TEXT,                         -- ... and after; for freeze and enable
+                                             -- events the new value (temporary, disabled, ...)
+    detail     TEXT    NOT NULL,             -- JSON
+    UNIQUE (cluster, epoch, seq)
+) STRICT;
+CREATE INDEX history_cluster_time ON history (cluster, time_ms);
+CREATE INDEX history_time ON history (time_ms);
+
+-- Per cluster, the last position stored (or where history resumed after a
+-- gap): the server resumes each cluster from here.
+CREATE TABLE cursors (
+    cluster  TEXT    NOT NULL PRIMARY KEY,
+    epoch    INTEGER NOT NULL,
+    seq      INTEGER NOT NULL
+) STRICT;
+
+-- Stretches of history that could not be recorded: the events after
+-- (after_epoch, after_seq) up to (resumed_epoch, resumed_seq) are missing.
+CREATE TABLE gaps (
+    id             INTEGER NOT NULL PRIMARY KEY,
+    cluster        TEXT    NOT NULL,
+    after_epoch    INTEGER,                  -- NULL: nothing stored before
+    after_seq      INTEGER,
+    resumed_epoch  INTEGER NOT NULL,
+    resumed_seq    INTEGER NOT NULL,
+    time_ms        INTEGER NOT NULL,         -- when the server noticed
+    reason         TEXT    NOT NULL,
+    CHECK ((after_epoch IS NULL) = (after_seq IS NULL))
+) STRICT;
+CREATE INDEX gaps_cluster ON gaps (cluster);
+
+-- Every operation asked of a cluster: who, what, when, and how it ended.
+CREATE TABLE operations (
+    id            INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    cluster       TEXT    NOT NULL,
+    username      TEXT    NOT NULL,          -- who asked
+    verb          TEXT    NOT NULL,          -- group_online, system_freeze, ...
+    op            TEXT    NOT NULL,          -- the whole operation as JSON (with its "op")
+    requested_ms  INTEGER NOT NULL,
+    outcome       TEXT CHECK (outcome IN
+                    ('accepted', 'refused', 'completed', 'failed', 'timed_out')),
+                                             -- NULL: no answer recorded yet
+    reason        TEXT,                      -- why it was refused or failed
+    finished_ms   INTEGER                    -- when the outcome was recorded
+) STRICT;
+CREATE INDEX operations_requested ON operations (requested_ms);
+"#;
+
+/// The database's schema version.
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Refuses a database newer than this build, before anything is written.
+pub(crate) fn check_not_newer(found: u32) -> Result<(), StoreError> {
+    if found > LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            known: LATEST,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the migrations the database lacks, one transaction each.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        // The version is read inside the write transaction: another process
+        // may have migrated since we last looked.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        check_not_newer(current)?;
+        let Some(script) = MIGRATIONS.get(current as usize) else {
+            return Ok(());
+        };
+        let next = current + 1;
+        let failed = |source| StoreError::Migration {
+            version: next,
+            source,
+        };
+        tx.execute_batch(script).map_err(failed)?;
+        tx.pragma_update(None, "user_version", next)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_applies_in_order_to_an_empty_database() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db");
+        migrate(&mut conn).expect("migrates");
+        assert_eq!(version(&conn).expect("version"), LATEST);
+        // Idempotent: a second run finds nothing to do.
+        migrate(&mut conn).expect("migrates again");
+        assert_eq!(version(&conn).expect("version"), LATEST);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_by_migrate() {
+        let mut conn = Connection::open_in_memory().expect("in-memory db");
+        conn.pragma_update(None, "user_version", LATEST + 5)
+            .expect("set version");
+        let err = migrate(&mut conn).expect_err("refused");
+        assert!(
+            matches!(err, StoreError::TooNew { found, known } if found == LATEST + 5 && known == LATEST)
+        );
+    }
+}
