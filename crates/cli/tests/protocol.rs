@@ -127,3 +127,33 @@ async fn a_silent_client_is_disconnected_after_three_heartbeats() {
     assert!(msgs.iter().any(|m| matches!(m, EngineMsg::Heartbeat)));
     assert_eq!(last_error(&msgs), ErrorCode::Timeout);
 }
+
+#[tokio::test]
+async fn the_engine_sends_heartbeats_even_to_a_client_that_sends_its_own() {
+    let dir = config_dir(SIM_CLUSTER);
+    let engine = Engine::start(dir.path(), &["--simulate", "--heartbeat", "1"]);
+    let mut stream = TcpStream::connect(&engine.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    stream
+        .write_all(&frame(
+            br#"{"msg":"hello","versions":[1],"client":"chatty"}"#,
+        ))
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        stream.write_all(&frame(br#"{"msg":"heartbeat"}"#)).unwrap();
+        if let Ok(n) = stream.read(&mut chunk) {
+            heard.extend_from_slice(&chunk[..n]);
+        }
+    }
+    let text = String::from_utf8_lossy(&heard);
+    assert!(text.contains(r#""msg":"welcome""#), "{text}");
+    assert!(
+        text.matches(r#""msg":"heartbeat""#).count() >= 2,
+        "the engine kept sending heartbeats: {text}"
+    );
+}

@@ -227,8 +227,13 @@ impl Connection {
                     last_heard = tokio::time::Instant::now();
                     match frame {
                         Some(Ok(msg)) => {
+                            // A heartbeat gets no answer: it must not count
+                            // as something sent, or ours would never go out.
+                            let answered = !matches!(msg, ClientMsg::Heartbeat);
                             self.on_message(msg).await?;
-                            last_sent = tokio::time::Instant::now();
+                            if answered {
+                                last_sent = tokio::time::Instant::now();
+                            }
                         }
                         Some(Err(e)) => return Err(frame_error(e)),
                         None => return Err(End::Closed),

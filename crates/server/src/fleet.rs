@@ -469,7 +469,13 @@ impl Fleet {
         {
             let mut inner = self.write();
             let Inner { clusters, ix } = &mut *inner;
-            let Some(snap) = clusters.get_mut(name).and_then(|v| v.snapshot.as_mut()) else {
+            let Some(view) = clusters.get_mut(name) else {
+                return Ok(());
+            };
+            if let Some(last) = events.last() {
+                view.link.seq = view.link.seq.max(last.seq);
+            }
+            let Some(snap) = view.snapshot.as_mut() else {
                 return Ok(());
             };
             for event in events {

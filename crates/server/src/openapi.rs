@@ -10,16 +10,19 @@ use crate::api::*;
 use crate::fleet::{ClusterInfo, Hit, LinkStatus, Summary};
 use crate::ops::OperationResult;
 
+/// Makes the JSON Schema of one type, registering what it refers to.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Value;
+
 /// One documented route.
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
     /// Query parameters: a type whose fields are the parameters.
-    pub query: Option<fn(&mut SchemaGenerator) -> Value>,
-    pub body: Option<fn(&mut SchemaGenerator) -> Value>,
+    pub query: Option<SchemaFn>,
+    pub body: Option<SchemaFn>,
     /// Status and schema of the success answer (None: no body).
-    pub ok: (u16, Option<fn(&mut SchemaGenerator) -> Value>),
+    pub ok: (u16, Option<SchemaFn>),
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {

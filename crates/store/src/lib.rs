@@ -31,6 +31,8 @@
 //!   (a schema version this build does not know) is refused before anything
 //!   in it changes.
 
+#![warn(missing_docs)]
+
 mod error;
 mod records;
 mod sqlite;

@@ -146,10 +146,20 @@ fn crash_child_writer() {
     }
 }
 
+/// Stops the child if the test fails before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn a_killed_writer_loses_no_committed_batch_and_leaves_no_half_batch() {
     let (_dir, path) = temp_db();
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+    let child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "crash_child_writer",
@@ -161,7 +171,8 @@ fn a_killed_writer_loses_no_committed_batch_and_leaves_no_half_batch() {
         .stderr(Stdio::null())
         .spawn()
         .expect("starts the child");
-    let stdout = child.stdout.take().expect("child stdout");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().expect("child stdout");
     let mut committed = 0;
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("reads the child");
@@ -173,8 +184,8 @@ fn a_killed_writer_loses_no_committed_batch_and_leaves_no_half_batch() {
         }
     }
     // SIGKILL while the child is (most likely) inside its next batch.
-    child.kill().expect("kills the child");
-    child.wait().expect("reaps the child");
+    child.0.kill().expect("kills the child");
+    child.0.wait().expect("reaps the child");
     assert!(committed >= 50 * CRASH_BATCH, "the child stopped early");
 
     let store = SqliteStore::open(&path).expect("reopens after the crash");

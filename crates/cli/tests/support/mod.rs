@@ -187,3 +187,182 @@ pub fn is_resource(e: &Event, resource: &str, system: &str, state: ResourceState
     matches!(&e.kind, EventKind::ResourceState { resource: r, system: s, to, .. }
         if &**r == resource && &**s == system && *to == state)
 }
+
+/// A `haven server` process with its own data directory.
+pub struct ServerProc {
+    pub proc: Proc,
+    /// The API's address, HOST:PORT.
+    pub addr: String,
+    pub dir: PathBuf,
+}
+
+impl ServerProc {
+    /// Writes `haven.toml` (listen on a free port, data in `dir/data`,
+    /// plus `extra`) and starts the server.
+    pub fn start(dir: &Path, extra: &str) -> ServerProc {
+        let config = dir.join("haven.toml");
+        if !config.exists() {
+            std::fs::write(
+                &config,
+                format!(
+                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{extra}",
+                    dir.join("data").display()
+                ),
+            )
+            .unwrap();
+        }
+        let (proc, line) = Proc::start(
+            &["server", "--config", config.to_str().unwrap()],
+            "listening on http://",
+        );
+        let addr = line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the ready line")
+            .to_string();
+        ServerProc {
+            proc,
+            addr,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        http_json(&self.addr, "GET", path, None, &[])
+    }
+
+    pub fn post(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        http_json(&self.addr, "POST", path, Some(body), headers)
+    }
+
+    /// Polls `path` until `pred` holds for the JSON answer.
+    pub fn wait_for(
+        &self,
+        path: &str,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let (status, body) = self.get(path);
+            if status == 200 && pred(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last answer {status}: {body}\nserver log:\n{}",
+                self.proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a plain socket; returns status and body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let body = body.unwrap_or("");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        },
+    )
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let (status, text) = http(addr, method, path, body, headers);
+    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, value)
+}
+
+/// Reads a Server-Sent Events stream in a thread; each `(event, data)`
+/// arrives on the channel.
+pub fn sse(addr: &str, path: &str) -> std::sync::mpsc::Receiver<(String, String)> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let reader = std::io::BufReader::new(stream);
+        let mut event = String::new();
+        for line in reader.lines().map_while(Result::ok) {
+            // Chunk-size lines of the transfer encoding carry no field.
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                if tx.send((event.clone(), d.trim().to_string())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}

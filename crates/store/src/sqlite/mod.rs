@@ -326,6 +326,9 @@ impl Store for SqliteStore {
 
     fn append(&mut self, rows: &[HistoryRow]) -> Result<AppendReport, StoreError> {
         let mut report = AppendReport::default();
+        if rows.is_empty() {
+            return Ok(report);
+        }
         let mut moves: HashMap<&str, CursorMove> = HashMap::new();
         let tx = self.write_tx()?;
         {

@@ -188,3 +188,12 @@ fn numbers_beyond_i64_are_refused_not_wrapped() {
         "{err}"
     );
 }
+
+#[test]
+fn the_store_can_move_to_another_thread_behind_the_trait() {
+    let store: Box<dyn Store> = Box::new(SqliteStore::open_in_memory().expect("opens"));
+    let clusters = std::thread::spawn(move || store.list_clusters().map(|c| c.len()))
+        .join()
+        .expect("thread ends");
+    assert_eq!(clusters.expect("lists"), 0);
+}
