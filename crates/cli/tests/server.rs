@@ -595,6 +595,16 @@ fn print_default_config_writes_a_file_the_server_accepts() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("listen = \"127.0.0.1:8440\""));
     let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open.toml");
+    std::fs::write(&open, "[server]\nlisten = \"0.0.0.0:0\"\n").unwrap();
+    let out = std::process::Command::new(HAVEN)
+        .args(["server", "--config", open.to_str().unwrap()])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loopback only"), "{err}");
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[server]\nlisten = 5\n").unwrap();
     let out = std::process::Command::new(HAVEN)

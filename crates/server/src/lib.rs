@@ -230,6 +230,16 @@ impl Server {
     /// returns the bound address.
     pub async fn listen(self: &Arc<Self>) -> anyhow::Result<SocketAddr> {
         let listen = &self.config.server.listen;
+        let candidates = tokio::net::lookup_host(listen.as_str())
+            .await
+            .with_context(|| format!("cannot resolve the listen address {listen}"))?;
+        for candidate in candidates {
+            if !candidate.ip().is_loopback() {
+                anyhow::bail!(
+                    "refusing to listen on {listen}: the API has no login yet, so it serves loopback only; use 127.0.0.1:PORT or [::1]:PORT"
+                );
+            }
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
