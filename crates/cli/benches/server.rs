@@ -12,7 +12,6 @@
 //! "1000,5000") and HAVEN_BENCH_SECONDS (default 10) change the run.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -241,6 +241,40 @@ fn toggle<K: Ord>(set: &mut BTreeSet<K>, (on, key): (bool, K)) {
     }
 }
 
+/// Makes every per-system state entry share the system's one name
+/// allocation (a decoded snapshot has a copy per entry): at fleet scale
+/// this is most of a snapshot's memory.
+fn intern_system_names(snapshot: &mut ClusterSnapshot) {
+    let names: HashMap<Name, Name> = snapshot
+        .systems
+        .iter()
+        .map(|s| (s.name.clone(), s.name.clone()))
+        .collect();
+    let canonical = |n: &mut Name| {
+        if let Some(c) = names.get(n) {
+            *n = c.clone();
+        }
+    };
+    for g in &mut snapshot.groups {
+        for (s, _) in &mut g.states {
+            canonical(s);
+        }
+        for r in &mut g.resources {
+            for (s, _) in &mut r.states {
+                canonical(s);
+            }
+        }
+    }
+    for g in &mut snapshot.config.groups {
+        for (s, _) in &mut g.system_list {
+            canonical(s);
+        }
+        for s in &mut g.auto_start_list {
+            canonical(s);
+        }
+    }
+}
+
 /// Non-zero counts, by the state's display name.
 fn named<K: std::fmt::Display>(m: &HashMap<K, usize>) -> BTreeMap<String, usize> {
     m.iter()
@@ -342,7 +376,10 @@ impl Fleet {
                 clusters: BTreeMap::new(),
                 ix: Indexes::default(),
             }),
-            updates: broadcast::channel(65_536).0,
+            // Each slot holds an update until every receiver has seen it or
+            // it is overwritten: big enough for bursts, small enough not to
+            // hoard memory. A receiver that falls further behind is told.
+            updates: broadcast::channel(4096).0,
         }
     }
 
@@ -441,7 +478,8 @@ impl Fleet {
     }
 
     /// Replaces a cluster's state with a snapshot.
-    pub fn resync(&self, name: &Name, snapshot: ClusterSnapshot) {
+    pub fn resync(&self, name: &Name, mut snapshot: ClusterSnapshot) {
+        intern_system_names(&mut snapshot);
         let seq = snapshot.seq;
         {
             let mut inner = self.write();

@@ -1,0 +1,162 @@
+//! The fleet state against real engine state machines: after a random
+//! stream of operations and faults, every cluster's state in the fleet
+//! equals the engine's own snapshot, and every index equals a recount.
+
+use std::time::Duration;
+
+use haven_engine::agents::{AgentSet, SimAgent};
+use haven_engine::policy::{Cluster, PolicyOptions};
+use haven_engine::runtime::{ClusterHandle, RuntimeOptions, Start};
+use haven_engine::sim::{generate_cluster, FleetOptions};
+use haven_model::{Name, Operation, ResourceState};
+use haven_server::fleet::{Fleet, LinkState, LinkStatus};
+
+fn status() -> LinkStatus {
+    LinkStatus {
+        state: LinkState::Connected,
+        since_ms: 0,
+        mode: "direct".into(),
+        address: "in-process".into(),
+        last_error: None,
+        failures: 0,
+        epoch: None,
+        seq: 0,
+    }
+}
+
+/// A random operation for a cluster, chosen from its current state.
+fn random_op(fleet: &Fleet, cluster: &str, rng: &mut fastrand::Rng) -> Operation {
+    let snap = fleet.snapshot(cluster).unwrap();
+    let group = &snap.groups[rng.usize(..snap.groups.len())];
+    let system = snap.systems[rng.usize(..snap.systems.len())].name.clone();
+    match rng.u8(..8) {
+        0 | 1 => {
+            let online: Vec<(Name, Name)> = group
+                .resources
+                .iter()
+                .flat_map(|r| {
+                    r.states
+                        .iter()
+                        .filter(|(_, st)| *st == ResourceState::Online)
+                        .map(|(s, _)| (r.name.clone(), s.clone()))
+                })
+                .collect();
+            match online.get(rng.usize(..online.len().max(1))) {
+                Some((resource, system)) => Operation::SimFaultResource {
+                    resource: resource.clone(),
+                    system: system.clone(),
+                },
+                None => Operation::GroupClear {
+                    group: group.name.clone(),
+                    system: None,
+                },
+            }
+        }
+        2 => Operation::GroupSwitch {
+            group: group.name.clone(),
+            to: None,
+        },
+        3 => Operation::GroupClear {
+            group: group.name.clone(),
+            system: None,
+        },
+        4 => {
+            if snap
+                .system(&system)
+                .is_some_and(|s| s.state == haven_model::SystemState::Running)
+            {
+                Operation::SimFaultSystem { system }
+            } else {
+                Operation::SimRestoreSystem { system }
+            }
+        }
+        5 => Operation::GroupFreeze {
+            group: group.name.clone(),
+            persistent: false,
+        },
+        6 => Operation::GroupUnfreeze {
+            group: group.name.clone(),
+        },
+        _ => Operation::GroupOnline {
+            group: group.name.clone(),
+            system: None,
+        },
+    }
+}
+
+#[tokio::test]
+async fn the_fleet_follows_engines_exactly_and_its_indexes_equal_a_recount() {
+    let options = FleetOptions {
+        clusters: 3,
+        systems: 3,
+        groups: 6,
+        resources: 4,
+        ..FleetOptions::default()
+    };
+    let fleet = Fleet::new();
+    let mut engines = Vec::new();
+    for i in 0..options.clusters {
+        let config = generate_cluster(i, &options);
+        let handle = ClusterHandle::spawn(
+            Cluster::new(
+                config,
+                PolicyOptions {
+                    simulated: true,
+                    periodic_monitor: false,
+                },
+            ),
+            AgentSet::simulated(SimAgent::new((0, 0))),
+            RuntimeOptions {
+                log_events: false,
+                ..RuntimeOptions::default()
+            },
+        );
+        let sub = handle.subscribe(None).await.unwrap();
+        let Start::Snapshot(_, snap) = sub.start else {
+            panic!("a first subscription starts with a snapshot")
+        };
+        fleet.add(handle.name(), status());
+        fleet.resync(handle.name(), *snap);
+        engines.push((handle, sub.live));
+    }
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..400 {
+        let (handle, _) = &engines[rng.usize(..engines.len())];
+        let op = random_op(&fleet, handle.name(), &mut rng);
+        handle.operate(op).await.unwrap();
+        for (handle, live) in &mut engines {
+            while let Ok(batch) = live.try_recv() {
+                fleet
+                    .apply(handle.name(), batch.to_vec())
+                    .expect("events in order");
+            }
+        }
+    }
+    // Let the last agent actions (none are delayed) settle, then compare.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for (handle, live) in &mut engines {
+        while let Ok(batch) = live.try_recv() {
+            fleet.apply(handle.name(), batch.to_vec()).unwrap();
+        }
+        assert_eq!(
+            fleet.snapshot(handle.name()).unwrap(),
+            handle.snapshot().await.unwrap(),
+            "fleet state of {} equals the engine's",
+            handle.name()
+        );
+    }
+    assert!(fleet.recount_matches(), "indexes equal a recount");
+    let summary = fleet.summary(1000);
+    assert_eq!(summary.clusters, 3);
+    assert!(
+        summary.attention_total > 0,
+        "400 random faults left something to see"
+    );
+    let faulted: usize = summary.group_states.get("FAULTED").copied().unwrap_or(0);
+    let listed = summary
+        .attention
+        .iter()
+        .filter(|a| a.kind == "faulted_group")
+        .count();
+    assert_eq!(faulted, listed);
+}
