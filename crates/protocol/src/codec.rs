@@ -21,10 +21,18 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// The top bit of the length word marks a deflate-compressed body.
+const COMPRESSED: u32 = 1 << 31;
+
 /// Encodes `Out` messages and decodes `In` messages, each as one frame.
+///
+/// A body may be deflate-compressed (top bit of the length set); the
+/// decoder inflates it, never beyond `max_frame` bytes. The encoder
+/// compresses only when asked to ([`FrameCodec::compress_over`]).
 #[derive(Debug)]
 pub struct FrameCodec<In, Out> {
     max_frame: usize,
+    compress_over: Option<usize>,
     _types: PhantomData<fn(Out) -> In>,
 }
 
@@ -33,8 +41,15 @@ impl<In, Out> FrameCodec<In, Out> {
     pub fn new(max_frame: usize) -> Self {
         FrameCodec {
             max_frame,
+            compress_over: None,
             _types: PhantomData,
         }
+    }
+
+    /// Compresses outgoing bodies larger than `bytes`.
+    pub fn compress_over(mut self, bytes: usize) -> Self {
+        self.compress_over = Some(bytes);
+        self
     }
 }
 
@@ -46,7 +61,9 @@ impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
         if src.len() < 4 {
             return Ok(None);
         }
-        let size = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        let word = u32::from_be_bytes([src[0], src[1], src[2], src[3]]);
+        let compressed = word & COMPRESSED != 0;
+        let size = (word & !COMPRESSED) as usize;
         if size > self.max_frame {
             return Err(FrameError::TooLarge {
                 size,
@@ -59,6 +76,21 @@ impl<In: DeserializeOwned, Out> Decoder for FrameCodec<In, Out> {
         }
         src.advance(4);
         let body = src.split_to(size);
+        if compressed {
+            let mut inflated = Vec::new();
+            let limit = self.max_frame as u64 + 1;
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(flate2::read::DeflateDecoder::new(&body[..]), limit),
+                &mut inflated,
+            )?;
+            if inflated.len() > self.max_frame {
+                return Err(FrameError::TooLarge {
+                    size: inflated.len(),
+                    max: self.max_frame,
+                });
+            }
+            return Ok(Some(serde_json::from_slice(&inflated)?));
+        }
         Ok(Some(serde_json::from_slice(&body)?))
     }
 }
@@ -67,8 +99,36 @@ impl<In, Out: Serialize> Encoder<Out> for FrameCodec<In, Out> {
     type Error = FrameError;
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), FrameError> {
-        encode_frame(&item, dst)
+        match self.compress_over {
+            None => encode_frame(&item, dst),
+            Some(threshold) => {
+                let body = serde_json::to_vec(&item)?;
+                if body.len() <= threshold {
+                    return put_frame(&body, 0, dst);
+                }
+                let mut deflater = flate2::write::DeflateEncoder::new(
+                    Vec::with_capacity(body.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                std::io::Write::write_all(&mut deflater, &body)?;
+                put_frame(&deflater.finish()?, COMPRESSED, dst)
+            }
+        }
     }
+}
+
+fn put_frame(body: &[u8], flags: u32, dst: &mut BytesMut) -> Result<(), FrameError> {
+    let size = u32::try_from(body.len())
+        .ok()
+        .filter(|s| s & COMPRESSED == 0)
+        .ok_or(FrameError::TooLarge {
+            size: body.len(),
+            max: (COMPRESSED - 1) as usize,
+        })?;
+    dst.reserve(4 + body.len());
+    dst.put_u32(size | flags);
+    dst.put_slice(body);
+    Ok(())
 }
 
 /// Appends one frame holding `item` to `dst`.
@@ -128,9 +188,48 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_u32(u32::MAX);
         match codec.decode(&mut buf) {
-            Err(FrameError::TooLarge { size, max: 16 }) => assert_eq!(size, u32::MAX as usize),
+            Err(FrameError::TooLarge { size, max: 16 }) => assert_eq!(size, (u32::MAX & !COMPRESSED) as usize),
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn compressed_frames_round_trip_and_are_smaller() {
+        let mut codec = FrameCodec::<ClientMsg, ClientMsg>::new(1 << 20).compress_over(64);
+        let msg = ClientMsg::Hello {
+            versions: vec![1],
+            client: "x".repeat(5000),
+            user: None,
+            password: None,
+        };
+        let mut buf = BytesMut::new();
+        codec.encode(msg.clone(), &mut buf).unwrap();
+        assert!(buf.len() < 500, "compressed to {} bytes", buf.len());
+        assert_eq!(buf[0] & 0x80, 0x80);
+        // A plain decoder reads it too.
+        let mut plain = FrameCodec::<ClientMsg, ClientMsg>::new(1 << 20);
+        assert_eq!(plain.decode(&mut buf).unwrap(), Some(msg));
+    }
+
+    #[test]
+    fn a_compressed_frame_cannot_inflate_past_the_limit() {
+        let mut big = FrameCodec::<ClientMsg, ClientMsg>::new(1 << 20).compress_over(0);
+        let mut buf = BytesMut::new();
+        big.encode(
+            ClientMsg::Hello {
+                versions: vec![1],
+                client: "y".repeat(100_000),
+                user: None,
+                password: None,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        let mut small = FrameCodec::<ClientMsg, ClientMsg>::new(10_000);
+        assert!(matches!(
+            small.decode(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod connector;
 pub mod messages;
 
 pub use client::{ClientError, ClientOptions, EngineClient};
