@@ -26,6 +26,9 @@ enum Command {
     Demo(DemoArgs),
     /// Run the management server.
     Server(ServerArgs),
+    /// Relay a cluster to a management server, dialling out over TLS
+    /// (join once with a token from POST /api/v1/tokens).
+    Connector(ConnectorArgs),
     /// Run the cluster engine (the HA daemon) of one cluster from its main.cf.
     Engine(EngineArgs),
     /// Run many simulated clusters in one process, each on its own socket.
@@ -47,6 +50,32 @@ struct ServerArgs {
     /// Print a commented configuration file with every default, and exit.
     #[arg(long)]
     print_default_config: bool,
+}
+
+#[derive(Args)]
+struct ConnectorArgs {
+    /// The server's connector port, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    server: String,
+    /// The cluster engine's socket.
+    #[arg(long, default_value = "127.0.0.1:14141", value_name = "HOST:PORT")]
+    engine: String,
+    /// One-time join token (only the first time; credentials are then kept
+    /// in the data directory).
+    #[arg(long, env = "HAVEN_JOIN_TOKEN", value_name = "TOKEN")]
+    token: Option<String>,
+    /// Where the connector keeps its credentials and its event spool.
+    #[arg(long, default_value = "haven-connector", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Engine login, if its main.cf sets UserNames.
+    #[arg(long, value_name = "USER")]
+    engine_user: Option<String>,
+    #[arg(long, env = "HAVEN_ENGINE_PASSWORD", value_name = "PASSWORD")]
+    engine_password: Option<String>,
+    /// Most megabytes of events kept while the server is unreachable;
+    /// beyond that a gap is recorded.
+    #[arg(long, default_value_t = 256, value_name = "MB")]
+    spool_max_mb: u64,
 }
 
 #[derive(Args)]
@@ -169,6 +198,22 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(run_demo(args))),
         Command::Server(args) => runtime().and_then(|rt| rt.block_on(run_server(args))),
+        Command::Connector(args) => runtime().and_then(|rt| {
+            rt.block_on(async {
+                tokio::select! {
+                    r = haven_connector::relay::run(haven_connector::relay::ConnectorOptions {
+                        server: args.server,
+                        token: args.token,
+                        engine: args.engine,
+                        engine_user: args.engine_user,
+                        engine_password: args.engine_password,
+                        data_dir: args.data_dir,
+                        spool_max_bytes: args.spool_max_mb.max(1) * 1024 * 1024,
+                    }) => r,
+                    r = stop_signal() => r,
+                }
+            })
+        }),
         Command::Engine(args) => runtime().and_then(|rt| rt.block_on(run_engine(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(run_sim(args))),
         Command::Config(cmd) => run_config(cmd),

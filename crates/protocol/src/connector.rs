@@ -48,7 +48,10 @@ pub enum ConnectorMsg {
         snapshot: Box<ClusterSnapshot>,
     },
     /// Events of one engine run, in order, from the spool.
-    Events { epoch: u64, events: Vec<Event> },
+    Events {
+        epoch: u64,
+        events: Vec<Event>,
+    },
     /// History between `after` and `resumed` is lost (the spool overflowed
     /// or the engine's journal no longer had it).
     Gap {
@@ -63,7 +66,10 @@ pub enum ConnectorMsg {
         result: CommandResult,
     },
     /// A command could not reach the engine.
-    CommandFailed { id: u64, reason: String },
+    CommandFailed {
+        id: u64,
+        reason: String,
+    },
     /// Backlog and engine link, sent every few seconds.
     Status {
         backlog_events: u64,
@@ -78,7 +84,10 @@ pub enum ConnectorMsg {
 #[serde(tag = "msg", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Credentials for a new connector; keep them, the token is spent.
-    Joined { connector_id: String, secret: String },
+    Joined {
+        connector_id: String,
+        secret: String,
+    },
     Welcome {
         version: u32,
         heartbeat_ms: u64,
@@ -86,11 +95,20 @@ pub enum ServerMsg {
         stored: Option<Position>,
     },
     /// Everything up to here is stored: drop it from the spool.
-    Ack { epoch: u64, seq: u64 },
+    Ack {
+        epoch: u64,
+        seq: u64,
+    },
     /// Relay this operation to the engine.
-    Command { id: u64, op: Operation },
+    Command {
+        id: u64,
+        op: Operation,
+    },
     Heartbeat,
-    Error { code: ConnectorError, message: String },
+    Error {
+        code: ConnectorError,
+        message: String,
+    },
 }
 
 /// Why the server refused or closed a connector's connection.
@@ -153,8 +171,12 @@ mod tests {
             ca_fingerprint: "a".repeat(64),
         };
         assert_eq!(JoinToken::parse(&token.encode()).unwrap(), token);
-        assert!(JoinToken::parse("hvn1.ab.cd").unwrap_err().contains("malformed"));
-        assert!(JoinToken::parse("hello").unwrap_err().contains("not a Haven"));
+        assert!(JoinToken::parse("hvn1.ab.cd")
+            .unwrap_err()
+            .contains("malformed"));
+        assert!(JoinToken::parse("hello")
+            .unwrap_err()
+            .contains("not a Haven"));
         assert!(JoinToken::parse(&format!("hvn1.zz.ff.{}", "a".repeat(64))).is_err());
     }
 }

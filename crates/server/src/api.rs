@@ -142,6 +142,7 @@ pub fn router(server: AppState) -> Router {
             get(cluster).delete(remove_cluster),
         )
         .route("/api/v1/clusters/{name}/operations", post(operate))
+        .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/faults", get(faults))
         .route("/api/v1/search", get(search))
         .route("/api/v1/systems/{system}", get(system))
@@ -320,6 +321,32 @@ async fn operate(
         _ => StatusCode::OK,
     };
     Ok((status, Json(result)))
+}
+
+/// A request for a connector join token.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Only this cluster may join with the token (default: any).
+    pub cluster: Option<String>,
+    /// How long the token stays valid (default from `[connectors]`).
+    pub ttl_secs: Option<u64>,
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> Result<(StatusCode, Json<crate::connectors::IssuedToken>), ApiError> {
+    let ttl = Duration::from_secs(
+        body.ttl_secs
+            .unwrap_or(s.config.connectors.token_ttl_secs)
+            .clamp(1, 30 * 24 * 3600),
+    );
+    let token = s
+        .create_join_token(body.cluster, ttl)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(token)))
 }
 
 /// Everything that needs attention.

@@ -41,6 +41,17 @@ flush_interval_ms = 100
 # Events waiting to be written before links are slowed down.
 queue_capacity = 50000
 
+[connectors]
+# Where cluster connectors dial in (TLS, with the server's own CA; joining
+# needs a one-time token from POST /api/v1/tokens). To accept connectors
+# from other hosts, listen on 0.0.0.0:8441 and name this server in `names`.
+listen = "127.0.0.1:8441"
+# Extra DNS names or IP addresses for the server's TLS certificate
+# (localhost, 127.0.0.1 and ::1 are always in it).
+names = []
+# How long a join token stays valid.
+token_ttl_secs = 3600
+
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
 # database. A cluster listed here is (re)added at every start.
@@ -59,6 +70,7 @@ pub struct ServerConfig {
     pub server: ServerSection,
     pub links: LinkSection,
     pub history: HistorySection,
+    pub connectors: ConnectorSection,
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterEntry>,
 }
@@ -128,6 +140,24 @@ impl Default for HistorySection {
             batch_max: 2000,
             flush_interval_ms: 100,
             queue_capacity: 50_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectorSection {
+    pub listen: String,
+    pub names: Vec<String>,
+    pub token_ttl_secs: u64,
+}
+
+impl Default for ConnectorSection {
+    fn default() -> Self {
+        ConnectorSection {
+            listen: "127.0.0.1:8441".into(),
+            names: Vec::new(),
+            token_ttl_secs: 3600,
         }
     }
 }

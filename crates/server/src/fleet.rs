@@ -54,6 +54,14 @@ pub struct LinkStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,
     pub seq: u64,
+    /// The connector's `haven` version (connector links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_version: Option<String>,
+    /// Events the connector holds that the server has not stored yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog_bytes: Option<u64>,
 }
 
 /// A change published to subscribers (live API stream, operation waits).

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod config;
+pub mod connectors;
 pub mod fleet;
 pub mod link;
 pub mod openapi;
@@ -26,7 +27,7 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -71,6 +72,12 @@ pub struct Server {
     /// writes).
     reader: Mutex<SqliteStore>,
     started_ms: i64,
+    /// The fleet CA and this server's TLS identity (for connectors).
+    pub authority: haven_pki::Authority,
+    /// What the history writer has committed, per cluster.
+    pub stored: writer::StoredCursors,
+    /// Where connectors reach this server, once listening.
+    pub connector_addr: OnceLock<SocketAddr>,
 }
 
 impl Server {
@@ -91,13 +98,20 @@ impl Server {
         let known = store.list_clusters()?;
         let cursors = store.cursors()?;
         let reader = SqliteStore::open(&path)?;
+        let authority = haven_pki::Authority::load_or_create(
+            &config.server.data_dir.join("pki"),
+            &config.connectors.names,
+        )
+        .context("cannot set up the server's certificate authority")?;
         let metrics = Arc::new(WriterMetrics::default());
+        let stored = writer::StoredCursors::default();
         let (history, _thread) = writer::spawn(
             Box::new(store),
             config.history.queue_capacity,
             config.history.batch_max,
             Duration::from_millis(config.history.flush_interval_ms.max(1)),
             metrics.clone(),
+            stored.clone(),
         );
         let fleet = Arc::new(Fleet::new());
         let link_context = LinkContext {
@@ -114,12 +128,49 @@ impl Server {
             link_context,
             reader: Mutex::new(reader),
             started_ms: now_ms(),
+            authority,
+            stored,
+            connector_addr: OnceLock::new(),
         });
         for rec in known {
             let cursor = cursors.get(&rec.name).copied();
-            server.start_link(&rec, cursor);
+            if rec.address == connectors::CONNECTOR_ADDRESS {
+                // Served by a connector: shown as waiting until it dials in.
+                server.fleet.add(
+                    &Name::from(rec.name.as_str()),
+                    fleet::LinkStatus {
+                        state: fleet::LinkState::Disconnected,
+                        since_ms: now_ms(),
+                        mode: "connector".into(),
+                        address: "connector".into(),
+                        last_error: Some("waiting for the connector to dial in".into()),
+                        failures: 0,
+                        epoch: cursor.map(|c| c.epoch),
+                        seq: cursor.map_or(0, |c| c.seq),
+                        connector_version: None,
+                        backlog_events: None,
+                        backlog_bytes: None,
+                    },
+                );
+            } else {
+                server.start_link(&rec, cursor);
+            }
         }
         Ok(server)
+    }
+
+    /// Makes `handle` the link of `cluster`, replacing (and stopping) any
+    /// previous one.
+    pub fn register_link(&self, cluster: &Name, handle: LinkHandle) {
+        self.links_guard().insert(cluster.clone(), handle);
+    }
+
+    /// Removes the link of `cluster` if it is still the one `sender` feeds.
+    pub fn unregister_link(&self, cluster: &Name, sender: &link::LinkSender) {
+        let mut links = self.links_guard();
+        if links.get(cluster).is_some_and(|h| h.sender().same(sender)) {
+            links.remove(cluster);
+        }
     }
 
     fn start_link(&self, rec: &ClusterRecord, cursor: Option<haven_store::Cursor>) {
@@ -160,8 +211,9 @@ impl Server {
         }
         let rec = record(&entry);
         let saved = rec.clone();
-        self.write_config(move |store| store.upsert_cluster(&saved))
-            .await?;
+        self.write_store(move |store| store.upsert_cluster(&saved))
+            .await
+            .map_err(ManageError::Store)?;
         let cursor = self
             .read({
                 let name = rec.name.clone();
@@ -182,24 +234,24 @@ impl Server {
         handle.stop();
         self.fleet.remove(name);
         let owned = name.to_string();
-        self.write_config(move |store| store.remove_cluster(&owned).map(|_| ()))
+        self.write_store(move |store| store.remove_cluster(&owned).map(|_| ()))
             .await
+            .map_err(ManageError::Store)
     }
 
     /// Configuration changes go through their own short-lived connection:
     /// they are rare, and must not wait behind a history batch.
-    async fn write_config(
+    pub async fn write_store<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<(), haven_store::StoreError> + Send + 'static,
-    ) -> Result<(), ManageError> {
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, haven_store::StoreError> + Send + 'static,
+    ) -> Result<T, String> {
         let path = self.config.database_path();
         tokio::task::spawn_blocking(move || {
             let mut store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
             f(&mut store).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| ManageError::Store(e.to_string()))?
-        .map_err(ManageError::Store)
+        .map_err(|e| e.to_string())?
     }
 
     /// The link of a cluster, to forward an operation.
@@ -252,6 +304,16 @@ impl Server {
                 tracing::error!("{e:#}");
             }
         });
+        let connector_listen = &self.config.connectors.listen;
+        let connectors = tokio::net::TcpListener::bind(connector_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen for connectors on {connector_listen} (set [connectors] listen)"
+                )
+            })?;
+        let _ = self.connector_addr.set(connectors.local_addr()?);
+        tokio::spawn(self.clone().serve_connectors(connectors));
         Ok(addr)
     }
 }

@@ -44,7 +44,8 @@ pub struct Target {
     pub password: Option<String>,
 }
 
-type Reply = oneshot::Sender<Result<CommandResult, String>>;
+/// Where the answer to a forwarded operation goes.
+pub type Reply = oneshot::Sender<Result<CommandResult, String>>;
 
 /// A running link task.
 pub struct LinkHandle {
@@ -58,6 +59,16 @@ pub struct LinkHandle {
 pub struct LinkSender(mpsc::Sender<(Operation, Reply)>);
 
 impl LinkSender {
+    /// A sender whose operations arrive on `tx`'s receiver.
+    pub fn new(tx: mpsc::Sender<(Operation, Reply)>) -> Self {
+        LinkSender(tx)
+    }
+
+    /// Whether both send to the same task.
+    pub fn same(&self, other: &LinkSender) -> bool {
+        self.0.same_channel(&other.0)
+    }
+
     /// Forwards an operation to the engine; the error says why it could
     /// not be delivered or answered.
     pub async fn operate(&self, op: Operation, limit: Duration) -> Result<CommandResult, String> {
@@ -75,6 +86,12 @@ impl LinkSender {
 }
 
 impl LinkHandle {
+    /// A handle for a task that takes operations from `sender`'s channel
+    /// and stops when `cancel` fires.
+    pub fn new(sender: LinkSender, cancel: CancellationToken) -> Self {
+        LinkHandle { sender, cancel }
+    }
+
     pub fn sender(&self) -> LinkSender {
         self.sender.clone()
     }
@@ -113,6 +130,9 @@ pub fn spawn(target: Target, stored: Option<Cursor>, ctx: LinkContext) -> LinkHa
         failures: 0,
         epoch: stored.map(|c| c.epoch),
         seq: stored.map_or(0, |c| c.seq),
+        connector_version: None,
+        backlog_events: None,
+        backlog_bytes: None,
     };
     if !ctx.fleet.add(&target.name, status.clone()) {
         ctx.fleet.set_link(&target.name, status.clone());

@@ -39,6 +39,7 @@ pub fn routes() -> Vec<Route> {
         Route { method: "get", path: "/api/v1/clusters/{name}", summary: "One cluster: link and whole state", query: None, body: None, ok: (200, Some(schema::<ClusterDetail>)) },
         Route { method: "delete", path: "/api/v1/clusters/{name}", summary: "Stop managing a cluster (its history stays)", query: None, body: None, ok: (204, None) },
         Route { method: "post", path: "/api/v1/clusters/{name}/operations", summary: "Run an operation (audited); optionally wait for the final state. 409 refused, 502 failed, 504 timed out", query: None, body: Some(schema::<OperationRequest>), ok: (200, Some(schema::<OperationResult>)) },
+        Route { method: "post", path: "/api/v1/tokens", summary: "Create a one-time join token for `haven connector`", query: None, body: Some(schema::<TokenRequest>), ok: (201, Some(schema::<crate::connectors::IssuedToken>)) },
         Route { method: "get", path: "/api/v1/faults", summary: "Everything that needs attention", query: Some(schema::<LimitQuery>), body: None, ok: (200, Some(schema::<Faults>)) },
         Route { method: "get", path: "/api/v1/search", summary: "Find clusters, systems, groups and resources by name", query: Some(schema::<SearchQuery>), body: None, ok: (200, Some(schema::<Vec<Hit>>)) },
         Route { method: "get", path: "/api/v1/systems/{system}", summary: "Everything on a system, in every cluster that has one of that name", query: None, body: None, ok: (200, Some(schema::<Vec<SystemView>>)) },

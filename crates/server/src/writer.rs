@@ -17,7 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use haven_model::{Event, Name};
-use haven_store::{Gap, HistoryRow, NewOperation, Outcome, Store};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use haven_store::{Cursor, Gap, HistoryRow, NewOperation, Outcome, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// What the writer is asked to write.
@@ -75,6 +78,9 @@ impl WriterMetrics {
     }
 }
 
+/// The last position stored per cluster, as the writer committed it.
+pub type StoredCursors = Arc<Mutex<HashMap<String, Cursor>>>;
+
 /// Starts the writer thread. It stops when every sender is dropped, after
 /// writing what it has.
 pub fn spawn(
@@ -83,11 +89,19 @@ pub fn spawn(
     batch_max: usize,
     flush_every: Duration,
     metrics: Arc<WriterMetrics>,
+    stored: StoredCursors,
 ) -> (HistorySink, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity.max(16));
     let handle = std::thread::Builder::new()
         .name("haven-history".into())
-        .spawn(move || Writer { store, metrics }.run(rx, batch_max.max(1), flush_every))
+        .spawn(move || {
+            Writer {
+                store,
+                metrics,
+                stored,
+            }
+            .run(rx, batch_max.max(1), flush_every)
+        })
         .expect("spawn the history writer thread");
     (tx, handle)
 }
@@ -95,6 +109,7 @@ pub fn spawn(
 struct Writer {
     store: Box<dyn Store>,
     metrics: Arc<WriterMetrics>,
+    stored: StoredCursors,
 }
 
 impl Writer {
@@ -161,6 +176,18 @@ impl Writer {
         let started = Instant::now();
         match self.store.append(rows) {
             Ok(report) => {
+                // Committed: these positions are safe to acknowledge.
+                if let Ok(mut stored) = self.stored.lock() {
+                    for row in rows.iter() {
+                        stored.insert(
+                            row.cluster.clone(),
+                            Cursor {
+                                epoch: row.epoch,
+                                seq: row.event.seq,
+                            },
+                        );
+                    }
+                }
                 self.metrics
                     .rows_written
                     .fetch_add(report.inserted as u64, Ordering::Relaxed);
@@ -186,11 +213,16 @@ impl Writer {
     fn handle(&mut self, msg: WriteMsg, waiting: &mut Vec<oneshot::Sender<()>>) {
         match msg {
             WriteMsg::Events { .. } => {}
-            WriteMsg::Gap(gap) => {
-                if let Err(e) = self.store.record_gap(&gap) {
-                    tracing::error!(cluster = gap.cluster, "cannot record a history gap: {e}");
+            WriteMsg::Gap(gap) => match self.store.record_gap(&gap) {
+                Ok(()) => {
+                    if let Ok(mut stored) = self.stored.lock() {
+                        stored.insert(gap.cluster.clone(), gap.resumed);
+                    }
                 }
-            }
+                Err(e) => {
+                    tracing::error!(cluster = gap.cluster, "cannot record a history gap: {e}")
+                }
+            },
             WriteMsg::Operation(op, reply) => {
                 let _ = reply.send(self.store.insert_operation(&op).map_err(|e| e.to_string()));
             }

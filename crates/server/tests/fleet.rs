@@ -21,6 +21,9 @@ fn status() -> LinkStatus {
         failures: 0,
         epoch: None,
         seq: 0,
+        connector_version: None,
+        backlog_events: None,
+        backlog_bytes: None,
     }
 }
 

@@ -110,4 +110,24 @@ pub trait Store: Send {
 
     /// Recorded operations that match the query, newest first.
     fn operations(&self, q: &OperationQuery) -> Result<Vec<OperationRecord>, StoreError>;
+
+    /// Stores a new join token.
+    fn insert_join_token(&mut self, token: &JoinTokenRecord) -> Result<(), StoreError>;
+
+    /// Spends a join token for `cluster`, atomically: `Ok(Err(why))` when
+    /// it is unknown, wrong, spent, expired or for another cluster (and
+    /// nothing changes).
+    fn spend_join_token(
+        &mut self,
+        id: &str,
+        secret_hash: &str,
+        cluster: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), String>, StoreError>;
+
+    /// Adds a connector, replacing any earlier one of the same cluster.
+    fn upsert_connector(&mut self, rec: &ConnectorRecord) -> Result<(), StoreError>;
+
+    /// Every connector that joined.
+    fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
 }

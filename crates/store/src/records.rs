@@ -271,3 +271,33 @@ mod tests {
         assert!(shown.contains("<hidden>"), "{shown}");
     }
 }
+
+/// A one-time join token as stored (the secret only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinTokenRecord {
+    /// The token's public part.
+    pub id: String,
+    /// SHA-256 hex of the token's secret.
+    pub secret_hash: String,
+    /// The only cluster that may join with it, if set.
+    pub cluster: Option<String>,
+    /// When it was made (ms since the epoch).
+    pub created_ms: i64,
+    /// When it stops working (ms since the epoch).
+    pub expires_ms: i64,
+}
+
+/// A connector that joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorRecord {
+    /// The connector's id (its user name on the connector port).
+    pub id: String,
+    /// The cluster it serves.
+    pub cluster: String,
+    /// SHA-256 hex of its long-lived secret.
+    pub secret_hash: String,
+    /// `haven` version it reported when it joined.
+    pub version: String,
+    /// When it joined (ms since the epoch).
+    pub joined_ms: i64,
+}

@@ -150,3 +150,63 @@ fn operations_filter_by_cluster_and_user_newest_first() {
         vec![b]
     );
 }
+
+#[test]
+fn a_join_token_is_spent_once_and_refused_when_wrong_expired_or_for_another_cluster() {
+    use haven_store::{ConnectorRecord, JoinTokenRecord, SqliteStore, Store};
+    let mut store = SqliteStore::open_in_memory().unwrap();
+    let token = |id: &str, cluster: Option<&str>, expires_ms| JoinTokenRecord {
+        id: id.into(),
+        secret_hash: "h".into(),
+        cluster: cluster.map(Into::into),
+        created_ms: 0,
+        expires_ms,
+    };
+    store.insert_join_token(&token("a", None, 1000)).unwrap();
+    store.insert_join_token(&token("b", None, 10)).unwrap();
+    store
+        .insert_join_token(&token("c", Some("east"), 1000))
+        .unwrap();
+    let spend = |s: &mut SqliteStore, id: &str, hash: &str, cluster: &str| {
+        s.spend_join_token(id, hash, cluster, 100).unwrap()
+    };
+    assert!(spend(&mut store, "zz", "h", "x")
+        .unwrap_err()
+        .contains("unknown"));
+    assert!(spend(&mut store, "a", "wrong", "x")
+        .unwrap_err()
+        .contains("wrong"));
+    assert!(spend(&mut store, "b", "h", "x")
+        .unwrap_err()
+        .contains("expired"));
+    assert!(spend(&mut store, "c", "h", "west")
+        .unwrap_err()
+        .contains("east"));
+    assert_eq!(spend(&mut store, "a", "h", "x"), Ok(()));
+    assert!(spend(&mut store, "a", "h", "x")
+        .unwrap_err()
+        .contains("already used"));
+    assert_eq!(spend(&mut store, "c", "h", "east"), Ok(()));
+
+    let conn = |id: &str, cluster: &str| ConnectorRecord {
+        id: id.into(),
+        cluster: cluster.into(),
+        secret_hash: "s".into(),
+        version: "1".into(),
+        joined_ms: 1,
+    };
+    store.upsert_connector(&conn("one", "east")).unwrap();
+    store.upsert_connector(&conn("two", "east")).unwrap();
+    store.upsert_connector(&conn("three", "west")).unwrap();
+    let ids: Vec<String> = store
+        .connectors()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["two", "three"],
+        "a re-join replaces the cluster's connector"
+    );
+}

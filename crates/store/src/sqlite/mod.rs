@@ -20,8 +20,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::{
-    AppendReport, ClusterRecord, Cursor, Gap, HistoryQuery, HistoryRow, NewOperation,
-    OperationQuery, OperationRecord, Outcome, SeqRange, Store, StoreError,
+    AppendReport, ClusterRecord, ConnectorRecord, Cursor, Gap, HistoryQuery, HistoryRow,
+    JoinTokenRecord, NewOperation, OperationQuery, OperationRecord, Outcome, SeqRange, Store,
+    StoreError,
 };
 use columns::EventColumns;
 
@@ -247,6 +248,99 @@ struct CursorMove {
 }
 
 impl Store for SqliteStore {
+    fn insert_join_token(&mut self, token: &JoinTokenRecord) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO join_tokens (id, secret_hash, cluster, created_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![
+                token.id,
+                token.secret_hash,
+                token.cluster,
+                token.created_ms,
+                token.expires_ms
+            ])?;
+        Ok(())
+    }
+
+    fn spend_join_token(
+        &mut self,
+        id: &str,
+        secret_hash: &str,
+        cluster: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), String>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let row: Option<(String, Option<String>, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT secret_hash, cluster, expires_ms, used_ms FROM join_tokens WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let verdict = match row {
+            None => Err("unknown join token; create a new one on the server".to_string()),
+            Some((hash, _, _, _)) if hash != secret_hash => {
+                Err("wrong join token secret; copy the whole token".to_string())
+            }
+            Some((_, _, _, Some(_))) => {
+                Err("this join token was already used; create a new one".to_string())
+            }
+            Some((_, _, expires, _)) if expires < now_ms => {
+                Err("this join token has expired; create a new one".to_string())
+            }
+            Some((_, Some(only), _, _)) if only != cluster => Err(format!(
+                "this join token is for cluster {only}, not {cluster}"
+            )),
+            Some(_) => Ok(()),
+        };
+        if verdict.is_ok() {
+            tx.execute(
+                "UPDATE join_tokens SET used_ms = ?2, used_by = ?3 WHERE id = ?1",
+                rusqlite::params![id, now_ms, cluster],
+            )?;
+        }
+        tx.commit()?;
+        Ok(verdict)
+    }
+
+    fn upsert_connector(&mut self, rec: &ConnectorRecord) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM connectors WHERE cluster = ?1", [&rec.cluster])?;
+        tx.execute(
+            "INSERT INTO connectors (id, cluster, secret_hash, version, joined_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![
+                rec.id,
+                rec.cluster,
+                rec.secret_hash,
+                rec.version,
+                rec.joined_ms
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, cluster, secret_hash, version, joined_ms FROM connectors ORDER BY cluster",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ConnectorRecord {
+                id: r.get(0)?,
+                cluster: r.get(1)?,
+                secret_hash: r.get(2)?,
+                version: r.get(3)?,
+                joined_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError> {
         Select::from("SELECT name, address, username, password, added_ms FROM clusters").run(
             &self.conn,

@@ -16,10 +16,32 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V2: &str = r#"
+-- One-time tokens a connector trades for its credentials.
+CREATE TABLE join_tokens (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    secret_hash TEXT    NOT NULL,            -- SHA-256 hex of the token's secret
+    cluster     TEXT,                        -- NULL: any cluster may join with it
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    used_ms     INTEGER,                     -- NULL until spent
+    used_by     TEXT                         -- the cluster that spent it
+) STRICT;
+
+-- Connectors that joined: one per cluster (a re-join replaces it).
+CREATE TABLE connectors (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    cluster     TEXT    NOT NULL UNIQUE,
+    secret_hash TEXT    NOT NULL,            -- SHA-256 hex of its long-lived secret
+    version     TEXT    NOT NULL,
+    joined_ms   INTEGER NOT NULL
+) STRICT;
+"#;
 
 const V1: &str = r#"
 -- Managed clusters: where the server reaches each one and how it logs in.

@@ -1,0 +1,293 @@
+//! End-to-end: `haven connector` beside a real engine, dialling out to a
+//! real `haven server` over TLS.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use haven_model::{name, Operation};
+use haven_store::{SqliteStore, Store};
+use serde_json::Value;
+use support::*;
+
+const CLUSTER: &str = r#"include "types.cf"
+cluster omega ( )
+system n1 ( )
+system n2 ( )
+group web (
+        SystemList = { n1 = 0, n2 = 1 }
+        AutoStartList = { n1 }
+        )
+        IP web_ip ( Address = "192.0.2.20" )
+        Apache web_httpd ( )
+        web_httpd requires web_ip
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    connector_port: u16,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("omega");
+        std::fs::create_dir_all(&cdir).unwrap();
+        std::fs::write(cdir.join("main.cf"), CLUSTER).unwrap();
+        let engine = Engine::start(
+            &cdir,
+            &["--simulate", "--sim-delay", "0", "--journal", "100000"],
+        );
+        Site {
+            dir,
+            engine,
+            connector_port: free_port(),
+        }
+    }
+
+    fn server(&self) -> ServerProc {
+        ServerProc::start(
+            self.dir.path(),
+            &format!(
+                "[connectors]\nlisten = \"127.0.0.1:{}\"\n",
+                self.connector_port
+            ),
+        )
+    }
+
+    fn token(&self, server: &ServerProc, body: &str) -> String {
+        let (status, issued) = server.post("/api/v1/tokens", body, &[]);
+        assert_eq!(status, 201, "{issued}");
+        assert_eq!(
+            issued["connector_address"],
+            format!("127.0.0.1:{}", self.connector_port)
+        );
+        issued["token"].as_str().unwrap().to_string()
+    }
+
+    fn connector_args(&self, data: &str, token: Option<&str>) -> Vec<String> {
+        let mut args = vec![
+            "connector".to_string(),
+            "--server".into(),
+            format!("127.0.0.1:{}", self.connector_port),
+            "--engine".into(),
+            self.engine.addr.clone(),
+            "--data-dir".into(),
+            self.dir.path().join(data).to_str().unwrap().into(),
+        ];
+        if let Some(t) = token {
+            args.push("--token".into());
+            args.push(t.into());
+        }
+        args
+    }
+
+    fn connector(&self, data: &str, token: Option<&str>) -> Proc {
+        let args = self.connector_args(data, token);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::start(&args, "following the engine").0
+    }
+
+    /// Runs a connector that must fail; returns its stderr.
+    fn connector_fails(&self, data: &str, token: &str, server: Option<String>) -> String {
+        let mut args = self.connector_args(data, Some(token));
+        if let Some(s) = server {
+            args[2] = s;
+        }
+        let out = std::process::Command::new(HAVEN)
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "the connector must refuse");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn wait_connector_link(server: &ServerProc) -> Value {
+    server.wait_for("/api/v1/clusters/omega", "connector link", |v| {
+        v["link"]["state"] == "connected"
+            && v["link"]["mode"] == "connector"
+            && v["snapshot"].is_object()
+    })
+}
+
+/// Switches `web` back and forth directly on the engine; returns the
+/// engine's last sequence.
+fn churn(addr: &str, rounds: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = haven_protocol::EngineClient::connect(
+            addr,
+            &haven_protocol::ClientOptions {
+                client: "churn".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        for _ in 0..rounds {
+            let result = client
+                .command(Operation::GroupSwitch {
+                    group: name("web"),
+                    to: None,
+                })
+                .await
+                .unwrap();
+            assert!(result.is_accepted(), "{result:?}");
+        }
+        client.snapshot().await.unwrap().seq
+    })
+}
+
+fn wait_history(data: &Path, cluster: &str, head: u64) {
+    let deadline = Instant::now() + PATIENCE * 2;
+    loop {
+        let done = SqliteStore::open(&data.join("haven.db"))
+            .unwrap()
+            .seq_ranges(Some(cluster))
+            .unwrap()
+            .last()
+            .is_some_and(|r| r.max_seq == head);
+        if done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "history did not reach {head}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_connector_joins_with_a_token_and_events_and_operations_flow_through_it() {
+    let site = Site::new();
+    let server = site.server();
+    let token = site.token(&server, r#"{"cluster":"omega"}"#);
+    let _connector = site.connector("conn", Some(&token));
+    let detail = wait_connector_link(&server);
+    assert!(detail["link"]["connector_version"].is_string(), "{detail}");
+
+    // An operation from the server reaches the engine through the connector.
+    let (status, result) = server.post(
+        "/api/v1/clusters/omega/operations",
+        r#"{"op":"group_switch","group":"web","to":"n2","wait":true,"timeout_secs":30}"#,
+        &[("X-Haven-User", "dave")],
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["outcome"], "completed");
+    let head = churn(&site.engine.addr, 10);
+    wait_history(&site.dir.path().join("data"), "omega", head);
+    let (_, audit) = server.get("/api/v1/operations?cluster=omega");
+    assert_eq!(audit[0]["user"], "dave");
+    // The credentials are kept, private.
+    let creds = site.dir.path().join("conn/connector.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn bad_used_expired_and_foreign_tokens_are_refused() {
+    let site = Site::new();
+    let server = site.server();
+    let err = site.connector_fails("c1", "not-a-token", None);
+    assert!(err.contains("not a Haven join token"), "{err}");
+
+    let good = site.token(&server, "{}");
+    let wrong_secret = {
+        let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+        parts[2] = "00".repeat(16);
+        parts.join(".")
+    };
+    let err = site.connector_fails("c2", &wrong_secret, None);
+    assert!(err.contains("wrong join token secret"), "{err}");
+
+    // Used once, refused the second time.
+    let connector = site.connector("c3", Some(&good));
+    wait_connector_link(&server);
+    drop(connector);
+    let err = site.connector_fails("c4", &good, None);
+    assert!(err.contains("already used"), "{err}");
+
+    let short = site.token(&server, r#"{"ttl_secs":1}"#);
+    std::thread::sleep(Duration::from_millis(1500));
+    let err = site.connector_fails("c5", &short, None);
+    assert!(err.contains("expired"), "{err}");
+
+    let other = site.token(&server, r#"{"cluster":"someone-else"}"#);
+    let err = site.connector_fails("c6", &other, None);
+    assert!(err.contains("someone-else"), "{err}");
+}
+
+#[test]
+fn a_server_with_the_wrong_certificate_is_refused() {
+    let site = Site::new();
+    let server = site.server();
+    let token = site.token(&server, "{}");
+    // A second server, with its own CA, on another port.
+    let impostor_dir = tempfile::tempdir().unwrap();
+    let impostor_port = free_port();
+    let _impostor = ServerProc::start(
+        impostor_dir.path(),
+        &format!("[connectors]\nlisten = \"127.0.0.1:{impostor_port}\"\n"),
+    );
+    let err = site.connector_fails("c1", &token, Some(format!("127.0.0.1:{impostor_port}")));
+    assert!(err.contains("certificate"), "{err}");
+    assert!(!site.dir.path().join("c1/connector.json").exists());
+}
+
+#[test]
+fn history_is_complete_after_a_server_outage_and_a_killed_connector() {
+    let site = Site::new();
+    let mut server = site.server();
+    let token = site.token(&server, "{}");
+    let mut connector = site.connector("conn", Some(&token));
+    wait_connector_link(&server);
+    let data = site.dir.path().join("data");
+
+    // The server goes away; the engine keeps producing events.
+    server.proc.stop(PATIENCE);
+    let mid = churn(&site.engine.addr, 150);
+    // The connector is killed -9 with its spool full of undelivered events,
+    // and started again (no token needed), while the server is still down.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(connector.pid(), libc::SIGKILL);
+    let _ = connector.child.wait();
+    let _connector = site.connector("conn", None);
+    let head = churn(&site.engine.addr, 150);
+    assert!(
+        head > mid && mid > 1000,
+        "thousands of events: {mid} then {head}"
+    );
+
+    server = site.server();
+    wait_connector_link(&server);
+    wait_history(&data, "omega", head);
+    let store = SqliteStore::open(&data.join("haven.db")).unwrap();
+    let ranges = store.seq_ranges(Some("omega")).unwrap();
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    let r = &ranges[0];
+    assert_eq!(
+        r.count,
+        r.max_seq - r.min_seq + 1,
+        "no hole, no double: {r:?}"
+    );
+    assert!(store.gaps(Some("omega")).unwrap().is_empty());
+    let (_, detail) = server.get("/api/v1/clusters/omega");
+    assert_eq!(detail["link"]["mode"], "connector");
+    drop(server);
+}

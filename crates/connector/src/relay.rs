@@ -1,0 +1,719 @@
+//! The connector program: joins the server once with a token, then runs two
+//! loops for ever —
+//!
+//! - the **engine side** follows the cluster's engine (snapshot, events
+//!   resumed after the last spooled one), keeps a live copy of the cluster
+//!   state, appends every event to the durable spool, and runs the
+//!   operations the server relays;
+//! - the **server side** dials the server over TLS (pinned to the server's
+//!   CA), says hello, sends the current snapshot and every spooled event
+//!   the server has not stored, drops from the spool what the server
+//!   acknowledges, and reports its backlog.
+//!
+//! Either side reconnects with exponential backoff and jitter; neither
+//! waits for the other, so the spool fills while the server is away and
+//! drains when it is back. When the spool is full, the connector records a
+//! gap (with its time range) and keeps going from the live state, rather
+//! than dropping events silently.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use haven_model::{ClusterSnapshot, CommandResult, Event, Name, Operation};
+use haven_protocol::connector::{
+    ConnectorError, ConnectorMsg, JoinToken, Position, ServerMsg, CONNECTOR_VERSIONS,
+};
+use haven_protocol::{
+    ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
+};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::codec::Framed;
+
+use crate::spool::{Appended, Spool};
+
+/// What `haven connector` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ConnectorOptions {
+    /// The server's connector port, HOST:PORT.
+    pub server: String,
+    /// A one-time join token (needed only the first time).
+    pub token: Option<String>,
+    /// The engine's socket, HOST:PORT.
+    pub engine: String,
+    pub engine_user: Option<String>,
+    pub engine_password: Option<String>,
+    /// Where the credentials and the spool live.
+    pub data_dir: PathBuf,
+    /// Most bytes the spool may hold before a gap is recorded.
+    pub spool_max_bytes: u64,
+}
+
+/// What the connector keeps between runs (`connector.json`, mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credentials {
+    server: String,
+    cluster: String,
+    connector_id: String,
+    secret: String,
+    ca_pem: String,
+}
+
+/// A gap waiting to be reported (`gap.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingGap {
+    after: Option<Position>,
+    resumed: Position,
+    reason: String,
+}
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn host_of(address: &str) -> String {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
+/// Shared between the two sides.
+struct Shared {
+    spool: Mutex<Spool>,
+    /// The engine run and live state, once synced.
+    live: Mutex<Option<(u64, ClusterSnapshot)>>,
+    /// Wakes the server side when the spool grew.
+    grew: Notify,
+    engine_connected: std::sync::atomic::AtomicBool,
+    /// Operations from the server, to the engine side.
+    commands: mpsc::Sender<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
+    gap_file: PathBuf,
+}
+
+impl Shared {
+    fn spool<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> T {
+        let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
+        tokio::task::block_in_place(|| f(&mut spool))
+    }
+
+    fn pending_gap(&self) -> Option<PendingGap> {
+        std::fs::read_to_string(&self.gap_file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+    }
+}
+
+/// Runs the connector until the process is stopped. Returns early only
+/// for errors a retry cannot fix (bad token, no credentials).
+pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.data_dir)?;
+    let creds_path = options.data_dir.join("connector.json");
+    let creds = match std::fs::read_to_string(&creds_path) {
+        Ok(text) => {
+            if options.token.is_some() {
+                tracing::info!(
+                    "already joined (credentials in {}); the token is not needed",
+                    creds_path.display()
+                );
+            }
+            serde_json::from_str::<Credentials>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is damaged ({e}); remove it and join again with a new token",
+                    creds_path.display()
+                )
+            })?
+        }
+        Err(_) => {
+            let Some(token) = &options.token else {
+                anyhow::bail!(
+                    "this connector has not joined a server yet: create a token on the server (POST /api/v1/tokens) and pass it with --token"
+                );
+            };
+            let creds = join(&options, token).await?;
+            write_private(&creds_path, &serde_json::to_string_pretty(&creds)?)?;
+            tracing::info!(
+                "joined the server at {} as connector {} for cluster {}",
+                creds.server,
+                creds.connector_id,
+                creds.cluster
+            );
+            creds
+        }
+    };
+    let spool = Spool::open(&options.data_dir.join("spool"), options.spool_max_bytes)?;
+    let (commands, command_rx) = mpsc::channel(256);
+    let shared = Arc::new(Shared {
+        spool: Mutex::new(spool),
+        live: Mutex::new(None),
+        grew: Notify::new(),
+        engine_connected: Default::default(),
+        commands,
+        gap_file: options.data_dir.join("gap.json"),
+    });
+    let engine_side = tokio::spawn(engine_side(
+        options.clone(),
+        creds.cluster.clone(),
+        shared.clone(),
+        command_rx,
+    ));
+    let server_side = tokio::spawn(server_side(creds, shared));
+    tokio::select! {
+        r = engine_side => r?,
+        r = server_side => r?,
+    }
+}
+
+type EngineWire = Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>;
+
+async fn engine_hello(options: &ConnectorOptions) -> anyhow::Result<(EngineWire, Name, u64)> {
+    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&options.engine))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the engine at {}", options.engine))??;
+    stream.set_nodelay(true).ok();
+    let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
+    wire.send(ClientMsg::Hello {
+        versions: PROTOCOL_VERSIONS.to_vec(),
+        client: format!("haven-connector {VERSION}"),
+        user: options.engine_user.clone(),
+        password: options.engine_password.clone(),
+    })
+    .await?;
+    match tokio::time::timeout(Duration::from_secs(10), wire.next()).await {
+        Ok(Some(Ok(EngineMsg::Welcome { cluster, epoch, .. }))) => Ok((wire, cluster, epoch)),
+        Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
+            anyhow::bail!("the engine refused us ({code:?}): {message}")
+        }
+        Ok(Some(Ok(other))) => anyhow::bail!("unexpected answer from the engine: {other:?}"),
+        Ok(Some(Err(e))) => Err(e.into()),
+        Ok(None) | Err(_) => anyhow::bail!("the engine closed the connection"),
+    }
+}
+
+async fn tls_connect(
+    server: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> anyhow::Result<
+    Framed<tokio_rustls::client::TlsStream<TcpStream>, FrameCodec<ServerMsg, ConnectorMsg>>,
+> {
+    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the server at {server}"))??;
+    tcp.set_nodelay(true).ok();
+    let name = haven_pki::ServerName::try_from(host_of(server))
+        .map_err(|e| anyhow::anyhow!("bad server name in {server}: {e}"))?;
+    let tls = tokio::time::timeout(
+        Duration::from_secs(10),
+        haven_pki::TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("TLS handshake with {server} timed out"))?
+    .map_err(|e| {
+        anyhow::anyhow!("TLS handshake with {server} failed: {e} (is this the right server?)")
+    })?;
+    Ok(Framed::new(
+        tls,
+        FrameCodec::new(MAX_ENGINE_FRAME).compress_over(1024),
+    ))
+}
+
+/// Trades the token for credentials, checking the server against the CA
+/// fingerprint inside the token.
+async fn join(options: &ConnectorOptions, token: &str) -> anyhow::Result<Credentials> {
+    let parsed = JoinToken::parse(token).map_err(|e| anyhow::anyhow!(e))?;
+    let (_, cluster, _) = engine_hello(options).await.map_err(|e| {
+        anyhow::anyhow!("cannot reach the engine to learn the cluster's name: {e:#}")
+    })?;
+    let pinned = haven_pki::PinnedCa::new(&parsed.ca_fingerprint)?;
+    let mut wire = tls_connect(
+        &options.server,
+        haven_pki::client_config_pinned(pinned.clone()),
+    )
+    .await?;
+    wire.send(ConnectorMsg::Join {
+        versions: CONNECTOR_VERSIONS.to_vec(),
+        token: token.trim().to_string(),
+        cluster: cluster.clone(),
+        version: VERSION.into(),
+    })
+    .await?;
+    match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
+        Ok(Some(Ok(ServerMsg::Joined {
+            connector_id,
+            secret,
+        }))) => Ok(Credentials {
+            server: options.server.clone(),
+            cluster: cluster.to_string(),
+            connector_id,
+            secret,
+            ca_pem: pinned.learned_ca_pem().ok_or_else(|| {
+                anyhow::anyhow!("the server's CA was not learned during the handshake")
+            })?,
+        }),
+        Ok(Some(Ok(ServerMsg::Error { code, message }))) => {
+            anyhow::bail!("the server refused the join ({code:?}): {message}")
+        }
+        Ok(Some(Ok(other))) => anyhow::bail!("unexpected answer to join: {other:?}"),
+        Ok(Some(Err(e))) => Err(e.into()),
+        Ok(None) | Err(_) => anyhow::bail!("the server closed the connection during the join"),
+    }
+}
+
+/// Exponential backoff with jitter between reconnects.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            next: Duration::from_millis(200),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Duration::from_millis(200);
+    }
+
+    async fn wait(&mut self) {
+        let pause = self.next.mul_f64(0.75 + fastrand::f64() * 0.5);
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn engine_side(
+    options: ConnectorOptions,
+    cluster: String,
+    shared: Arc<Shared>,
+    mut commands: mpsc::Receiver<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
+) -> anyhow::Result<()> {
+    let mut backoff = Backoff::new();
+    let mut failures = 0u32;
+    loop {
+        let result = follow_engine(&options, &cluster, &shared, &mut commands, &mut backoff).await;
+        shared
+            .engine_connected
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = result {
+            if failures == 0 {
+                tracing::warn!("engine link lost: {e:#}; retrying with backoff");
+            }
+            failures += 1;
+        }
+        // Answer operations at once while the engine is away.
+        let wait = backoff.wait();
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                _ = &mut wait => break,
+                Some((_, reply)) = commands.recv() => {
+                    let _ = reply.send(Err("the connector cannot reach its engine".into()));
+                }
+            }
+        }
+        if failures > 0
+            && shared
+                .engine_connected
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            failures = 0;
+        }
+    }
+}
+
+async fn follow_engine(
+    options: &ConnectorOptions,
+    cluster: &str,
+    shared: &Arc<Shared>,
+    commands: &mut mpsc::Receiver<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    let (mut wire, name, epoch) = engine_hello(options).await?;
+    if *name != *cluster {
+        anyhow::bail!(
+            "the engine at {} runs cluster {name}, but this connector joined for {cluster}",
+            options.engine
+        );
+    }
+    let last = shared.spool(|s| s.last());
+    let resume = last.filter(|(e, _)| *e == epoch).map(|(_, s)| s);
+    if resume.is_some() {
+        wire.send(ClientMsg::GetSnapshot).await?;
+        match next_engine(&mut wire).await? {
+            EngineMsg::Snapshot { snapshot, .. } => {
+                *shared.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, *snapshot));
+            }
+            other => anyhow::bail!("expected a snapshot, got {other:?}"),
+        }
+    }
+    wire.send(ClientMsg::Subscribe { after: resume }).await?;
+    match next_engine(&mut wire).await? {
+        EngineMsg::Resumed { .. } => {}
+        EngineMsg::Snapshot { why, snapshot } => {
+            if let Some((last_epoch, last_seq)) = last {
+                let reason = match why {
+                    SnapshotReason::JournalTooShort { oldest, .. } => format!(
+                        "the engine's journal starts at {oldest}; events after {last_seq} were lost while the connector was away"
+                    ),
+                    _ if last_epoch != epoch => format!(
+                        "the engine restarted (run {last_epoch} -> {epoch}); events of the old run after {last_seq} were not received"
+                    ),
+                    _ => "the engine did not know the connector's last sequence".into(),
+                };
+                // What is still spooled from before goes out first; the
+                // gap follows it, then the new events.
+                note_gap(
+                    shared,
+                    Some(Position {
+                        epoch: last_epoch,
+                        seq: last_seq,
+                    }),
+                    Position {
+                        epoch,
+                        seq: snapshot.seq,
+                    },
+                    reason,
+                )?;
+            }
+            *shared.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, *snapshot));
+        }
+        other => anyhow::bail!("unexpected answer to subscribe: {other:?}"),
+    }
+    shared
+        .engine_connected
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    backoff.reset();
+    shared.grew.notify_one();
+    tracing::info!(
+        "following the engine of cluster {cluster} at {}",
+        options.engine
+    );
+
+    let mut pending: std::collections::HashMap<
+        u64,
+        oneshot::Sender<Result<CommandResult, String>>,
+    > = Default::default();
+    let mut next_id = 1u64;
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(2));
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            frame = wire.next() => {
+                last_heard = tokio::time::Instant::now();
+                match frame {
+                    Some(Ok(EngineMsg::Events { events })) => {
+                        {
+                            let mut live = shared.live.lock().unwrap_or_else(|p| p.into_inner());
+                            if let Some((_, snap)) = live.as_mut() {
+                                for e in &events {
+                                    if e.seq > snap.seq {
+                                        snap.apply(e).map_err(|g| anyhow::anyhow!("{g}"))?;
+                                    }
+                                }
+                            }
+                        }
+                        spool_events(shared, epoch, &events)?;
+                        shared.grew.notify_one();
+                    }
+                    Some(Ok(EngineMsg::CommandResult { id, result })) => {
+                        if let Some(reply) = pending.remove(&id) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Some(Ok(EngineMsg::Heartbeat)) => {}
+                    Some(Ok(EngineMsg::Error { code, message })) => anyhow::bail!("engine closed the link ({code:?}): {message}"),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => anyhow::bail!("the engine closed the connection"),
+                }
+            }
+            Some((op, reply)) = commands.recv() => {
+                let id = next_id;
+                next_id += 1;
+                pending.insert(id, reply);
+                wire.send(ClientMsg::Command { id, op }).await?;
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > Duration::from_secs(30) {
+                    anyhow::bail!("nothing heard from the engine for 30 s");
+                }
+                wire.send(ClientMsg::Heartbeat).await?;
+            }
+        }
+    }
+}
+
+async fn next_engine(wire: &mut EngineWire) -> anyhow::Result<EngineMsg> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
+            Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
+            Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
+                anyhow::bail!("engine error ({code:?}): {message}")
+            }
+            Ok(Some(Ok(msg))) => return Ok(msg),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(None) => anyhow::bail!("the engine closed the connection"),
+            Err(_) => anyhow::bail!("the engine did not answer"),
+        }
+    }
+}
+
+fn note_gap(
+    shared: &Shared,
+    after: Option<Position>,
+    resumed: Position,
+    reason: String,
+) -> anyhow::Result<()> {
+    tracing::warn!("history gap: {reason}");
+    let gap = PendingGap {
+        after: shared.pending_gap().and_then(|g| g.after).or(after),
+        resumed,
+        reason,
+    };
+    write_private(&shared.gap_file, &serde_json::to_string(&gap)?)?;
+    Ok(())
+}
+
+/// Appends to the spool; when it is full, drops the backlog and records a
+/// gap with its time range instead of losing events silently.
+fn spool_events(shared: &Shared, epoch: u64, events: &[Event]) -> anyhow::Result<()> {
+    let Some(first) = events.first() else {
+        return Ok(());
+    };
+    let appended = shared.spool(|s| s.append(epoch, events))?;
+    if let Appended::Full {
+        pending_bytes,
+        max_bytes,
+    } = appended
+    {
+        let oldest = shared.spool(|s| s.peek(1))?;
+        let (from_epoch, from_seq, from_ms) = oldest
+            .first()
+            .map(|(e, ev)| (*e, ev.seq, ev.time_ms))
+            .unwrap_or((epoch, first.seq, first.time_ms));
+        note_gap(
+            shared,
+            Some(Position {
+                epoch: from_epoch,
+                seq: from_seq.saturating_sub(1),
+            }),
+            Position {
+                epoch,
+                seq: first.seq.saturating_sub(1),
+            },
+            format!(
+                "the connector's buffer was full ({pending_bytes} of {max_bytes} bytes) while the server was unreachable; events from {from_ms} ms to {} ms were dropped",
+                first.time_ms
+            ),
+        )?;
+        shared.spool(|s| s.clear(false))?;
+        if let Appended::Full { .. } = shared.spool(|s| s.append(epoch, events))? {
+            anyhow::bail!(
+                "one batch of {} events is larger than the whole spool; raise --spool-max-bytes",
+                events.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+type ServerWire<S> = Framed<S, FrameCodec<ServerMsg, ConnectorMsg>>;
+
+async fn server_side(creds: Credentials, shared: Arc<Shared>) -> anyhow::Result<()> {
+    let config = haven_pki::client_config_for_ca(&creds.ca_pem)?;
+    let mut backoff = Backoff::new();
+    let mut failures = 0u32;
+    loop {
+        match tls_connect(&creds.server, config.clone()).await {
+            Ok(wire) => match uplink(wire, &creds, &shared, &mut backoff).await {
+                Err(e) if e.to_string().contains("AuthenticationFailed") => return Err(e),
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!("server link lost: {e:#}; retrying with backoff (events are kept in the spool)");
+                    }
+                    failures += 1;
+                }
+                Ok(()) => {}
+            },
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!("cannot reach the server: {e:#}; retrying with backoff (events are kept in the spool)");
+                }
+                failures += 1;
+            }
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
+    mut wire: ServerWire<S>,
+    creds: &Credentials,
+    shared: &Arc<Shared>,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    wire.send(ConnectorMsg::Hello {
+        versions: CONNECTOR_VERSIONS.to_vec(),
+        connector_id: creds.connector_id.clone(),
+        secret: creds.secret.clone(),
+        cluster: creds.cluster.as_str().into(),
+        version: VERSION.into(),
+    })
+    .await?;
+    let stored = match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
+        Ok(Some(Ok(ServerMsg::Welcome { stored, .. }))) => stored,
+        Ok(Some(Ok(ServerMsg::Error { code, message }))) => {
+            if code == ConnectorError::AuthenticationFailed {
+                anyhow::bail!("AuthenticationFailed: {message}");
+            }
+            anyhow::bail!("the server refused us ({code:?}): {message}")
+        }
+        Ok(Some(Ok(other))) => anyhow::bail!("unexpected answer to hello: {other:?}"),
+        Ok(Some(Err(e))) => return Err(e.into()),
+        Ok(None) | Err(_) => anyhow::bail!("the server closed the connection"),
+    };
+    if let Some(p) = stored {
+        shared.spool(|s| s.ack(p.epoch, p.seq))?;
+    }
+    tracing::info!("connected to the server at {}", creds.server);
+    backoff.reset();
+
+    // The server gets the live state first, then the backlog.
+    let snapshot = shared
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if let Some((epoch, snap)) = snapshot {
+        wire.send(ConnectorMsg::Snapshot {
+            epoch,
+            snapshot: Box::new(snap),
+        })
+        .await?;
+    }
+    let mut sent: Option<(u64, u64)> = stored.map(|p| (p.epoch, p.seq));
+    let mut acked = sent;
+    let mut gap_sent = false;
+    let (results_tx, mut results) = mpsc::channel::<ConnectorMsg>(256);
+    let mut status = tokio::time::interval(Duration::from_secs(2));
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        // Send what is spooled and not yet sent, a window at a time.
+        let in_flight = match (sent, acked) {
+            (Some((se, ss)), Some((ae, a))) if se == ae => ss.saturating_sub(a),
+            _ => 0,
+        };
+        if in_flight < 20_000 {
+            let batch: Vec<(u64, Event)> = shared
+                .spool(|s| s.peek(5000))?
+                .into_iter()
+                .filter(|(e, ev)| sent.is_none_or(|(se, ss)| (*e, ev.seq) > (se, ss)))
+                .take(2000)
+                .collect();
+            if let Some((first_epoch, first)) = batch.first() {
+                let contiguous =
+                    sent.is_some_and(|(se, ss)| se == *first_epoch && ss + 1 == first.seq);
+                if !contiguous && !gap_sent {
+                    if let Some(gap) = shared.pending_gap() {
+                        wire.send(ConnectorMsg::Gap {
+                            after: gap.after,
+                            resumed: gap.resumed,
+                            reason: gap.reason,
+                        })
+                        .await?;
+                        gap_sent = true;
+                    }
+                }
+                let mut i = 0;
+                while i < batch.len() {
+                    let epoch = batch[i].0;
+                    let run: Vec<Event> = batch[i..]
+                        .iter()
+                        .take_while(|(e, _)| *e == epoch)
+                        .map(|(_, ev)| ev.clone())
+                        .collect();
+                    i += run.len();
+                    let last = run.last().map(|e| e.seq).unwrap_or(0);
+                    wire.send(ConnectorMsg::Events { epoch, events: run })
+                        .await?;
+                    sent = Some((epoch, last));
+                }
+                continue;
+            }
+        }
+        let wake = shared.grew.notified();
+        tokio::select! {
+            _ = wake => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            frame = wire.next() => {
+                last_heard = tokio::time::Instant::now();
+                match frame {
+                    Some(Ok(ServerMsg::Ack { epoch, seq })) => {
+                        shared.spool(|s| s.ack(epoch, seq))?;
+                        acked = Some((epoch, seq));
+                        if gap_sent {
+                            if let Some(gap) = shared.pending_gap() {
+                                if (epoch, seq) >= (gap.resumed.epoch, gap.resumed.seq) {
+                                    let _ = std::fs::remove_file(&shared.gap_file);
+                                    gap_sent = false;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(ServerMsg::Command { id, op })) => {
+                        let (tx, rx) = oneshot::channel();
+                        let results_tx = results_tx.clone();
+                        if shared.commands.send((op, tx)).await.is_err() {
+                            wire.send(ConnectorMsg::CommandFailed { id, reason: "the connector is stopping".into() }).await?;
+                        } else {
+                            tokio::spawn(async move {
+                                let msg = match tokio::time::timeout(Duration::from_secs(15), rx).await {
+                                    Ok(Ok(Ok(result))) => ConnectorMsg::CommandResult { id, result },
+                                    Ok(Ok(Err(reason))) => ConnectorMsg::CommandFailed { id, reason },
+                                    _ => ConnectorMsg::CommandFailed { id, reason: "the engine did not answer".into() },
+                                };
+                                let _ = results_tx.send(msg).await;
+                            });
+                        }
+                    }
+                    Some(Ok(ServerMsg::Heartbeat)) => {}
+                    Some(Ok(ServerMsg::Error { code, message })) => anyhow::bail!("the server closed the link ({code:?}): {message}"),
+                    Some(Ok(other)) => tracing::debug!("ignoring {other:?}"),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => anyhow::bail!("the server closed the connection"),
+                }
+            }
+            Some(msg) = results.recv() => wire.send(msg).await?,
+            _ = status.tick() => {
+                if last_heard.elapsed() > Duration::from_secs(15) {
+                    anyhow::bail!("nothing heard from the server for 15 s");
+                }
+                let (backlog_events, backlog_bytes) = shared.spool(|s| s.pending());
+                wire.send(ConnectorMsg::Status {
+                    backlog_events,
+                    backlog_bytes,
+                    engine_connected: shared.engine_connected.load(std::sync::atomic::Ordering::SeqCst),
+                })
+                .await?;
+            }
+        }
+    }
+}
