@@ -72,10 +72,10 @@ struct ConnectorArgs {
     engine_user: Option<String>,
     #[arg(long, env = "HAVEN_ENGINE_PASSWORD", value_name = "PASSWORD")]
     engine_password: Option<String>,
-    /// Most megabytes of events kept while the server is unreachable;
-    /// beyond that a gap is recorded.
-    #[arg(long, default_value_t = 256, value_name = "MB")]
-    spool_max_mb: u64,
+    /// Most bytes of events kept while the server is unreachable (K, M, G
+    /// suffixes); beyond that the oldest are dropped and a gap recorded.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
+    spool_max: u64,
 }
 
 #[derive(Args)]
@@ -167,6 +167,27 @@ enum ConfigCommand {
     },
 }
 
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim().to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. 512K, 256M, 1G)"))?;
+    let scale = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("`{text}`: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(scale)
+        .filter(|b| *b >= 4096)
+        .ok_or_else(|| format!("`{text}`: a size of at least 4K, please"))
+}
+
 fn parse_range(text: &str) -> Result<(u64, u64), String> {
     let parse = |s: &str| {
         s.trim()
@@ -208,7 +229,7 @@ fn main() -> ExitCode {
                         engine_user: args.engine_user,
                         engine_password: args.engine_password,
                         data_dir: args.data_dir,
-                        spool_max_bytes: args.spool_max_mb.max(1) * 1024 * 1024,
+                        spool_max_bytes: args.spool_max,
                     }) => r,
                     r = stop_signal() => r,
                 }

@@ -93,9 +93,20 @@ impl Site {
     }
 
     fn connector(&self, data: &str, token: Option<&str>) -> Proc {
-        let args = self.connector_args(data, token);
+        self.connector_with(data, token, &[], &[])
+    }
+
+    fn connector_with(
+        &self,
+        data: &str,
+        token: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let mut args = self.connector_args(data, token);
+        args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Proc::start(&args, "following the engine").0
+        Proc::start_with_env(&args, "following the engine", env).0
     }
 
     /// Runs a connector that must fail; returns its stderr.
@@ -290,4 +301,114 @@ fn history_is_complete_after_a_server_outage_and_a_killed_connector() {
     let (_, detail) = server.get("/api/v1/clusters/omega");
     assert_eq!(detail["link"]["mode"], "connector");
     drop(server);
+}
+
+/// A minimal HTTP CONNECT proxy on loopback; counts the tunnels it made.
+fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = tunnels.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                let target = request.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok() && line != "\r\n" {
+                    line.clear();
+                }
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (&client)
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16384];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                pump(upstream, client);
+            });
+        }
+    });
+    (addr, tunnels)
+}
+
+#[test]
+fn a_connector_reaches_the_server_through_an_https_proxy() {
+    let site = Site::new();
+    let server = site.server();
+    let token = site.token(&server, "{}");
+    let (proxy, tunnels) = connect_proxy();
+    let _connector = site.connector_with(
+        "conn",
+        Some(&token),
+        &[],
+        &[
+            ("HTTPS_PROXY", &format!("http://{proxy}")),
+            ("NO_PROXY", "example.org"),
+        ],
+    );
+    wait_connector_link(&server);
+    assert!(
+        tunnels.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "join and session went through the proxy"
+    );
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_and_records_the_gap_with_its_time_range() {
+    let site = Site::new();
+    let mut server = site.server();
+    let token = site.token(&server, "{}");
+    let _connector = site.connector_with("conn", Some(&token), &["--spool-max", "64K"], &[]);
+    wait_connector_link(&server);
+    server.proc.stop(PATIENCE);
+    let head = churn(&site.engine.addr, 200);
+    server = site.server();
+    wait_connector_link(&server);
+    let gaps = server.wait_for("/api/v1/gaps?cluster=omega", "a recorded gap", |v| {
+        v.as_array().is_some_and(|g| !g.is_empty())
+    });
+    let reason = gaps[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("buffer was full") && reason.contains("ms"),
+        "{reason}"
+    );
+    // What came after the gap is complete up to the engine's head.
+    wait_history(&site.dir.path().join("data"), "omega", head);
+    let store = SqliteStore::open(&site.dir.path().join("data/haven.db")).unwrap();
+    let resumed = gaps[0]["resumed"][1].as_u64().unwrap();
+    let rows = store
+        .history(&haven_store::HistoryQuery {
+            cluster: Some("omega".into()),
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .unwrap();
+    let after: Vec<u64> = rows
+        .iter()
+        .map(|r| r.event.seq)
+        .filter(|s| *s > resumed)
+        .collect();
+    assert_eq!(
+        after.len() as u64,
+        head - resumed,
+        "every event after the gap, once"
+    );
 }

@@ -213,9 +213,14 @@ async fn tls_connect(
 ) -> anyhow::Result<
     Framed<tokio_rustls::client::TlsStream<TcpStream>, FrameCodec<ServerMsg, ConnectorMsg>>,
 > {
-    let tcp = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server))
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from the server at {server}"))??;
+    let tcp = match proxy_for(server) {
+        Some(proxy) => tokio::time::timeout(Duration::from_secs(10), through_proxy(&proxy, server))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer from the proxy {proxy}"))??,
+        None => tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(server))
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer from the server at {server}"))??,
+    };
     tcp.set_nodelay(true).ok();
     let name = haven_pki::ServerName::try_from(host_of(server))
         .map_err(|e| anyhow::anyhow!("bad server name in {server}: {e}"))?;
@@ -232,6 +237,68 @@ async fn tls_connect(
         tls,
         FrameCodec::new(MAX_ENGINE_FRAME).compress_over(1024),
     ))
+}
+
+/// The HTTPS proxy to use for `server`, from `HTTPS_PROXY` / `https_proxy`
+/// (`http://HOST:PORT`), unless `NO_PROXY` / `no_proxy` names the host (a
+/// comma-separated list of hosts, `.domain` suffixes, or `*`).
+fn proxy_for(server: &str) -> Option<String> {
+    let env = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+    };
+    let proxy = env(&["HTTPS_PROXY", "https_proxy"])?;
+    let host = host_of(server);
+    if let Some(no_proxy) = env(&["NO_PROXY", "no_proxy"]) {
+        let skip = no_proxy.split(',').map(str::trim).any(|entry| {
+            entry == "*"
+                || entry == host
+                || (!entry.is_empty()
+                    && host.ends_with(entry.trim_start_matches('*'))
+                    && entry.starts_with(['.', '*']))
+        });
+        if skip {
+            return None;
+        }
+    }
+    let proxy = proxy.trim();
+    let address = proxy
+        .strip_prefix("http://")
+        .unwrap_or(proxy)
+        .trim_end_matches('/');
+    // user:password@ is not supported; say so rather than leak it.
+    Some(address.rsplit('@').next().unwrap_or(address).to_string())
+}
+
+/// Opens a tunnel to `server` through an HTTP proxy (`CONNECT`).
+async fn through_proxy(proxy: &str, server: &str) -> anyhow::Result<TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the HTTPS proxy {proxy}: {e}"))?;
+    stream
+        .write_all(format!("CONNECT {server} HTTP/1.1\r\nHost: {server}\r\n\r\n").as_bytes())
+        .await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    // Read the proxy's answer up to the blank line, byte by byte so that
+    // nothing of the tunnel is consumed; bounded.
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 || stream.read(&mut byte).await? == 0 {
+            anyhow::bail!("the HTTPS proxy {proxy} closed the connection or sent a huge answer");
+        }
+        head.push(byte[0]);
+    }
+    let status = String::from_utf8_lossy(&head);
+    let code = status.split_whitespace().nth(1).unwrap_or("");
+    if code != "200" {
+        anyhow::bail!(
+            "the HTTPS proxy {proxy} refused the tunnel to {server}: {}",
+            status.lines().next().unwrap_or("")
+        );
+    }
+    Ok(stream)
 }
 
 /// Trades the token for credentials, checking the server against the CA

@@ -27,8 +27,14 @@ impl Proc {
     /// Starts `haven ARGS` and waits until its stderr has a line containing
     /// `ready`; returns the process and that line.
     pub fn start(args: &[&str], ready: &str) -> (Proc, String) {
+        Self::start_with_env(args, ready, &[])
+    }
+
+    /// Like [`Proc::start`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], ready: &str, env: &[(&str, &str)]) -> (Proc, String) {
         let mut child = Command::new(HAVEN)
             .args(args)
+            .envs(env.iter().copied())
             .env("HAVEN_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
