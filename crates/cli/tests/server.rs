@@ -615,3 +615,43 @@ fn print_default_config_writes_a_file_the_server_accepts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.toml") && err.contains("listen"), "{err}");
 }
+
+#[test]
+fn a_server_stopped_before_any_event_still_records_what_happened_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let eng = engine(dir.path(), "theta", &[]);
+    let toml = cluster_toml("theta", &eng.addr);
+    let mut server = ServerProc::start(dir.path(), &toml);
+    wait_connected(&server, "theta");
+    let (_, detail) = server.get("/api/v1/clusters/theta");
+    let first = detail["snapshot"]["seq"].as_u64().unwrap();
+    server.proc.stop(PATIENCE);
+    let head = churn(&eng.addr, 20);
+    let server = ServerProc::start(dir.path(), "");
+    server.wait_for("/api/v1/clusters/theta", "caught up", |v| {
+        v["link"]["state"] == "connected" && v["link"]["seq"].as_u64() == Some(head)
+    });
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ranges = SqliteStore::open(&dir.path().join("data/haven.db"))
+            .unwrap()
+            .seq_ranges(Some("theta"))
+            .unwrap();
+        if let Some(r) = ranges.first() {
+            if r.max_seq == head {
+                assert_eq!(
+                    r.min_seq,
+                    first + 1,
+                    "history begins right after the first sync"
+                );
+                assert_eq!(r.count, head - first);
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history did not catch up: {ranges:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -100,6 +100,9 @@ struct Shared {
     spool: Mutex<Spool>,
     /// The engine run and live state, once synced.
     live: Mutex<Option<(u64, ClusterSnapshot)>>,
+    /// Bumped whenever `live` is replaced (a new sync), so the server side
+    /// knows to send the server a fresh snapshot.
+    live_version: std::sync::atomic::AtomicU64,
     /// Wakes the server side when the spool grew.
     grew: Notify,
     engine_connected: std::sync::atomic::AtomicBool,
@@ -109,6 +112,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// Replaces the live state after a (re)sync.
+    fn set_live(&self, epoch: u64, snapshot: ClusterSnapshot) {
+        *self.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, snapshot));
+        self.live_version
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.grew.notify_one();
+    }
+
     fn spool<T>(&self, f: impl FnOnce(&mut Spool) -> T) -> T {
         let mut spool = self.spool.lock().unwrap_or_else(|p| p.into_inner());
         tokio::task::block_in_place(|| f(&mut spool))
@@ -163,6 +174,7 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         spool: Mutex::new(spool),
         live: Mutex::new(None),
+        live_version: Default::default(),
         grew: Notify::new(),
         engine_connected: Default::default(),
         commands,
@@ -426,7 +438,7 @@ async fn follow_engine(
         wire.send(ClientMsg::GetSnapshot).await?;
         match next_engine(&mut wire).await? {
             EngineMsg::Snapshot { snapshot, .. } => {
-                *shared.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, *snapshot));
+                shared.set_live(epoch, *snapshot);
             }
             other => anyhow::bail!("expected a snapshot, got {other:?}"),
         }
@@ -460,7 +472,7 @@ async fn follow_engine(
                     reason,
                 )?;
             }
-            *shared.live.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, *snapshot));
+            shared.set_live(epoch, *snapshot);
         }
         other => anyhow::bail!("unexpected answer to subscribe: {other:?}"),
     }
@@ -663,19 +675,9 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     tracing::info!("connected to the server at {}", creds.server);
     backoff.reset();
 
-    // The server gets the live state first, then the backlog.
-    let snapshot = shared
-        .live
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    if let Some((epoch, snap)) = snapshot {
-        wire.send(ConnectorMsg::Snapshot {
-            epoch,
-            snapshot: Box::new(snap),
-        })
-        .await?;
-    }
+    // The server gets the live state first (and again after every resync
+    // of the engine side), then the backlog.
+    let mut live_sent = 0u64;
     let mut sent: Option<(u64, u64)> = stored.map(|p| (p.epoch, p.seq));
     let mut acked = sent;
     let mut gap_sent = false;
@@ -683,18 +685,31 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     let mut status = tokio::time::interval(Duration::from_secs(2));
     let mut last_heard = tokio::time::Instant::now();
     loop {
+        let version = shared
+            .live_version
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if version != live_sent {
+            let snapshot = shared
+                .live
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some((epoch, snap)) = snapshot {
+                wire.send(ConnectorMsg::Snapshot {
+                    epoch,
+                    snapshot: Box::new(snap),
+                })
+                .await?;
+            }
+            live_sent = version;
+        }
         // Send what is spooled and not yet sent, a window at a time.
         let in_flight = match (sent, acked) {
             (Some((se, ss)), Some((ae, a))) if se == ae => ss.saturating_sub(a),
             _ => 0,
         };
-        if in_flight < 20_000 {
-            let batch: Vec<(u64, Event)> = shared
-                .spool(|s| s.peek(5000))?
-                .into_iter()
-                .filter(|(e, ev)| sent.is_none_or(|(se, ss)| (*e, ev.seq) > (se, ss)))
-                .take(2000)
-                .collect();
+        if in_flight < 50_000 {
+            let batch: Vec<(u64, Event)> = shared.spool(|s| s.peek_after(sent, 2000))?;
             if let Some((first_epoch, first)) = batch.first() {
                 let contiguous =
                     sent.is_some_and(|(se, ss)| se == *first_epoch && ss + 1 == first.seq);

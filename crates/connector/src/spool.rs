@@ -424,6 +424,43 @@ impl Spool {
         Ok(out)
     }
 
+    /// Like [`Spool::peek`], but only events after `(epoch, seq)` (what was
+    /// already sent and awaits its acknowledgement is skipped without being
+    /// read).
+    pub fn peek_after(
+        &self,
+        after: Option<(u64, u64)>,
+        max_events: usize,
+    ) -> Result<Vec<(u64, Event)>, SpoolError> {
+        let Some(key) = after else {
+            return self.peek(max_events);
+        };
+        let mut out = Vec::new();
+        let mut open: Option<(u64, File)> = None;
+        let start = self.records.partition_point(|r| r.last_key() <= key);
+        for (i, record) in self.records.iter().enumerate().skip(start) {
+            let wanted = max_events - out.len();
+            if wanted == 0 {
+                break;
+            }
+            let head = if i == 0 { self.head_skip } else { 0 };
+            let past = if record.epoch == key.0 && record.first_seq <= key.1 {
+                key.1 - record.first_seq + 1
+            } else {
+                0
+            };
+            let events = self.read_record(record, &mut open)?;
+            out.extend(
+                events
+                    .into_iter()
+                    .skip(head.max(past) as usize)
+                    .take(wanted)
+                    .map(|e| (record.epoch, e)),
+            );
+        }
+        Ok(out)
+    }
+
     /// The server has everything up to and including `(epoch, seq)`: drops
     /// it durably (the `ack` file is replaced atomically, then segments with
     /// nothing pending are deleted).
@@ -968,5 +1005,51 @@ mod tests {
 
         let err = scan_segment(Path::new("s"), 1, &bytes, false).unwrap_err();
         assert!(matches!(err, SpoolError::Corrupt { offset, .. } if offset == whole));
+    }
+}
+
+#[cfg(test)]
+mod peek_after_tests {
+    use super::*;
+    use haven_model::{EventKind, Severity};
+
+    fn events(from: u64, n: u64) -> Vec<Event> {
+        (from..from + n)
+            .map(|seq| Event {
+                seq,
+                time_ms: seq as i64,
+                kind: EventKind::Notice {
+                    severity: Severity::Info,
+                    object: None,
+                    message: String::new(),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn peek_after_skips_what_was_sent_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 20).unwrap();
+        for start in [1, 11, 21] {
+            assert!(matches!(
+                spool.append(7, &events(start, 10)).unwrap(),
+                Appended::Stored
+            ));
+        }
+        spool.ack(7, 3).unwrap();
+        let seqs = |v: Vec<(u64, Event)>| v.into_iter().map(|(_, e)| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(spool.peek_after(None, 3).unwrap()), vec![4, 5, 6]);
+        assert_eq!(seqs(spool.peek_after(Some((7, 2)), 2).unwrap()), vec![4, 5]);
+        assert_eq!(
+            seqs(spool.peek_after(Some((7, 14)), 3).unwrap()),
+            vec![15, 16, 17]
+        );
+        assert_eq!(
+            seqs(spool.peek_after(Some((7, 20)), 2).unwrap()),
+            vec![21, 22]
+        );
+        assert!(spool.peek_after(Some((7, 30)), 5).unwrap().is_empty());
+        assert_eq!(seqs(spool.peek_after(Some((6, 99)), 1).unwrap()), vec![4]);
     }
 }

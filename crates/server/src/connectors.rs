@@ -202,8 +202,10 @@ impl Server {
                         .await;
                     return Err("unsupported version".into());
                 }
+                // A fresh connection: a connector that just joined must be
+                // seen, whatever snapshot the shared reader is on.
                 let known = self
-                    .read(|s| s.connectors())
+                    .write_store(|s| s.connectors())
                     .await?
                     .into_iter()
                     .find(|c| c.id == connector_id);

@@ -321,8 +321,19 @@ impl Link {
                     epoch,
                     seq: snapshot.seq,
                 };
+                if self.last.is_none() {
+                    // First sync: history starts here; remember it, so a
+                    // restart fetches what happened meanwhile.
+                    self.ctx
+                        .history
+                        .send(WriteMsg::Begin {
+                            cluster: name.clone(),
+                            at: resumed,
+                        })
+                        .await?;
+                }
                 let reason = match (&why, self.last) {
-                    (_, None) => None, // first sync: history starts here
+                    (_, None) => None,
                     (SnapshotReason::JournalTooShort { oldest, .. }, Some(_)) => Some(format!(
                         "the engine's journal starts at {oldest}: events in between are lost"
                     )),

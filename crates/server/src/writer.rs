@@ -31,6 +31,11 @@ pub enum WriteMsg {
         events: Vec<Event>,
     },
     Gap(Gap),
+    /// History of a cluster begins here (its first sync).
+    Begin {
+        cluster: Name,
+        at: Cursor,
+    },
     /// Audit: an operation was asked for; the reply is its id.
     Operation(NewOperation, oneshot::Sender<Result<i64, String>>),
     /// Audit: how an operation ended.
@@ -221,6 +226,17 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(cluster = gap.cluster, "cannot record a history gap: {e}")
+                }
+            },
+            WriteMsg::Begin { cluster, at } => match self.store.begin_history(&cluster, at) {
+                Ok(true) => {
+                    if let Ok(mut stored) = self.stored.lock() {
+                        stored.entry(cluster.to_string()).or_insert(at);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(cluster = %cluster, "cannot record where history begins: {e}")
                 }
             },
             WriteMsg::Operation(op, reply) => {

@@ -82,6 +82,12 @@ pub trait Store: Send {
     /// cluster's cursor to `gap.resumed`, in one transaction.
     fn record_gap(&mut self, gap: &Gap) -> Result<(), StoreError>;
 
+    /// Marks where a cluster's history begins (its first sync), unless it
+    /// already has a position. Returns whether it was set. Without this, a
+    /// server stopped before the first event would not know, after a
+    /// restart, that it must fetch what happened meanwhile.
+    fn begin_history(&mut self, cluster: &str, at: Cursor) -> Result<bool, StoreError>;
+
     /// The gaps recorded for one cluster (or every cluster), oldest first.
     fn gaps(&self, cluster: Option<&str>) -> Result<Vec<Gap>, StoreError>;
 

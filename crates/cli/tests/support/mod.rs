@@ -211,8 +211,13 @@ impl ServerProc {
             std::fs::write(
                 &config,
                 format!(
-                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{extra}",
-                    dir.join("data").display()
+                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}{extra}",
+                    dir.join("data").display(),
+                    if extra.contains("[connectors]") {
+                        ""
+                    } else {
+                        "[connectors]\nlisten = \"127.0.0.1:0\"\n"
+                    }
                 ),
             )
             .unwrap();

@@ -248,6 +248,21 @@ struct CursorMove {
 }
 
 impl Store for SqliteStore {
+    fn begin_history(&mut self, cluster: &str, at: Cursor) -> Result<bool, StoreError> {
+        let set = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO cursors (cluster, epoch, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (cluster) DO NOTHING",
+            )?
+            .execute(params![
+                cluster,
+                to_sql("epoch", at.epoch)?,
+                to_sql("seq", at.seq)?
+            ])?;
+        Ok(set == 1)
+    }
+
     fn insert_join_token(&mut self, token: &JoinTokenRecord) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
