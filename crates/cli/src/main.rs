@@ -289,6 +289,9 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo clusters that reach the server through a connector.
+const DEMO_CONNECTED: &str = "edge";
+
 /// The demo fleet: (name prefix, clusters, systems, groups, resources).
 const DEMO_FLEET: &[(&str, usize, usize, usize, usize)] = &[
     ("edge", 4, 2, 5, 4),
@@ -298,6 +301,7 @@ const DEMO_FLEET: &[(&str, usize, usize, usize, usize)] = &[
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut clusters = Vec::new();
+    let mut relayed = Vec::new();
     let mut fleets = Vec::new();
     let mut port = args.engine_ports;
     for &(prefix, count, systems, groups, resources) in DEMO_FLEET {
@@ -320,6 +324,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         })?;
         fleet.spawn_chaos(options.fault_rate);
         for (handle, addr) in &fleet.clusters {
+            if prefix == DEMO_CONNECTED {
+                // These reach the server through connectors (below).
+                relayed.push((handle.name().to_string(), addr.to_string()));
+                continue;
+            }
             clusters.push(ClusterEntry {
                 name: handle.name().to_string(),
                 address: addr.to_string(),
@@ -333,9 +342,41 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.server.listen = args.listen;
     config.server.data_dir = args.data_dir;
     config.clusters = clusters;
+    let data_dir = config.server.data_dir.clone();
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
     let base = format!("http://{addr}");
+    let connector_port = server
+        .connector_addr
+        .get()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    for (cluster, engine) in relayed {
+        let dir = data_dir.join("connectors").join(&cluster);
+        let token = if dir.join("connector.json").exists() {
+            None
+        } else {
+            let issued = server
+                .create_join_token(Some(cluster.clone()), Duration::from_secs(600))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot make a join token: {e}"))?;
+            Some(issued.token)
+        };
+        let options = haven_connector::relay::ConnectorOptions {
+            server: connector_port.clone(),
+            token,
+            engine,
+            engine_user: None,
+            engine_password: None,
+            data_dir: dir,
+            spool_max_bytes: 64 << 20,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = haven_connector::relay::run(options).await {
+                tracing::error!("demo connector stopped: {e:#}");
+            }
+        });
+    }
     let example = server
         .fleet
         .names()
@@ -344,7 +385,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .map(|n| n.to_string())
         .unwrap_or_default();
     println!(
-        "\nHaven demo: a management server and {} simulated clusters with occasional faults.\n\n  \
+        "\nHaven demo: a management server and {} simulated clusters with occasional faults\n(the edge-* clusters come in through connectors, the others through direct connections).\n\n  \
          fleet summary   {base}/api/v1/summary\n  \
          clusters        {base}/api/v1/clusters\n  \
          what is wrong   {base}/api/v1/faults\n  \
@@ -358,7 +399,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
          curl -s -X POST -H 'content-type: application/json' -H 'x-haven-user: me' \\\n    \
          -d '{{\"op\":\"group_switch\",\"group\":\"web01\",\"wait\":true}}' {base}/api/v1/clusters/{example}/operations\n\n\
          Ctrl-C stops the demo.",
-        server.fleet.names().len(),
+        DEMO_FLEET.iter().map(|f| f.1).sum::<usize>(),
         server.config.database_path().display(),
     );
     stop_signal().await?;
