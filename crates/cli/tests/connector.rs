@@ -412,3 +412,79 @@ fn a_full_spool_drops_the_oldest_and_records_the_gap_with_its_time_range() {
         "every event after the gap, once"
     );
 }
+
+/// A relay that can be frozen: it keeps its connections open but passes
+/// nothing, as a network that silently drops everything would.
+struct Freezer {
+    addr: String,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn freezer(upstream: String) -> Freezer {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = frozen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        // Frozen: swallow (bounded wait, then drop the bytes).
+                        if flag.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    Freezer { addr, frozen }
+}
+
+#[test]
+fn a_half_open_connection_is_noticed_and_the_connector_comes_back() {
+    use std::sync::atomic::Ordering;
+    let site = Site::new();
+    let server = site.server();
+    let token = site.token(&server, "{}");
+    let relay = freezer(format!("127.0.0.1:{}", site.connector_port));
+    let mut args = site.connector_args("conn", Some(&token));
+    args[2] = relay.addr.clone();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_connector, _) = Proc::start(&args, "following the engine");
+    wait_connector_link(&server);
+
+    relay.frozen.store(true, Ordering::SeqCst);
+    let frozen_at = Instant::now();
+    server.wait_for("/api/v1/clusters/omega", "the server noticing", |v| {
+        v["link"]["state"] == "disconnected"
+    });
+    let noticed = frozen_at.elapsed();
+    assert!(
+        noticed < Duration::from_secs(25),
+        "noticed after {noticed:?}"
+    );
+    relay.frozen.store(false, Ordering::SeqCst);
+    let head = churn(&site.engine.addr, 5);
+    server.wait_for("/api/v1/clusters/omega", "the connector back", |v| {
+        v["link"]["state"] == "connected" && v["link"]["seq"].as_u64() >= Some(head)
+    });
+}
