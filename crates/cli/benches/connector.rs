@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use haven_model::{name, Operation};
 use haven_store::{SqliteStore, Store};
 use support::*;
 
@@ -67,43 +66,6 @@ fn counter(upstream: String) -> Counter {
         }
     });
     Counter { addr, up, down }
-}
-
-fn churn(addr: &str, switches: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = haven_protocol::EngineClient::connect(
-            addr,
-            &haven_protocol::ClientOptions {
-                client: "bench".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        let snap = client.snapshot().await.unwrap();
-        let groups: Vec<_> = snap
-            .config
-            .groups
-            .iter()
-            .filter(|g| !g.parallel)
-            .map(|g| g.name.clone())
-            .collect();
-        for i in 0..switches {
-            let group = &groups[i % groups.len()];
-            let _ = client
-                .command(Operation::GroupSwitch {
-                    group: name(group),
-                    to: None,
-                })
-                .await
-                .unwrap();
-        }
-        client.snapshot().await.unwrap().seq
-    })
 }
 
 fn stored_max(data: &Path, cluster: &str) -> u64 {

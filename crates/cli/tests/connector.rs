@@ -6,7 +6,6 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use haven_model::{name, Operation};
 use haven_store::{SqliteStore, Store};
 use serde_json::Value;
 use support::*;
@@ -130,37 +129,6 @@ fn wait_connector_link(server: &ServerProc) -> Value {
         v["link"]["state"] == "connected"
             && v["link"]["mode"] == "connector"
             && v["snapshot"].is_object()
-    })
-}
-
-/// Switches `web` back and forth directly on the engine; returns the
-/// engine's last sequence.
-fn churn(addr: &str, rounds: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = haven_protocol::EngineClient::connect(
-            addr,
-            &haven_protocol::ClientOptions {
-                client: "churn".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        for _ in 0..rounds {
-            let result = client
-                .command(Operation::GroupSwitch {
-                    group: name("web"),
-                    to: None,
-                })
-                .await
-                .unwrap();
-            assert!(result.is_accepted(), "{result:?}");
-        }
-        client.snapshot().await.unwrap().seq
     })
 }
 

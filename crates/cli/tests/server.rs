@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use haven_model::{name, Operation};
 use haven_store::{SqliteStore, Store};
 use serde_json::Value;
 use support::*;
@@ -192,40 +191,6 @@ fn an_operation_through_the_api_switches_a_group_and_is_audited_with_its_request
     assert_eq!(rows[0]["outcome"], "refused");
     let (_, alice_only) = server.get("/api/v1/operations?user=alice");
     assert_eq!(alice_only.as_array().unwrap().len(), 1);
-}
-
-/// Switches `web` back and forth `rounds` times directly on the engine.
-fn churn(addr: &str, rounds: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = haven_protocol::EngineClient::connect(
-            addr,
-            &haven_protocol::ClientOptions {
-                client: "churn".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        for i in 0..rounds {
-            let to = if i % 2 == 0 { "n2" } else { "n1" };
-            let result = client
-                .command(Operation::GroupSwitch {
-                    group: name("web"),
-                    to: Some(name(to)),
-                })
-                .await
-                .unwrap();
-            assert!(result.is_accepted(), "{result:?}");
-            // Delay 0: the switch is done when the command is answered,
-            // but give the loop a breath so the server sees a stream.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        client.snapshot().await.unwrap().seq
-    })
 }
 
 /// Checks the history of `cluster` in the database: one engine run, every

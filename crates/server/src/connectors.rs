@@ -46,6 +46,16 @@ pub fn hash_secret(secret: &str) -> String {
         .collect()
 }
 
+/// The refusal for a connector that speaks no version we know.
+fn version_refusal(offered: &[u32]) -> Option<ServerMsg> {
+    (!offered.iter().any(|v| CONNECTOR_VERSIONS.contains(v))).then(|| ServerMsg::Error {
+        code: ConnectorError::UnsupportedVersion,
+        message: format!(
+            "this server speaks connector protocol {CONNECTOR_VERSIONS:?}, the connector {offered:?}; upgrade the older side"
+        ),
+    })
+}
+
 fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", fastrand::u8(..)))
@@ -161,13 +171,8 @@ impl Server {
                 cluster,
                 version,
             })) => {
-                if !versions.iter().any(|v| CONNECTOR_VERSIONS.contains(v)) {
-                    let _ = wire
-                        .send(refuse(
-                            ConnectorError::UnsupportedVersion,
-                            format!("this server speaks connector protocol {CONNECTOR_VERSIONS:?}"),
-                        ))
-                        .await;
+                if let Some(refusal) = version_refusal(&versions) {
+                    let _ = wire.send(refusal).await;
                     return Err("unsupported version".into());
                 }
                 let answer = self.join(&token, &cluster, &version).await;
@@ -193,13 +198,8 @@ impl Server {
                 cluster,
                 version,
             })) => {
-                if !versions.iter().any(|v| CONNECTOR_VERSIONS.contains(v)) {
-                    let _ = wire
-                        .send(refuse(
-                            ConnectorError::UnsupportedVersion,
-                            format!("this server speaks connector protocol {CONNECTOR_VERSIONS:?}"),
-                        ))
-                        .await;
+                if let Some(refusal) = version_refusal(&versions) {
+                    let _ = wire.send(refusal).await;
                     return Err("unsupported version".into());
                 }
                 // A fresh connection: a connector that just joined must be

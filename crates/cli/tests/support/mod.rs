@@ -377,3 +377,43 @@ pub fn sse(addr: &str, path: &str) -> std::sync::mpsc::Receiver<(String, String)
     });
     rx
 }
+
+/// Switches every failover group of the engine's cluster in turn, `rounds`
+/// times in all, straight on the engine (so events happen whatever the
+/// server is doing); returns the engine's last sequence.
+pub fn churn(addr: &str, rounds: usize) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = EngineClient::connect(
+            addr,
+            &ClientOptions {
+                client: "churn".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let snap = client.snapshot().await.unwrap();
+        let groups: Vec<_> = snap
+            .config
+            .groups
+            .iter()
+            .filter(|g| !g.parallel)
+            .map(|g| g.name.clone())
+            .collect();
+        for i in 0..rounds {
+            let result = client
+                .command(haven_model::Operation::GroupSwitch {
+                    group: groups[i % groups.len()].clone(),
+                    to: None,
+                })
+                .await
+                .unwrap();
+            assert!(result.is_accepted(), "{result:?}");
+        }
+        client.snapshot().await.unwrap().seq
+    })
+}
