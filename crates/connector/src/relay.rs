@@ -682,7 +682,12 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     let mut acked = sent;
     let mut gap_sent = false;
     let (results_tx, mut results) = mpsc::channel::<ConnectorMsg>(256);
-    let mut status = tokio::time::interval(Duration::from_secs(2));
+    // The first status waits a beat, so a fresh start does not report an
+    // engine that is merely still syncing.
+    let mut status = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(2),
+        Duration::from_secs(2),
+    );
     let mut last_heard = tokio::time::Instant::now();
     loop {
         let version = shared
