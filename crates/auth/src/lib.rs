@@ -6,7 +6,11 @@
 //! cluster or group scope, plus the fleet-wide Server Administrator. It is
 //! pure logic (no I/O), so every decision is unit-tested table by table.
 //!
-//! Next (see ARCHITECTURE.md, "Not built yet"): logins through PAM and
-//! LDAP, sessions, the Unix-socket identity, and enforcement in the server.
+//! And [`pam`]: logins of local OS accounts through the host's real PAM
+//! stack, and the user's OS groups (for grants to groups).
+//!
+//! Next (see ARCHITECTURE.md, "Not built yet"): LDAP, sessions, the
+//! Unix-socket identity, and enforcement in the server.
 
+pub mod pam;
 pub mod roles;

@@ -1,0 +1,299 @@
+//! Logins of local OS accounts through the system's real PAM stack.
+//!
+//! libpam is loaded at run time (`dlopen("libpam.so.0")`), so building
+//! Haven needs no PAM headers and a host without PAM gets a clear error
+//! instead of a missing-library crash. The PAM service (default `haven`,
+//! file `/etc/pam.d/haven`) decides what a login means on this host:
+//! `pam_unix`, `pam_sss`, `pam_ldap`, lockout modules...
+//!
+//! pam_unix can check another user's password only as root (or group
+//! `shadow`); the server either runs the check as root or through a
+//! privileged helper (see ARCHITECTURE.md). Calls block: run them on a
+//! blocking thread.
+//!
+//! Invariant: the password is copied only into memory PAM asks for and
+//! frees; it is never logged, and the outcome seen by a client does not
+//! tell an unknown user from a wrong password.
+
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::OnceLock;
+
+/// The PAM service file Haven installs (`/etc/pam.d/haven`).
+pub const DEFAULT_SERVICE: &str = "haven";
+
+/// A PAM service file for local accounts, as installed for the default
+/// service.
+pub const SERVICE_FILE: &str = "# Haven: logins of local OS accounts (installed by haven)\nauth     required pam_unix.so\naccount  required pam_unix.so\n";
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong password, unknown user or locked account: deliberately one
+    /// answer, so a client cannot probe which.
+    #[error("wrong user name or password")]
+    Rejected { detail: String },
+    #[error("the account of {user} has expired; ask an administrator to renew it")]
+    Expired { user: String },
+    #[error("the password of {user} has expired; change it on the host, then log in again")]
+    PasswordExpired { user: String },
+    #[error("PAM is not available on this host: {0}")]
+    Unavailable(String),
+    #[error("PAM error: {0}")]
+    Pam(String),
+}
+
+const PAM_SUCCESS: c_int = 0;
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_CONV_ERR: c_int = 19;
+const PAM_BUF_ERR: c_int = 5;
+const PAM_ACCT_EXPIRED: c_int = 13;
+const PAM_NEW_AUTHTOK_REQD: c_int = 12;
+const PAM_AUTHINFO_UNAVAIL: c_int = 9;
+const PAM_SYSTEM_ERR: c_int = 4;
+const PAM_SERVICE_ERR: c_int = 3;
+const PAM_ABORT: c_int = 26;
+const PAM_SILENT: c_int = 0x8000;
+const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+#[repr(C)]
+struct PamConv {
+    conv: extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int,
+    appdata_ptr: *mut c_void,
+}
+
+type PamStart =
+    unsafe extern "C" fn(*const c_char, *const c_char, *const PamConv, *mut *mut c_void) -> c_int;
+type PamCall = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
+type PamStrerror = unsafe extern "C" fn(*mut c_void, c_int) -> *const c_char;
+
+struct Lib {
+    start: PamStart,
+    authenticate: PamCall,
+    acct_mgmt: PamCall,
+    end: PamCall,
+    strerror: PamStrerror,
+}
+
+fn lib() -> Result<&'static Lib, LoginError> {
+    static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        // SAFETY: dlopen/dlsym with NUL-terminated names; the handle is
+        // never closed, so the function pointers stay valid.
+        unsafe {
+            let handle = libc::dlopen(c"libpam.so.0".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+            if handle.is_null() {
+                return Err("libpam.so.0 not found (install the libpam0g package)".into());
+            }
+            let sym = |name: &CStr| {
+                let p = libc::dlsym(handle, name.as_ptr());
+                if p.is_null() {
+                    Err(format!("libpam lacks {}", name.to_string_lossy()))
+                } else {
+                    Ok(p)
+                }
+            };
+            Ok(Lib {
+                start: std::mem::transmute::<*mut c_void, PamStart>(sym(c"pam_start")?),
+                authenticate: std::mem::transmute::<*mut c_void, PamCall>(sym(
+                    c"pam_authenticate",
+                )?),
+                acct_mgmt: std::mem::transmute::<*mut c_void, PamCall>(sym(c"pam_acct_mgmt")?),
+                end: std::mem::transmute::<*mut c_void, PamCall>(sym(c"pam_end")?),
+                strerror: std::mem::transmute::<*mut c_void, PamStrerror>(sym(c"pam_strerror")?),
+            })
+        }
+    })
+    .as_ref()
+    .map_err(|e| LoginError::Unavailable(e.clone()))
+}
+
+/// Answers PAM's prompts: the password for hidden prompts, the user name
+/// for visible ones, nothing for messages.
+extern "C" fn converse(
+    count: c_int,
+    messages: *mut *const PamMessage,
+    responses: *mut *mut PamResponse,
+    data: *mut c_void,
+) -> c_int {
+    if count <= 0 || messages.is_null() || responses.is_null() || data.is_null() {
+        return PAM_CONV_ERR;
+    }
+    // SAFETY: PAM passes `count` messages and expects a calloc'd array of
+    // `count` responses that it frees; `data` is the `Secrets` we gave it,
+    // alive for the whole pam_start..pam_end span.
+    unsafe {
+        let secrets = &*(data as *const Secrets);
+        let out =
+            libc::calloc(count as usize, std::mem::size_of::<PamResponse>()) as *mut PamResponse;
+        if out.is_null() {
+            return PAM_BUF_ERR;
+        }
+        for i in 0..count as usize {
+            // Linux-PAM passes an array of pointers.
+            let message = *messages.add(i);
+            if message.is_null() {
+                continue;
+            }
+            let answer = match (*message).msg_style {
+                PAM_PROMPT_ECHO_OFF => Some(&secrets.password),
+                PAM_PROMPT_ECHO_ON => Some(&secrets.user),
+                _ => None,
+            };
+            if let Some(text) = answer {
+                (*out.add(i)).resp = libc::strdup(text.as_ptr());
+            }
+        }
+        *responses = out;
+    }
+    PAM_SUCCESS
+}
+
+struct Secrets {
+    user: CString,
+    password: CString,
+}
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        // Best effort: do not leave the password in freed memory.
+        let bytes = std::mem::take(&mut self.password).into_bytes_with_nul();
+        let mut bytes = bytes;
+        for b in bytes.iter_mut() {
+            // SAFETY: a volatile write into our own buffer.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+fn message(lib: &Lib, handle: *mut c_void, code: c_int) -> String {
+    // SAFETY: pam_strerror returns a static string (or NULL).
+    unsafe {
+        let p = (lib.strerror)(handle, code);
+        if p.is_null() {
+            format!("PAM code {code}")
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Checks `user`'s password through the PAM `service`, then whether the
+/// account may log in now (expiry, locks the stack enforces).
+pub fn authenticate(service: &str, user: &str, password: &str) -> Result<(), LoginError> {
+    let lib = lib()?;
+    let bad = |what: &str| LoginError::Rejected {
+        detail: format!("{what} contains a NUL byte"),
+    };
+    let service_c = CString::new(service).map_err(|_| bad("service"))?;
+    let secrets = Box::new(Secrets {
+        user: CString::new(user).map_err(|_| bad("user name"))?,
+        password: CString::new(password).map_err(|_| bad("password"))?,
+    });
+    let conv = PamConv {
+        conv: converse,
+        appdata_ptr: &*secrets as *const Secrets as *mut c_void,
+    };
+    let mut handle: *mut c_void = std::ptr::null_mut();
+    // SAFETY: valid C strings and conversation; `secrets` and `conv`
+    // outlive the handle, which pam_end releases on every path below.
+    unsafe {
+        let rc = (lib.start)(
+            service_c.as_ptr(),
+            secrets.user.as_ptr(),
+            &conv,
+            &mut handle,
+        );
+        if rc != PAM_SUCCESS || handle.is_null() {
+            return Err(LoginError::Pam(format!(
+                "cannot start PAM service {service}: {}",
+                message(lib, handle, rc)
+            )));
+        }
+        let mut rc = (lib.authenticate)(handle, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+        let outcome = if rc != PAM_SUCCESS {
+            Err(classify(lib, handle, rc, user, service))
+        } else {
+            rc = (lib.acct_mgmt)(handle, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+            match rc {
+                PAM_SUCCESS => Ok(()),
+                PAM_ACCT_EXPIRED => Err(LoginError::Expired { user: user.into() }),
+                PAM_NEW_AUTHTOK_REQD => Err(LoginError::PasswordExpired { user: user.into() }),
+                _ => Err(classify(lib, handle, rc, user, service)),
+            }
+        };
+        (lib.end)(handle, rc);
+        outcome
+    }
+}
+
+fn classify(lib: &Lib, handle: *mut c_void, rc: c_int, user: &str, service: &str) -> LoginError {
+    let text = message(lib, handle, rc);
+    match rc {
+        PAM_SYSTEM_ERR | PAM_SERVICE_ERR | PAM_ABORT | PAM_BUF_ERR | PAM_CONV_ERR => {
+            LoginError::Pam(format!("service {service}: {text}"))
+        }
+        PAM_AUTHINFO_UNAVAIL => LoginError::Unavailable(format!("service {service}: {text}")),
+        _ => LoginError::Rejected {
+            detail: format!("{user}: {text}"),
+        },
+    }
+}
+
+/// The OS groups of a user (primary and supplementary), by name.
+pub fn os_groups(user: &str) -> Vec<String> {
+    let Ok(name) = CString::new(user) else {
+        return Vec::new();
+    };
+    // SAFETY: getpwnam_r/getgrouplist/getgrgid_r with buffers we own and
+    // sizes we pass; results are copied out before the buffers go away.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as c_char; 16384];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        ) != 0
+            || found.is_null()
+        {
+            return Vec::new();
+        }
+        let mut count: c_int = 64;
+        let mut gids = vec![0 as libc::gid_t; count as usize];
+        if libc::getgrouplist(name.as_ptr(), pwd.pw_gid, gids.as_mut_ptr(), &mut count) < 0 {
+            gids.resize(count.max(0) as usize, 0);
+            libc::getgrouplist(name.as_ptr(), pwd.pw_gid, gids.as_mut_ptr(), &mut count);
+        }
+        gids.truncate(count.max(0) as usize);
+        let mut names = Vec::new();
+        for gid in gids {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut gbuf = vec![0 as c_char; 16384];
+            let mut result: *mut libc::group = std::ptr::null_mut();
+            if libc::getgrgid_r(gid, &mut grp, gbuf.as_mut_ptr(), gbuf.len(), &mut result) == 0
+                && !result.is_null()
+            {
+                names.push(CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+}
