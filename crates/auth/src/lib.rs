@@ -12,5 +12,6 @@
 //! Next (see ARCHITECTURE.md, "Not built yet"): LDAP, sessions, the
 //! Unix-socket identity, and enforcement in the server.
 
+pub mod ldap;
 pub mod pam;
 pub mod roles;
