@@ -513,6 +513,9 @@ fn hash_password() -> anyhow::Result<()> {
     if pass.is_empty() {
         bail!("empty password; type one, or pipe it in: echo -n SECRET | haven hash-password");
     }
-    println!("{}", password::hash(pass));
+    println!(
+        "{}",
+        password::hash(pass).context("cannot read the system's random source")?
+    );
     Ok(())
 }

@@ -58,3 +58,12 @@ fn cert_pem(cert: &CertificateDer<'_>) -> String {
     let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     pem::encode_config(&pem::Pem::new("CERTIFICATE", cert.as_ref()), config)
 }
+
+/// `n` bytes from the operating system's cryptographic random source, as
+/// lowercase hex: for secrets (join tokens, connector secrets, sessions).
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -56,10 +56,9 @@ fn version_refusal(offered: &[u32]) -> Option<ServerMsg> {
     })
 }
 
-fn random_hex(bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", fastrand::u8(..)))
-        .collect()
+/// A secret from the OS's cryptographic random source.
+fn random_hex(bytes: usize) -> Result<String, String> {
+    haven_pki::random_hex(bytes).map_err(|e| format!("cannot read random bytes: {e}"))
 }
 
 /// A new join token, as the API returns it.
@@ -82,8 +81,8 @@ impl Server {
         cluster: Option<String>,
         ttl: Duration,
     ) -> Result<IssuedToken, String> {
-        let id = random_hex(8);
-        let secret = random_hex(16);
+        let id = random_hex(8)?;
+        let secret = random_hex(16)?;
         let now = now_ms();
         let expires_ms = now + ttl.as_millis() as i64;
         let record = JoinTokenRecord {
@@ -416,8 +415,8 @@ impl Server {
         );
         self.write_store(move |s| s.spend_join_token(&id, &hash, &name, now_ms()))
             .await??;
-        let connector_id = random_hex(8);
-        let secret = random_hex(24);
+        let connector_id = random_hex(8)?;
+        let secret = random_hex(24)?;
         let record = ConnectorRecord {
             id: connector_id.clone(),
             cluster: cluster.to_string(),
