@@ -9,9 +9,13 @@
 //! And [`pam`]: logins of local OS accounts through the host's real PAM
 //! stack, and the user's OS groups (for grants to groups).
 //!
-//! Next (see ARCHITECTURE.md, "Not built yet"): LDAP, sessions, the
-//! Unix-socket identity, and enforcement in the server.
+//! [`ldap`]: domain accounts through LDAP / Active Directory; [`session`]:
+//! sessions with idle and absolute expiry, and login throttling.
+//!
+//! Next (see ARCHITECTURE.md, "Not built yet"): the Unix-socket identity,
+//! the privileged PAM helper, and enforcement in the server.
 
 pub mod ldap;
 pub mod pam;
 pub mod roles;
+pub mod session;
