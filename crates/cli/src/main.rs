@@ -62,7 +62,12 @@ struct ConnectorArgs {
     engine: String,
     /// One-time join token (only the first time; credentials are then kept
     /// in the data directory).
-    #[arg(long, env = "HAVEN_JOIN_TOKEN", value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "HAVEN_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Where the connector keeps its credentials and its event spool.
     #[arg(long, default_value = "haven-connector", value_name = "DIR")]
@@ -70,7 +75,13 @@ struct ConnectorArgs {
     /// Engine login, if its main.cf sets UserNames.
     #[arg(long, value_name = "USER")]
     engine_user: Option<String>,
-    #[arg(long, env = "HAVEN_ENGINE_PASSWORD", value_name = "PASSWORD")]
+    /// Engine password (better through the environment than the command line).
+    #[arg(
+        long,
+        env = "HAVEN_ENGINE_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     engine_password: Option<String>,
     /// Most bytes of events kept while the server is unreachable (K, M, G
     /// suffixes); beyond that the oldest are dropped and a gap recorded.
