@@ -21,13 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use haven_model::{ClusterSnapshot, CommandResult, Event, Name, Operation};
+use haven_model::{ClusterSnapshot, CommandResult, Event, Operation};
 use haven_protocol::connector::{
     ConnectorError, ConnectorMsg, JoinToken, Position, ServerMsg, CONNECTOR_VERSIONS,
 };
-use haven_protocol::{
-    ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
-};
+use haven_protocol::{follow, ClientMsg, EngineMsg, FrameCodec, MAX_ENGINE_FRAME};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -193,29 +191,11 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
     }
 }
 
-type EngineWire = Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>;
-
-async fn engine_hello(options: &ConnectorOptions) -> anyhow::Result<(EngineWire, Name, u64)> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&options.engine))
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer from the engine at {}", options.engine))??;
-    stream.set_nodelay(true).ok();
-    let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
-    wire.send(ClientMsg::Hello {
-        versions: PROTOCOL_VERSIONS.to_vec(),
+fn engine_credentials(options: &ConnectorOptions) -> follow::Credentials {
+    follow::Credentials {
         client: format!("haven-connector {VERSION}"),
         user: options.engine_user.clone(),
         password: options.engine_password.clone(),
-    })
-    .await?;
-    match tokio::time::timeout(Duration::from_secs(10), wire.next()).await {
-        Ok(Some(Ok(EngineMsg::Welcome { cluster, epoch, .. }))) => Ok((wire, cluster, epoch)),
-        Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
-            anyhow::bail!("the engine refused us ({code:?}): {message}")
-        }
-        Ok(Some(Ok(other))) => anyhow::bail!("unexpected answer from the engine: {other:?}"),
-        Ok(Some(Err(e))) => Err(e.into()),
-        Ok(None) | Err(_) => anyhow::bail!("the engine closed the connection"),
     }
 }
 
@@ -317,9 +297,14 @@ async fn through_proxy(proxy: &str, server: &str) -> anyhow::Result<TcpStream> {
 /// fingerprint inside the token.
 async fn join(options: &ConnectorOptions, token: &str) -> anyhow::Result<Credentials> {
     let parsed = JoinToken::parse(token).map_err(|e| anyhow::anyhow!(e))?;
-    let (_, cluster, _) = engine_hello(options).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the engine to learn the cluster's name: {e:#}")
-    })?;
+    let cluster = follow::open(
+        &options.engine,
+        &engine_credentials(options),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot reach the engine to learn the cluster's name: {e}"))?
+    .cluster;
     let pinned = haven_pki::PinnedCa::new(&parsed.ca_fingerprint)?;
     let mut wire = tls_connect(
         &options.server,
@@ -425,38 +410,30 @@ async fn follow_engine(
     commands: &mut mpsc::Receiver<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
-    let (mut wire, name, epoch) = engine_hello(options).await?;
-    if *name != *cluster {
+    let mut engine = follow::open(
+        &options.engine,
+        &engine_credentials(options),
+        Duration::from_secs(5),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if *engine.cluster != *cluster {
         anyhow::bail!(
-            "the engine at {} runs cluster {name}, but this connector joined for {cluster}",
-            options.engine
+            "the engine at {} runs cluster {}, but this connector joined for {cluster}",
+            options.engine,
+            engine.cluster
         );
     }
+    let epoch = engine.epoch;
     let last = shared.spool(|s| s.last());
-    let resume = last.filter(|(e, _)| *e == epoch).map(|(_, s)| s);
-    if resume.is_some() {
-        wire.send(ClientMsg::GetSnapshot).await?;
-        match next_engine(&mut wire).await? {
-            EngineMsg::Snapshot { snapshot, .. } => {
-                shared.set_live(epoch, *snapshot);
-            }
-            other => anyhow::bail!("expected a snapshot, got {other:?}"),
-        }
-    }
-    wire.send(ClientMsg::Subscribe { after: resume }).await?;
-    match next_engine(&mut wire).await? {
-        EngineMsg::Resumed { .. } => {}
-        EngineMsg::Snapshot { why, snapshot } => {
-            if let Some((last_epoch, last_seq)) = last {
-                let reason = match why {
-                    SnapshotReason::JournalTooShort { oldest, .. } => format!(
-                        "the engine's journal starts at {oldest}; events after {last_seq} were lost while the connector was away"
-                    ),
-                    _ if last_epoch != epoch => format!(
-                        "the engine restarted (run {last_epoch} -> {epoch}); events of the old run after {last_seq} were not received"
-                    ),
-                    _ => "the engine did not know the connector's last sequence".into(),
-                };
+    match engine
+        .sync(last, Duration::from_secs(15))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?
+    {
+        follow::Sync::Resumed { snapshot } => shared.set_live(epoch, *snapshot),
+        follow::Sync::Fresh { snapshot, gap } => {
+            if let (Some(reason), Some((last_epoch, last_seq))) = (gap, last) {
                 // What is still spooled from before goes out first; the
                 // gap follows it, then the new events.
                 note_gap(
@@ -474,8 +451,8 @@ async fn follow_engine(
             }
             shared.set_live(epoch, *snapshot);
         }
-        other => anyhow::bail!("unexpected answer to subscribe: {other:?}"),
     }
+    let mut wire = engine.wire;
     shared
         .engine_connected
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -536,21 +513,6 @@ async fn follow_engine(
                 }
                 wire.send(ClientMsg::Heartbeat).await?;
             }
-        }
-    }
-}
-
-async fn next_engine(wire: &mut EngineWire) -> anyhow::Result<EngineMsg> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
-            Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
-            Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
-                anyhow::bail!("engine error ({code:?}): {message}")
-            }
-            Ok(Some(Ok(msg))) => return Ok(msg),
-            Ok(Some(Err(e))) => return Err(e.into()),
-            Ok(None) => anyhow::bail!("the engine closed the connection"),
-            Err(_) => anyhow::bail!("the engine did not answer"),
         }
     }
 }

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod codec;
 pub mod connector;
+pub mod follow;
 pub mod messages;
 
 pub use client::{ClientError, ClientOptions, EngineClient};

@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use haven_model::{CommandResult, Name, Operation};
-use haven_protocol::{
-    ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
-};
+use haven_protocol::{follow, ClientMsg, EngineMsg, FrameCodec};
 use haven_store::{Cursor, Gap};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -232,91 +230,36 @@ impl Link {
         }
     }
 
-    async fn connect(&mut self) -> Result<(Wire, u64, Duration), Broken> {
-        let limit = self.ctx.settings.connect_timeout();
-        let stream = tokio::time::timeout(limit, TcpStream::connect(&self.target.address))
-            .await
-            .map_err(|_| {
-                Broken(format!(
-                    "no answer from {} within {limit:?}",
-                    self.target.address
-                ))
-            })??;
-        stream.set_nodelay(true).ok();
-        let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
-        wire.send(ClientMsg::Hello {
-            versions: PROTOCOL_VERSIONS.to_vec(),
+    async fn session(&mut self) -> Result<(), Broken> {
+        self.set_state(LinkState::Connecting, None);
+        let who = follow::Credentials {
             client: format!("haven-server {}", env!("CARGO_PKG_VERSION")),
             user: self.target.user.clone(),
             password: self.target.password.clone(),
-        })
-        .await?;
-        let welcome = tokio::time::timeout(limit, wire.next())
+        };
+        let limit = self.ctx.settings.connect_timeout();
+        let mut engine = follow::open(&self.target.address, &who, limit)
             .await
-            .map_err(|_| Broken("engine did not answer hello".into()))?;
-        match welcome {
-            Some(Ok(EngineMsg::Welcome {
-                cluster,
-                epoch,
-                heartbeat_ms,
-                ..
-            })) => {
-                if cluster != self.target.name {
-                    return Err(Broken(format!(
-                        "the engine at {} runs cluster {cluster}, not {}; fix the address",
-                        self.target.address, self.target.name
-                    )));
-                }
-                Ok((wire, epoch, Duration::from_millis(heartbeat_ms.max(100))))
-            }
-            Some(Ok(EngineMsg::Error { code, message })) => Err(Broken(format!(
-                "engine refused the link ({code:?}): {message}"
-            ))),
-            Some(Ok(other)) => Err(Broken(format!("unexpected answer to hello: {other:?}"))),
-            Some(Err(e)) => Err(e.into()),
-            None => Err(Broken("engine closed the connection".into())),
+            .map_err(Broken)?;
+        if engine.cluster != self.target.name {
+            return Err(Broken(format!(
+                "the engine at {} runs cluster {}, not {}; fix the address",
+                self.target.address, engine.cluster, self.target.name
+            )));
         }
-    }
-
-    /// Reads the next message, with a limit.
-    async fn expect(wire: &mut Wire, limit: Duration) -> Result<EngineMsg, Broken> {
-        loop {
-            match tokio::time::timeout(limit, wire.next()).await {
-                Err(_) => return Err(Broken(format!("engine silent for {limit:?}"))),
-                Ok(None) => return Err(Broken("engine closed the connection".into())),
-                Ok(Some(Err(e))) => return Err(e.into()),
-                Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
-                Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
-                    return Err(Broken(format!("engine error ({code:?}): {message}")))
-                }
-                Ok(Some(Ok(msg))) => return Ok(msg),
-            }
-        }
-    }
-
-    async fn session(&mut self) -> Result<(), Broken> {
-        self.set_state(LinkState::Connecting, None);
-        let (mut wire, epoch, heartbeat) = self.connect().await?;
-        let limit = self.ctx.settings.connect_timeout().max(heartbeat * 3);
+        let (epoch, heartbeat) = (engine.epoch, engine.heartbeat);
         let name = self.target.name.clone();
 
         // The fleet needs the current state; history needs every event
-        // after the last one it has. Snapshot first, then resume.
-        let resume_after = self.last.filter(|c| c.epoch == epoch).map(|c| c.seq);
-        if resume_after.is_some() {
-            wire.send(ClientMsg::GetSnapshot).await?;
-            match Self::expect(&mut wire, limit).await? {
-                EngineMsg::Snapshot { snapshot, .. } => self.ctx.fleet.resync(&name, *snapshot),
-                other => return Err(Broken(format!("expected a snapshot, got {other:?}"))),
-            }
-        }
-        wire.send(ClientMsg::Subscribe {
-            after: resume_after,
-        })
-        .await?;
-        match Self::expect(&mut wire, limit).await? {
-            EngineMsg::Resumed { .. } => {}
-            EngineMsg::Snapshot { why, snapshot } => {
+        // after the last one it has.
+        let last = self.last.map(|c| (c.epoch, c.seq));
+        match engine
+            .sync(last, limit.max(heartbeat * 3))
+            .await
+            .map_err(Broken)?
+        {
+            follow::Sync::Resumed { snapshot } => self.ctx.fleet.resync(&name, *snapshot),
+            follow::Sync::Fresh { snapshot, gap } => {
                 let resumed = Cursor {
                     epoch,
                     seq: snapshot.seq,
@@ -332,18 +275,7 @@ impl Link {
                         })
                         .await?;
                 }
-                let reason = match (&why, self.last) {
-                    (_, None) => None,
-                    (SnapshotReason::JournalTooShort { oldest, .. }, Some(_)) => Some(format!(
-                        "the engine's journal starts at {oldest}: events in between are lost"
-                    )),
-                    (_, Some(last)) if last.epoch != epoch => Some(format!(
-                        "the engine restarted (run {} -> {epoch}); events of the old run after {} were not received",
-                        last.epoch, last.seq
-                    )),
-                    (_, Some(_)) => Some("the engine did not know our last sequence".into()),
-                };
-                if let Some(reason) = reason {
+                if let Some(reason) = gap {
                     tracing::warn!(cluster = %name, "history gap: {reason}");
                     self.ctx
                         .history
@@ -359,8 +291,8 @@ impl Link {
                 self.last = Some(resumed);
                 self.ctx.fleet.resync(&name, *snapshot);
             }
-            other => return Err(Broken(format!("unexpected answer to subscribe: {other:?}"))),
         }
+        let wire = engine.wire;
         if self.status.failures > 0 {
             tracing::info!(
                 cluster = %name,

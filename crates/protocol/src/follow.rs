@@ -1,0 +1,150 @@
+//! Following an engine from a known position: the steps the management
+//! server's direct links and the cluster connector share.
+//!
+//! [`open`] connects and says hello; [`Follower::sync`] gets the current
+//! state and subscribes after the last event the caller has. The caller
+//! then reads events from [`Follower::wire`] and sends commands on it.
+//!
+//! Invariant: the caller always gets a fresh snapshot (for its live view)
+//! and either every event after its position ([`Sync::Resumed`]) or an
+//! explanation of what was lost ([`Sync::Fresh`] with a gap reason); it is
+//! never left believing it has history it does not have.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use haven_model::{ClusterSnapshot, Name};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::{
+    ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
+};
+
+/// A connection to an engine, after the welcome.
+pub struct Follower {
+    pub wire: Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>,
+    pub cluster: Name,
+    /// The engine run; sequences are comparable only within one.
+    pub epoch: u64,
+    pub heartbeat: Duration,
+}
+
+/// How following starts.
+pub enum Sync {
+    /// Every event after the caller's position follows; the snapshot is
+    /// the current state.
+    Resumed { snapshot: Box<ClusterSnapshot> },
+    /// History restarts at the snapshot. `gap` says why events between the
+    /// caller's position and the snapshot are lost (None on a first sync).
+    Fresh {
+        snapshot: Box<ClusterSnapshot>,
+        gap: Option<String>,
+    },
+}
+
+/// Who is connecting.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub client: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Connects to `address` and says hello; errors are sentences.
+pub async fn open(address: &str, who: &Credentials, limit: Duration) -> Result<Follower, String> {
+    let stream = tokio::time::timeout(limit, TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("no answer from {address} within {limit:?}"))?
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    stream.set_nodelay(true).ok();
+    let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
+    wire.send(ClientMsg::Hello {
+        versions: PROTOCOL_VERSIONS.to_vec(),
+        client: who.client.clone(),
+        user: who.user.clone(),
+        password: who.password.clone(),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    match next(&mut wire, limit).await? {
+        EngineMsg::Welcome {
+            cluster,
+            epoch,
+            heartbeat_ms,
+            ..
+        } => Ok(Follower {
+            wire,
+            cluster,
+            epoch,
+            heartbeat: Duration::from_millis(heartbeat_ms.max(100)),
+        }),
+        other => Err(format!("unexpected answer to hello: {other:?}")),
+    }
+}
+
+/// The next message that is not a heartbeat; an engine error or silence
+/// for `limit` is an error.
+pub async fn next(
+    wire: &mut Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>,
+    limit: Duration,
+) -> Result<EngineMsg, String> {
+    loop {
+        match tokio::time::timeout(limit, wire.next()).await {
+            Err(_) => return Err(format!("engine silent for {limit:?}")),
+            Ok(None) => return Err("engine closed the connection".into()),
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
+            Ok(Some(Ok(EngineMsg::Error { code, message }))) => {
+                return Err(format!("engine refused ({code:?}): {message}"))
+            }
+            Ok(Some(Ok(msg))) => return Ok(msg),
+        }
+    }
+}
+
+impl Follower {
+    /// Takes the current state and subscribes after `last` (the caller's
+    /// last `(epoch, seq)`), or from scratch.
+    pub async fn sync(
+        &mut self,
+        last: Option<(u64, u64)>,
+        limit: Duration,
+    ) -> Result<Sync, String> {
+        let resume = last.filter(|(e, _)| *e == self.epoch).map(|(_, s)| s);
+        let mut current = None;
+        if resume.is_some() {
+            self.wire
+                .send(ClientMsg::GetSnapshot)
+                .await
+                .map_err(|e| e.to_string())?;
+            match next(&mut self.wire, limit).await? {
+                EngineMsg::Snapshot { snapshot, .. } => current = Some(snapshot),
+                other => return Err(format!("expected a snapshot, got {other:?}")),
+            }
+        }
+        self.wire
+            .send(ClientMsg::Subscribe { after: resume })
+            .await
+            .map_err(|e| e.to_string())?;
+        match next(&mut self.wire, limit).await? {
+            EngineMsg::Resumed { .. } => Ok(Sync::Resumed {
+                snapshot: current.ok_or("the engine resumed a subscription it was not asked to")?,
+            }),
+            EngineMsg::Snapshot { why, snapshot } => {
+                let gap = last.map(|(last_epoch, last_seq)| match why {
+                    SnapshotReason::JournalTooShort { oldest, .. } => format!(
+                        "the engine's journal starts at {oldest}; events after {last_seq} were lost"
+                    ),
+                    _ if last_epoch != self.epoch => format!(
+                        "the engine restarted (run {last_epoch} -> {}); events of the old run after {last_seq} were not received",
+                        self.epoch
+                    ),
+                    _ => format!("the engine did not know sequence {last_seq}"),
+                });
+                Ok(Sync::Fresh { snapshot, gap })
+            }
+            other => Err(format!("unexpected answer to subscribe: {other:?}")),
+        }
+    }
+}
