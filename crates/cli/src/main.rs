@@ -97,9 +97,12 @@ struct DemoArgs {
     /// Address of the API.
     #[arg(long, default_value = "127.0.0.1:8440", value_name = "ADDR")]
     listen: String,
-    /// First port of the simulated engines (the demo uses 20 from here).
+    /// First port of the simulated engines (the demo uses 30 from here).
     #[arg(long, default_value_t = 14200, value_name = "PORT")]
     engine_ports: u16,
+    /// Where the demo's connectors dial in.
+    #[arg(long, default_value = "127.0.0.1:8441", value_name = "ADDR")]
+    connector_listen: String,
 }
 
 #[derive(Args)]
@@ -352,10 +355,15 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::default();
     config.server.listen = args.listen;
     config.server.data_dir = args.data_dir;
+    config.connectors.listen = args.connector_listen;
     config.clusters = clusters;
     let data_dir = config.server.data_dir.clone();
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
+    tracing::info!(
+        "haven server listening on http://{addr} (demo; data in {})",
+        data_dir.display()
+    );
     let base = format!("http://{addr}");
     let connector_port = server
         .connector_addr
