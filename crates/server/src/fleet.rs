@@ -249,36 +249,56 @@ fn toggle<K: Ord>(set: &mut BTreeSet<K>, (on, key): (bool, K)) {
     }
 }
 
-/// Makes every per-system state entry share the system's one name
-/// allocation (a decoded snapshot has a copy per entry): at fleet scale
-/// this is most of a snapshot's memory.
-fn intern_system_names(snapshot: &mut ClusterSnapshot) {
-    let names: HashMap<Name, Name> = snapshot
-        .systems
-        .iter()
-        .map(|s| (s.name.clone(), s.name.clone()))
-        .collect();
-    let canonical = |n: &mut Name| {
-        if let Some(c) = names.get(n) {
-            *n = c.clone();
-        }
+/// Makes every mention of a name in a snapshot share one allocation (a
+/// decoded snapshot has a copy per mention: each state entry names its
+/// system, each dependency its resources...). At fleet scale, names are
+/// most of a snapshot's memory.
+fn intern_names(snapshot: &mut ClusterSnapshot) {
+    let mut names: HashMap<Name, Name> = HashMap::new();
+    let mut canonical = |n: &mut Name| {
+        let c = names.entry(n.clone()).or_insert_with(|| n.clone());
+        *n = c.clone();
     };
-    for g in &mut snapshot.groups {
-        for (s, _) in &mut g.states {
-            canonical(s);
-        }
-        for r in &mut g.resources {
-            for (s, _) in &mut r.states {
-                canonical(s);
-            }
-        }
+    let config = &mut snapshot.config;
+    for s in &mut config.systems {
+        canonical(&mut s.name);
     }
-    for g in &mut snapshot.config.groups {
+    for t in &mut config.types {
+        canonical(&mut t.name);
+    }
+    for g in &mut config.groups {
+        canonical(&mut g.name);
         for (s, _) in &mut g.system_list {
             canonical(s);
         }
         for s in &mut g.auto_start_list {
             canonical(s);
+        }
+        for r in &mut g.resources {
+            canonical(&mut r.name);
+            canonical(&mut r.type_name);
+        }
+        for d in &mut g.dependencies {
+            canonical(&mut d.parent);
+            canonical(&mut d.child);
+        }
+        for d in &mut g.group_dependencies {
+            canonical(&mut d.child);
+        }
+    }
+    for s in &mut snapshot.systems {
+        canonical(&mut s.name);
+    }
+    for g in &mut snapshot.groups {
+        canonical(&mut g.name);
+        for (s, _) in &mut g.states {
+            canonical(s);
+        }
+        for r in &mut g.resources {
+            canonical(&mut r.name);
+            for (s, _) in &mut r.states {
+                canonical(s);
+            }
         }
     }
 }
@@ -487,7 +507,7 @@ impl Fleet {
 
     /// Replaces a cluster's state with a snapshot.
     pub fn resync(&self, name: &Name, mut snapshot: ClusterSnapshot) {
-        intern_system_names(&mut snapshot);
+        intern_names(&mut snapshot);
         let seq = snapshot.seq;
         {
             let mut inner = self.write();
