@@ -241,6 +241,23 @@ impl Policy {
         }
     }
 
+    /// The role `who` has on every cluster (from fleet-scope grants only).
+    pub fn fleet_role(&self, who: &Identity) -> Option<Role> {
+        let fleet = || self.grants.iter().filter(|g| g.scope == Scope::Fleet);
+        fleet()
+            .filter(|g| matches!(&g.principal, Principal::User(u) if *u == who.user))
+            .map(|g| g.role)
+            .max()
+            .or_else(|| {
+                fleet()
+                    .filter(|g| {
+                        matches!(&g.principal, Principal::Group(_)) && names(who, &g.principal)
+                    })
+                    .map(|g| g.role)
+                    .max()
+            })
+    }
+
     /// Whether `who` manages the server itself.
     pub fn is_server_admin(&self, who: &Identity) -> bool {
         self.server_admins.iter().any(|p| names(who, p))

@@ -25,6 +25,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio_stream::wrappers::BroadcastStream;
 
+use crate::auth::Caller;
 use crate::config::ClusterEntry;
 use crate::fleet::{Attention, ClusterInfo, FleetUpdate, Hit, LinkStatus, Summary};
 use crate::ops::{self, OperationResult};
@@ -135,6 +136,9 @@ where
 pub fn router(server: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/clusters", get(list_clusters).post(add_cluster))
         .route(
@@ -166,7 +170,263 @@ pub fn router(server: AppState) -> Router {
                 "this endpoint does not take that method; see /api/v1/openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            identify,
+        ))
         .with_state(server)
+}
+
+/// The caller's address, for login throttling.
+#[derive(Debug, Clone)]
+struct Peer(String);
+
+/// Paths anyone may call.
+const PUBLIC: &[&str] = &["/api/v1/login", "/api/v1/health", "/api/v1/openapi.json"];
+
+/// The session cookie.
+const COOKIE: &str = "haven_session";
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(String::from)
+        })
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+}
+
+/// Works out who is calling and puts a [`Caller`] into the request; with
+/// logins on, refuses calls without a live session (401), and cookie
+/// calls that change something without the `X-Haven-CSRF` header (403:
+/// another site's page cannot set it).
+async fn identify(
+    State(s): State<AppState>,
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    request.extensions_mut().insert(Peer(peer));
+    let caller = match &s.auth {
+        None => Caller::Unchecked {
+            name: requester(&headers),
+        },
+        Some(auth) => {
+            let path = request.uri().path().to_string();
+            if PUBLIC.contains(&path.as_str()) {
+                return next.run(request).await;
+            }
+            let (token, from_cookie) = match bearer_token(&headers) {
+                Some(t) => (Some(t), false),
+                None => (cookie_token(&headers), true),
+            };
+            let Some(token) = token else {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "log in first: POST /api/v1/login with your OS account",
+                )
+                .into_response();
+            };
+            if from_cookie && !request.method().is_safe() && !headers.contains_key("x-haven-csrf") {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "a change made with a session cookie needs the X-Haven-CSRF header",
+                )
+                .into_response();
+            }
+            match auth.sessions.check(&token, std::time::Instant::now()) {
+                Ok(identity) => Caller::User(identity),
+                Err(e) => {
+                    return ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        e.to_string(),
+                    )
+                    .into_response()
+                }
+            }
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// A login.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// An OS account (`user`), or a directory one (`user@domain`).
+    pub user: String,
+    pub password: String,
+}
+
+/// A session.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LoginAnswer {
+    /// Send as `Authorization: Bearer TOKEN` (it is also set as a cookie).
+    pub token: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The session ends after this many seconds unused.
+    pub idle_secs: u64,
+}
+
+async fn login(
+    State(s): State<AppState>,
+    axum::Extension(Peer(peer)): axum::Extension<Peer>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let Some(auth) = &s.auth else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "auth_disabled",
+            "logins are off on this server ([auth] enabled = false)",
+        ));
+    };
+    match auth.login(&body.user, &body.password, &peer).await {
+        Ok((token, identity)) => {
+            let cookie = format!("{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/");
+            let answer = LoginAnswer {
+                token,
+                user: identity.user,
+                groups: identity.groups,
+                idle_secs: auth.idle().as_secs(),
+            };
+            Ok(([(header::SET_COOKIE, cookie)], Json(answer)).into_response())
+        }
+        Err(crate::auth::LoginFailure::Throttled(wait)) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!(
+                "too many failed logins; try again in {} s",
+                wait.as_secs().max(1)
+            ),
+        )),
+        Err(crate::auth::LoginFailure::Login(e)) => {
+            let status = match e {
+                haven_auth::pam::LoginError::Unavailable(_)
+                | haven_auth::pam::LoginError::Pam(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            Err(ApiError::new(status, "login_failed", e.to_string()))
+        }
+    }
+}
+
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let (Some(auth), Some(token)) = (
+        &s.auth,
+        bearer_token(&headers).or_else(|| cookie_token(&headers)),
+    ) {
+        auth.sessions.close(&token);
+    }
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+    )
+        .into_response()
+}
+
+/// Who the caller is and what they may do fleet-wide.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WhoAmI {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// Their role on every cluster, if any (per-cluster grants may add more).
+    pub fleet_role: Option<String>,
+    pub server_admin: bool,
+    /// False when logins are off on this server.
+    pub authenticated: bool,
+}
+
+async fn whoami(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Json<WhoAmI> {
+    Json(match (&caller, &s.auth) {
+        (Caller::User(identity), Some(auth)) => WhoAmI {
+            user: identity.user.clone(),
+            groups: identity.groups.clone(),
+            fleet_role: auth
+                .policy
+                .fleet_role(identity)
+                .map(|r| r.title().to_string()),
+            server_admin: auth.policy.is_server_admin(identity),
+            authenticated: true,
+        },
+        _ => WhoAmI {
+            user: caller.name().to_string(),
+            groups: Vec::new(),
+            fleet_role: None,
+            server_admin: true,
+            authenticated: false,
+        },
+    })
+}
+
+/// Refuses a caller without a role on every cluster (fleet-wide views
+/// filter per cluster only in later work, so they are all or nothing).
+fn need_fleet_view(s: &Server, caller: &Caller) -> Result<(), ApiError> {
+    match (caller, &s.auth) {
+        (Caller::User(identity), Some(auth)) if auth.policy.fleet_role(identity).is_none() => {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!(
+                    "{} has no fleet-wide role; this view needs one (per-cluster views: GET /api/v1/clusters)",
+                    identity.user
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a caller who does not manage the server.
+fn need_server_admin(s: &Server, caller: &Caller) -> Result<(), ApiError> {
+    match (caller, &s.auth) {
+        (Caller::User(identity), Some(auth)) if !auth.policy.is_server_admin(identity) => {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!(
+                    "{} is not a Server Administrator ([auth] server_admins)",
+                    identity.user
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the caller may see a cluster at all.
+fn may_see(s: &Server, caller: &Caller, cluster: &str) -> bool {
+    match (caller, &s.auth) {
+        (Caller::User(identity), Some(auth)) => auth.policy.can_see(identity, cluster, None),
+        _ => true,
+    }
 }
 
 /// Server health.
@@ -198,12 +458,22 @@ fn limit(requested: Option<usize>, default: usize) -> usize {
     requested.unwrap_or(default).clamp(1, 10_000)
 }
 
-async fn summary(State(s): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> Json<Summary> {
-    Json(s.fleet.summary(limit(q.limit, 50)))
+async fn summary(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Json<Summary>, ApiError> {
+    need_fleet_view(&s, &caller)?;
+    Ok(Json(s.fleet.summary(limit(q.limit, 50))))
 }
 
-async fn list_clusters(State(s): State<AppState>) -> Json<Vec<ClusterInfo>> {
-    Json(s.fleet.clusters())
+async fn list_clusters(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Json<Vec<ClusterInfo>> {
+    let mut clusters = s.fleet.clusters();
+    clusters.retain(|c| may_see(&s, &caller, &c.name));
+    Json(clusters)
 }
 
 /// A cluster to manage through a direct connection to its engine.
@@ -229,8 +499,10 @@ fn manage_error(e: ManageError) -> ApiError {
 
 async fn add_cluster(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiJson(body): ApiJson<NewCluster>,
 ) -> Result<(StatusCode, Json<LinkStatus>), ApiError> {
+    need_server_admin(&s, &caller)?;
     let name = body.name.clone();
     s.add_cluster(ClusterEntry {
         name: body.name,
@@ -249,8 +521,10 @@ async fn add_cluster(
 
 async fn remove_cluster(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    need_server_admin(&s, &caller)?;
     s.remove_cluster(&name).await.map_err(manage_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,8 +539,12 @@ pub struct ClusterDetail {
 
 async fn cluster(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterDetail>, ApiError> {
+    if !may_see(&s, &caller, &name) {
+        return Err(ApiError::unknown_cluster(&name));
+    }
     let link = s
         .fleet
         .link(&name)
@@ -301,20 +579,23 @@ fn requester(headers: &HeaderMap) -> String {
 
 async fn operate(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<OperationRequest>,
 ) -> Result<(StatusCode, Json<OperationResult>), ApiError> {
     let wait = body
         .wait
         .then(|| Duration::from_secs(body.timeout_secs.unwrap_or(300).max(1)));
-    let result = ops::run(&s, &requester(&headers), &name, body.op, wait)
+    let result = ops::run(&s, &caller, &name, body.op, wait)
         .await
         .map_err(|e| match e {
             ops::OpError::UnknownCluster(n) => ApiError::unknown_cluster(&n),
             ops::OpError::Audit(m) => ApiError::internal(m),
         })?;
     let status = match result.outcome.as_str() {
+        "refused" if result.code == Some(haven_model::RefusalCode::PermissionDenied) => {
+            StatusCode::FORBIDDEN
+        }
         "refused" => StatusCode::CONFLICT,
         "failed" => StatusCode::BAD_GATEWAY,
         "timed_out" => StatusCode::GATEWAY_TIMEOUT,
@@ -335,8 +616,10 @@ pub struct TokenRequest {
 
 async fn create_token(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<crate::connectors::IssuedToken>), ApiError> {
+    need_server_admin(&s, &caller)?;
     let ttl = Duration::from_secs(
         body.ttl_secs
             .unwrap_or(s.config.connectors.token_ttl_secs)
@@ -356,9 +639,14 @@ pub struct Faults {
     pub items: Vec<Attention>,
 }
 
-async fn faults(State(s): State<AppState>, ApiQuery(q): ApiQuery<LimitQuery>) -> Json<Faults> {
+async fn faults(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Json<Faults>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     let (items, total) = s.fleet.attention(limit(q.limit, 1000));
-    Json(Faults { total, items })
+    Ok(Json(Faults { total, items }))
 }
 
 /// `?q=PATTERN&limit=N`
@@ -371,8 +659,10 @@ pub struct SearchQuery {
 
 async fn search(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<Hit>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     if q.q.trim().is_empty() {
         return Err(ApiError::bad_request("q must not be empty"));
     }
@@ -390,8 +680,10 @@ pub struct SystemView {
 
 async fn system(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     Path(system): Path<String>,
 ) -> Result<Json<Vec<SystemView>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     let views: Vec<SystemView> = s
         .fleet
         .clusters_with_system(&system)
@@ -450,8 +742,10 @@ pub struct HistoryEntry {
 
 async fn history(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     let query = HistoryQuery {
         cluster: q.cluster,
         object: q.object,
@@ -496,8 +790,10 @@ pub struct GapEntry {
 
 async fn gaps(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<ClusterFilter>,
 ) -> Result<Json<Vec<GapEntry>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     let rows = s
         .read(move |store| haven_store::Store::gaps(store, q.cluster.as_deref()))
         .await
@@ -539,8 +835,10 @@ pub struct OperationEntry {
 
 async fn operations(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<OperationParams>,
 ) -> Result<Json<Vec<OperationEntry>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     let query = OperationQuery {
         cluster: q.cluster,
         user: q.user,
@@ -599,8 +897,10 @@ fn about(event: &Event, object: &str) -> bool {
 /// when this client fell behind and should re-read the state.
 async fn events(
     State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(f): ApiQuery<EventFilter>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    need_fleet_view(&s, &caller)?;
     if let Some(c) = &f.cluster {
         if !s.fleet.contains(c) {
             return Err(ApiError::unknown_cluster(c));

@@ -52,6 +52,31 @@ names = []
 # How long a join token stays valid.
 token_ttl_secs = 3600
 
+[auth]
+# Require a login (an OS account: PAM, or LDAP for user@domain) on every
+# API call except /api/v1/login, /api/v1/health and the OpenAPI document.
+# Off by default until the API serves HTTPS; turn it on for real use.
+enabled = false
+# The PAM service (/etc/pam.d/NAME) that checks local accounts.
+pam_service = "haven"
+# Sessions end after this many minutes unused, or hours after login.
+idle_minutes = 30
+max_hours = 12
+# Failed logins allowed per user and per source in 10 minutes.
+max_failures = 5
+# Who manages the server itself (clusters, tokens, roles): user names, or
+# @group for an OS group.
+server_admins = ["root"]
+# Roles on clusters, as HA administrators know them: guest,
+# group_operator, group_administrator, cluster_operator,
+# cluster_administrator; for a `user` or an OS `group`; on every cluster,
+# one `cluster`, or one `service_group` of a cluster.
+#
+# [[auth.grant]]
+# group = "ha-ops"
+# role = "cluster_operator"
+# cluster = "prod-db"
+
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
 # database. A cluster listed here is (re)added at every start.
@@ -71,6 +96,7 @@ pub struct ServerConfig {
     pub links: LinkSection,
     pub history: HistorySection,
     pub connectors: ConnectorSection,
+    pub auth: AuthSection,
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterEntry>,
 }
@@ -159,6 +185,107 @@ impl Default for ConnectorSection {
             names: Vec::new(),
             token_ttl_secs: 3600,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    pub enabled: bool,
+    pub pam_service: String,
+    pub idle_minutes: u64,
+    pub max_hours: u64,
+    pub max_failures: usize,
+    pub server_admins: Vec<String>,
+    #[serde(rename = "grant")]
+    pub grants: Vec<GrantEntry>,
+    /// Directory logins for `user@domain`.
+    pub ldap: Option<haven_auth::ldap::LdapConfig>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            enabled: false,
+            pam_service: haven_auth::pam::DEFAULT_SERVICE.into(),
+            idle_minutes: 30,
+            max_hours: 12,
+            max_failures: 5,
+            server_admins: vec!["root".into()],
+            grants: Vec::new(),
+            ldap: None,
+        }
+    }
+}
+
+/// One `[[auth.grant]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantEntry {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    pub role: haven_auth::roles::Role,
+    #[serde(default)]
+    pub cluster: Option<String>,
+    #[serde(default)]
+    pub service_group: Option<String>,
+}
+
+impl AuthSection {
+    /// The grants and administrators as a policy; the error names the bad
+    /// grant.
+    pub fn policy(&self) -> Result<haven_auth::roles::Policy, String> {
+        use haven_auth::roles::{Grant, Policy, Principal, Scope};
+        let mut grants = Vec::new();
+        for (i, g) in self.grants.iter().enumerate() {
+            let principal = match (&g.user, &g.group) {
+                (Some(u), None) => Principal::User(u.clone()),
+                (None, Some(gr)) => Principal::Group(gr.clone()),
+                _ => {
+                    return Err(format!(
+                        "[[auth.grant]] #{}: give exactly one of `user` or `group`",
+                        i + 1
+                    ))
+                }
+            };
+            let scope = match (&g.cluster, &g.service_group) {
+                (None, None) => Scope::Fleet,
+                (Some(c), None) => Scope::Cluster { cluster: c.clone() },
+                (Some(c), Some(sg)) => Scope::Group {
+                    cluster: c.clone(),
+                    group: sg.clone(),
+                },
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "[[auth.grant]] #{}: `service_group` needs its `cluster`",
+                        i + 1
+                    ))
+                }
+            };
+            let grant = Grant {
+                principal,
+                role: g.role,
+                scope,
+            };
+            grant
+                .validate()
+                .map_err(|e| format!("[[auth.grant]] #{}: {e}", i + 1))?;
+            grants.push(grant);
+        }
+        let server_admins = self
+            .server_admins
+            .iter()
+            .map(|a| match a.strip_prefix('@') {
+                Some(g) => Principal::Group(g.into()),
+                None => Principal::User(a.clone()),
+            })
+            .collect();
+        Ok(Policy {
+            grants,
+            server_admins,
+        })
     }
 }
 

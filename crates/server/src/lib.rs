@@ -17,6 +17,7 @@
 //! engine.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod fleet;
@@ -78,6 +79,8 @@ pub struct Server {
     pub stored: writer::StoredCursors,
     /// Where connectors reach this server, once listening.
     pub connector_addr: OnceLock<SocketAddr>,
+    /// Logins and roles, when `[auth] enabled`.
+    pub auth: Option<auth::Auth>,
 }
 
 impl Server {
@@ -103,6 +106,11 @@ impl Server {
             &config.connectors.names,
         )
         .context("cannot set up the server's certificate authority")?;
+        let auth = if config.auth.enabled {
+            Some(auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?)
+        } else {
+            None
+        };
         let metrics = Arc::new(WriterMetrics::default());
         let stored = writer::StoredCursors::default();
         let (history, _thread) = writer::spawn(
@@ -131,6 +139,7 @@ impl Server {
             authority,
             stored,
             connector_addr: OnceLock::new(),
+            auth,
         });
         for rec in known {
             let cursor = cursors.get(&rec.name).copied();
@@ -273,9 +282,12 @@ impl Server {
 
     /// Serves the API until the listener fails.
     pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        axum::serve(listener, api::router(self))
-            .await
-            .context("the API server stopped")
+        axum::serve(
+            listener,
+            api::router(self).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .context("the API server stopped")
     }
 
     /// Binds the configured address and serves the API in the background;

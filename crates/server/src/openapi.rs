@@ -33,6 +33,9 @@ fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
 pub fn routes() -> Vec<Route> {
     vec![
         Route { method: "get", path: "/api/v1/health", summary: "Server health and version", query: None, body: None, ok: (200, Some(schema::<Health>)) },
+        Route { method: "post", path: "/api/v1/login", summary: "Log in with an OS account (PAM) or user@domain (LDAP); returns a bearer token and sets a session cookie", query: None, body: Some(schema::<LoginRequest>), ok: (200, Some(schema::<LoginAnswer>)) },
+        Route { method: "post", path: "/api/v1/logout", summary: "End the session", query: None, body: None, ok: (204, None) },
+        Route { method: "get", path: "/api/v1/whoami", summary: "The caller, their groups and fleet-wide role", query: None, body: None, ok: (200, Some(schema::<WhoAmI>)) },
         Route { method: "get", path: "/api/v1/summary", summary: "Fleet counts by state and what needs attention first", query: Some(schema::<LimitQuery>), body: None, ok: (200, Some(schema::<Summary>)) },
         Route { method: "get", path: "/api/v1/clusters", summary: "Every managed cluster with its link state", query: None, body: None, ok: (200, Some(schema::<Vec<ClusterInfo>>)) },
         Route { method: "post", path: "/api/v1/clusters", summary: "Manage a cluster through a direct connection (persisted)", query: None, body: Some(schema::<NewCluster>), ok: (201, Some(schema::<LinkStatus>)) },

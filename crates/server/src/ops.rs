@@ -16,6 +16,7 @@ use haven_store::{NewOperation, Outcome};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::fleet::{FleetUpdate, LinkState};
 use crate::writer::WriteMsg;
 use crate::{now_ms, Server};
@@ -55,13 +56,34 @@ pub enum OpError {
 /// state or the timeout.
 pub async fn run(
     server: &Arc<Server>,
-    user: &str,
+    caller: &Caller,
     cluster: &str,
     op: Operation,
     wait: Option<Duration>,
 ) -> Result<OperationResult, OpError> {
+    let user = caller.name();
     let Some(link) = server.fleet.link(cluster) else {
         return Err(OpError::UnknownCluster(cluster.to_string()));
+    };
+    // Roles are checked before anything else; a denial is audited too.
+    let denied = match (caller, &server.auth) {
+        (Caller::User(identity), Some(auth)) => {
+            if !auth.policy.can_see(identity, cluster, None) {
+                return Err(OpError::UnknownCluster(cluster.to_string()));
+            }
+            let group_of = |resource: &str| {
+                server
+                    .fleet
+                    .with_snapshot(cluster, |s| {
+                        s.config.resource(resource).map(|(g, _)| g.name.clone())
+                    })
+                    .flatten()
+            };
+            auth.policy
+                .authorize(identity, cluster, &op, group_of)
+                .err()
+        }
+        _ => None,
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let record = NewOperation {
@@ -100,6 +122,16 @@ pub async fn run(
             }
         }
     };
+
+    if let Some(denied) = denied {
+        tracing::warn!(user, cluster, "denied: {}", denied.message);
+        return Ok(finish(
+            Outcome::Refused,
+            Some(denied.message),
+            Some(RefusalCode::PermissionDenied),
+        )
+        .await);
+    }
 
     if link.state != LinkState::Connected && link.state != LinkState::Stale {
         let why = link

@@ -259,9 +259,20 @@ impl ServerProc {
         what: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
+        self.wait_for_with(path, &[], what, pred)
+    }
+
+    /// Like [`ServerProc::wait_for`], with request headers.
+    pub fn wait_for_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let (status, body) = self.get(path);
+            let (status, body) = http_json(&self.addr, "GET", path, None, headers);
             if status == 200 && pred(&body) {
                 return body;
             }

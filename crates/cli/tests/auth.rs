@@ -1,0 +1,248 @@
+//! End-to-end: a server with `[auth] enabled`, real OS users checked by
+//! the real PAM stack, roles from `[[auth.grant]]`. Needs root (it creates
+//! and removes OS users); with CI=true a missing privilege is a failure.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+struct Users {
+    names: Vec<String>,
+    group: String,
+    service: String,
+}
+
+impl Drop for Users {
+    fn drop(&mut self) {
+        for u in &self.names {
+            let _ = Command::new("userdel").arg(u).status();
+        }
+        let _ = Command::new("groupdel").arg(&self.group).status();
+        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.service));
+    }
+}
+
+fn sh(cmd: &str, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(t) = stdin {
+        child.stdin.take().unwrap().write_all(t.as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "{cmd} {args:?}");
+}
+
+fn login(server: &ServerProc, user: &str, password: &str) -> (u16, Value) {
+    server.post(
+        "/api/v1/login",
+        &format!(r#"{{"user":"{user}","password":"{password}"}}"#),
+        &[],
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "needs root on CI"
+        );
+        eprintln!("not root: skipped (it creates OS users)");
+        return;
+    }
+    let id = std::process::id();
+    let (adm, op, guest, none) = (
+        format!("hva{id}"),
+        format!("hvo{id}"),
+        format!("hvg{id}"),
+        format!("hvn{id}"),
+    );
+    let users = Users {
+        names: vec![adm.clone(), op.clone(), guest.clone(), none.clone()],
+        group: format!("hvops{id}"),
+        service: format!("haven-e2e-{id}"),
+    };
+    std::fs::write(
+        format!("/etc/pam.d/{}", users.service),
+        "auth     required pam_unix.so nodelay\naccount  required pam_unix.so\n",
+    )
+    .unwrap();
+    sh("groupadd", &[&users.group], None);
+    for u in &users.names {
+        sh("useradd", &["--no-create-home", u], None);
+        sh("chpasswd", &[], Some(&format!("{u}:Pw-{u}\n")));
+    }
+    sh("usermod", &["-aG", &users.group, &op], None);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("kappa");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(
+        cdir.join("main.cf"),
+        "include \"types.cf\"\ncluster kappa ( )\nsystem n1 ( )\nsystem n2 ( )\ngroup web (\n SystemList = { n1 = 0, n2 = 1 }\n AutoStartList = { n1 }\n )\n IP web_ip ( Address = \"192.0.2.30\" )\n",
+    )
+    .unwrap();
+    let engine = Engine::start(&cdir, &["--simulate", "--sim-delay", "0"]);
+    let server = ServerProc::start(
+        dir.path(),
+        &format!(
+            "[auth]\nenabled = true\npam_service = \"{service}\"\nmax_failures = 3\nserver_admins = [\"{adm}\"]\n\
+             [[auth.grant]]\ngroup = \"{group}\"\nrole = \"cluster_operator\"\ncluster = \"kappa\"\n\
+             [[auth.grant]]\nuser = \"{guest}\"\nrole = \"guest\"\n\
+             [[cluster]]\nname = \"kappa\"\naddress = \"{addr}\"\n",
+            service = users.service,
+            group = users.group,
+            addr = engine.addr,
+        ),
+    );
+
+    // No session: nothing but the public endpoints.
+    let (status, body) = server.get("/api/v1/summary");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
+    assert_eq!(server.get("/api/v1/health").0, 200);
+
+    // Wrong passwords and unknown users get the same answer.
+    let (status, wrong) = login(&server, &op, "nope");
+    let (_, unknown) = login(&server, "nobody-hvn", "nope");
+    assert_eq!(status, 401);
+    assert_eq!(wrong["error"]["message"], unknown["error"]["message"]);
+
+    let token = |user: &str| {
+        let (status, body) = login(&server, user, &format!("Pw-{user}"));
+        assert_eq!(status, 200, "{user}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    };
+    let (t_adm, t_op, t_guest, t_none) = (token(&adm), token(&op), token(&guest), token(&none));
+    let get = |path: &str, t: &str| {
+        http_json(
+            &server.addr,
+            "GET",
+            path,
+            None,
+            &[("Authorization", &bearer(t))],
+        )
+    };
+    let post = |path: &str, body: &str, t: &str| {
+        http_json(
+            &server.addr,
+            "POST",
+            path,
+            Some(body),
+            &[("Authorization", &bearer(t))],
+        )
+    };
+    server.wait_for_with(
+        "/api/v1/clusters/kappa",
+        &[("Authorization", &bearer(&t_op))],
+        "connected",
+        |v| v["link"]["state"] == "connected",
+    );
+
+    // The operator's groups came from the OS.
+    let (_, me) = get("/api/v1/whoami", &t_op);
+    assert!(me["groups"].to_string().contains(&users.group), "{me}");
+
+    // Guest: sees the fleet, may not operate; the denial is audited.
+    assert_eq!(get("/api/v1/summary", &t_guest).0, 200);
+    let switch = r#"{"op":"group_switch","group":"web","to":"n2","wait":true,"timeout_secs":20}"#;
+    let (status, denied) = post("/api/v1/clusters/kappa/operations", switch, &t_guest);
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(denied["code"], "permission_denied");
+    assert!(
+        denied["reason"].as_str().unwrap().contains("Guest"),
+        "{denied}"
+    );
+
+    // Cluster Operator of kappa (through their OS group): may switch.
+    let (status, done) = post("/api/v1/clusters/kappa/operations", switch, &t_op);
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["outcome"], "completed");
+    // ...but has no fleet-wide view, and may not manage the server.
+    assert_eq!(get("/api/v1/summary", &t_op).0, 403);
+    assert_eq!(post("/api/v1/tokens", "{}", &t_op).0, 403);
+    assert_eq!(post("/api/v1/tokens", "{}", &t_adm).0, 201);
+
+    // No role at all: the cluster is not there for them.
+    let (_, list) = get("/api/v1/clusters", &t_none);
+    assert_eq!(list, serde_json::json!([]));
+    assert_eq!(get("/api/v1/clusters/kappa", &t_none).0, 404);
+    assert_eq!(
+        post("/api/v1/clusters/kappa/operations", switch, &t_none).0,
+        404
+    );
+
+    // The audit log has who asked and how it ended.
+    let (_, audit) = get("/api/v1/operations?cluster=kappa", &t_guest);
+    let rows = audit.as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["user"] == op.as_str() && r["outcome"] == "completed"));
+    assert!(rows
+        .iter()
+        .any(|r| r["user"] == guest.as_str() && r["outcome"] == "refused"));
+
+    // A cookie alone cannot change anything without the CSRF header.
+    let cookie = format!("haven_session={t_op}");
+    let (status, csrf) = http_json(
+        &server.addr,
+        "POST",
+        "/api/v1/clusters/kappa/operations",
+        Some(r#"{"op":"group_freeze","group":"web"}"#),
+        &[("Cookie", &cookie)],
+    );
+    assert_eq!(
+        (status, csrf["error"]["code"].as_str()),
+        (403, Some("csrf"))
+    );
+    let (status, _) = http_json(
+        &server.addr,
+        "POST",
+        "/api/v1/clusters/kappa/operations",
+        Some(r#"{"op":"group_freeze","group":"web"}"#),
+        &[("Cookie", &cookie), ("X-Haven-CSRF", "1")],
+    );
+    assert_eq!(status, 200);
+
+    // Logout ends the session.
+    assert_eq!(
+        http(
+            &server.addr,
+            "POST",
+            "/api/v1/logout",
+            None,
+            &[("Authorization", &bearer(&t_guest))]
+        )
+        .0,
+        204
+    );
+    assert_eq!(get("/api/v1/summary", &t_guest).0, 401);
+
+    // Guessing is throttled (per user and per source: this source already
+    // failed twice above), and then even the right password waits.
+    let mut guesses = 0;
+    while login(&server, &none, "guess").0 == 401 {
+        guesses += 1;
+        assert!(guesses <= 3, "throttled after at most 3 failures");
+    }
+    let (status, throttled) = login(&server, &none, &format!("Pw-{none}"));
+    assert_eq!(
+        (status, throttled["error"]["code"].as_str()),
+        (429, Some("throttled"))
+    );
+    drop(users);
+}

@@ -1,0 +1,131 @@
+//! Logins and the caller of each API request, when `[auth] enabled`.
+//!
+//! A login is checked by PAM (local accounts) or LDAP (`user@domain` when
+//! `[auth.ldap]` is set), throttled per user and per source, and opens a
+//! session whose token is returned (bearer, for the CLI and scripts) and
+//! set as an HttpOnly, SameSite=Strict cookie (for the browser). Roles
+//! come from `[[auth.grant]]` and the user's OS or directory groups.
+
+use std::time::{Duration, Instant};
+
+use haven_auth::pam::LoginError;
+use haven_auth::roles::{Identity, Policy};
+use haven_auth::session::{SessionLimits, Sessions, Throttle};
+
+use crate::config::AuthSection;
+
+/// Who is calling the API.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Logins are off: the `X-Haven-User` header names the requester.
+    Unchecked { name: String },
+    /// A logged-in user.
+    User(Identity),
+}
+
+impl Caller {
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::Unchecked { name } => name,
+            Caller::User(identity) => &identity.user,
+        }
+    }
+}
+
+/// Why a login failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error("too many failed logins; try again in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+    #[error("{0}")]
+    Login(#[from] LoginError),
+}
+
+/// The login machinery of a server.
+pub struct Auth {
+    pub policy: Policy,
+    pub sessions: Sessions,
+    throttle: Throttle,
+    config: AuthSection,
+}
+
+impl Auth {
+    /// Builds it from `[auth]`; the error names a bad grant.
+    pub fn new(config: &AuthSection) -> Result<Auth, String> {
+        Ok(Auth {
+            policy: config.policy()?,
+            sessions: Sessions::new(SessionLimits {
+                idle: Duration::from_secs(config.idle_minutes.max(1) * 60),
+                absolute: Duration::from_secs(config.max_hours.max(1) * 3600),
+            }),
+            throttle: Throttle::new(config.max_failures.max(1), Duration::from_secs(600)),
+            config: config.clone(),
+        })
+    }
+
+    /// Checks a password and opens a session; returns the token and who.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<(String, Identity), LoginFailure> {
+        let user_key = format!("user:{user}");
+        let source_key = format!("source:{source}");
+        let keys = [user_key.as_str(), source_key.as_str()];
+        self.throttle
+            .check(&keys, Instant::now())
+            .map_err(LoginFailure::Throttled)?;
+        let outcome = match (user.split_once('@'), &self.config.ldap) {
+            (Some((name, _domain)), Some(ldap)) => {
+                haven_auth::ldap::authenticate(ldap, name, password)
+                    .await
+                    .map(|u| Identity {
+                        user: user.to_string(),
+                        groups: u.groups,
+                    })
+            }
+            _ => {
+                let (service, name, pw) = (
+                    self.config.pam_service.clone(),
+                    user.to_string(),
+                    password.to_string(),
+                );
+                tokio::task::spawn_blocking(move || {
+                    haven_auth::pam::authenticate(&service, &name, &pw).map(|()| Identity {
+                        groups: haven_auth::pam::os_groups(&name),
+                        user: name,
+                    })
+                })
+                .await
+                .map_err(|e| LoginError::Pam(e.to_string()))?
+            }
+        };
+        match outcome {
+            Ok(identity) => {
+                self.throttle.succeeded(&user_key);
+                let token = self
+                    .sessions
+                    .open(identity.clone(), Instant::now())
+                    .map_err(|e| LoginError::Pam(format!("cannot make a session token: {e}")))?;
+                tracing::info!(user, source, "login");
+                Ok((token, identity))
+            }
+            Err(e) => {
+                if matches!(e, LoginError::Rejected { .. } | LoginError::Expired { .. }) {
+                    self.throttle.failed(&keys, Instant::now());
+                }
+                if let LoginError::Rejected { detail } = &e {
+                    // The detail (unknown user or wrong password) is for
+                    // the log only.
+                    tracing::warn!(source, "failed login: {detail}");
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.config.idle_minutes.max(1) * 60)
+    }
+}
