@@ -82,38 +82,12 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1500);
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("clusters.txt");
-    let (_sim, _) = Proc::start(
-        &[
-            "sim",
-            "--clusters",
-            "2",
-            "--systems",
-            "4",
-            "--groups",
-            "20",
-            "--resources",
-            "10",
-            "--delay",
-            "0",
-            "--fault-rate",
-            "0",
-            "--journal",
-            "2000000",
-            "--list",
-            list.to_str().unwrap(),
-        ],
-        "clusters ready",
+    let (_sim, addrs) = sim_fleet(
+        dir.path(),
+        "cluster",
+        2,
+        &["--fault-rate", "0", "--journal", "2000000"],
     );
-    let text = std::fs::read_to_string(&list).unwrap();
-    let addrs: Vec<(String, String)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let mut p = l.split_whitespace();
-            (p.next().unwrap().into(), p.next().unwrap().into())
-        })
-        .collect();
     let (direct_name, direct_engine) = addrs[0].clone();
     let (conn_name, conn_engine) = addrs[1].clone();
 

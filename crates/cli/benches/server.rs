@@ -33,41 +33,11 @@ fn rss_mib(pid: i32) -> f64 {
 
 /// Starts `haven sim`; returns it and the `[[cluster]]` tables for it.
 fn sim(dir: &std::path::Path, clusters: usize, fault_rate: f64, prefix: &str) -> (Proc, String) {
-    let list = dir.join(format!("{prefix}.txt"));
-    let (proc, _) = Proc::start(
-        &[
-            "sim",
-            "--clusters",
-            &clusters.to_string(),
-            "--systems",
-            "4",
-            "--groups",
-            "20",
-            "--resources",
-            "10",
-            "--delay",
-            "0",
-            "--fault-rate",
-            &fault_rate.to_string(),
-            "--prefix",
-            prefix,
-            "--list",
-            list.to_str().unwrap(),
-        ],
-        "clusters ready",
-    );
-    let text = std::fs::read_to_string(&list).unwrap();
-    let toml: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            Some(format!(
-                "[[cluster]]\nname = \"{}\"\naddress = \"{}\"\n",
-                parts.next()?,
-                parts.next()?
-            ))
-        })
+    let rate = fault_rate.to_string();
+    let (proc, entries) = sim_fleet(dir, prefix, clusters, &["--fault-rate", &rate]);
+    let toml = entries
+        .iter()
+        .map(|(name, addr)| format!("[[cluster]]\nname = \"{name}\"\naddress = \"{addr}\"\n"))
         .collect();
     (proc, toml)
 }

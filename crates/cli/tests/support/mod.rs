@@ -428,3 +428,45 @@ pub fn churn(addr: &str, rounds: usize) -> u64 {
         client.snapshot().await.unwrap().seq
     })
 }
+
+/// Starts `haven sim` with clusters of 4 systems x 20 groups x 10
+/// resources, instant agents and `extra` arguments; returns it and each
+/// cluster's (name, address) from its list file.
+pub fn sim_fleet(
+    dir: &Path,
+    prefix: &str,
+    clusters: usize,
+    extra: &[&str],
+) -> (Proc, Vec<(String, String)>) {
+    let list = dir.join(format!("{prefix}.txt"));
+    let count = clusters.to_string();
+    let mut args = vec![
+        "sim",
+        "--clusters",
+        &count,
+        "--systems",
+        "4",
+        "--groups",
+        "20",
+        "--resources",
+        "10",
+        "--delay",
+        "0",
+        "--prefix",
+        prefix,
+    ];
+    args.extend_from_slice(extra);
+    let list_arg = list.to_str().unwrap().to_string();
+    args.extend_from_slice(&["--list", &list_arg]);
+    let (proc, _) = Proc::start(&args, "clusters ready");
+    let text = std::fs::read_to_string(&list).unwrap();
+    let entries = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect();
+    (proc, entries)
+}
