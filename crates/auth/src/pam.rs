@@ -297,3 +297,19 @@ pub fn os_groups(user: &str) -> Vec<String> {
         names
     }
 }
+
+/// The name of the OS user with this uid.
+pub fn user_name(uid: u32) -> Option<String> {
+    // SAFETY: getpwuid_r with a buffer we own; the name is copied out.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as c_char; 16384];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) != 0
+            || found.is_null()
+        {
+            return None;
+        }
+        Some(CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned())
+    }
+}

@@ -292,6 +292,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
+    let local = server.listen_local().await?;
+    tracing::info!(
+        "local tools connect without a password on {}",
+        local.display()
+    );
     tracing::info!(
         "haven server listening on http://{addr} ({} clusters; data in {})",
         server.fleet.names().len(),

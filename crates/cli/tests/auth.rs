@@ -232,6 +232,35 @@ fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
     );
     assert_eq!(get("/api/v1/summary", &t_guest).0, 401);
 
+    // On the server host, the local socket knows who is calling without a
+    // password (the kernel's peer credentials) — and that user gets
+    // exactly their roles: root has none on kappa here.
+    let local = |request: &str| {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::os::unix::net::UnixStream::connect(dir.path().join("data/haven.sock")).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        let status: u16 = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, body)
+    };
+    let (status, body) =
+        local("GET /api/v1/whoami HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (me["user"].as_str(), me["authenticated"].as_bool()),
+        (Some("root"), Some(true))
+    );
+    let (status, _) =
+        local("GET /api/v1/clusters/kappa HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 404, "root has no role on kappa");
+
     // Guessing is throttled (per user and per source: this source already
     // failed twice above), and then even the right password waits.
     let mut guesses = 0;

@@ -177,6 +177,24 @@ pub fn router(server: AppState) -> Router {
         .with_state(server)
 }
 
+/// Who is on the other end of the local Unix socket (peer credentials).
+#[derive(Debug, Clone)]
+pub struct LocalPeer {
+    pub uid: Option<u32>,
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for LocalPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        LocalPeer {
+            uid: stream.io().peer_cred().ok().map(|c| c.uid()),
+        }
+    }
+}
+
 /// The caller's address, for login throttling.
 #[derive(Debug, Clone)]
 struct Peer(String);
@@ -224,6 +242,30 @@ async fn identify(
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     request.extensions_mut().insert(Peer(peer));
+    // On the local socket the kernel vouches for the caller: no password.
+    let local = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<LocalPeer>>()
+        .map(|c| c.0.uid);
+    if let Some(uid) = local {
+        let Some(user) = uid.and_then(haven_auth::pam::user_name) else {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "cannot tell who is on the local socket",
+            )
+            .into_response();
+        };
+        let caller = match &s.auth {
+            None => Caller::Unchecked { name: user },
+            Some(_) => Caller::User(haven_auth::roles::Identity {
+                groups: haven_auth::pam::os_groups(&user),
+                user,
+            }),
+        };
+        request.extensions_mut().insert(caller);
+        return next.run(request).await;
+    }
     let caller = match &s.auth {
         None => Caller::Unchecked {
             name: requester(&headers),

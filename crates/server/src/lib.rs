@@ -290,6 +290,26 @@ impl Server {
         .context("the API server stopped")
     }
 
+    /// Serves the API on `DATA_DIR/haven.sock` too, for local tools: a
+    /// caller there is the OS user the kernel says it is (peer
+    /// credentials), with no password. Returns the socket's path.
+    pub async fn listen_local(self: &Arc<Self>) -> anyhow::Result<std::path::PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.config.server.data_dir.join("haven.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        // Anyone local may connect; who they are is what the kernel says.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        let app = api::router(self.clone()).into_make_service_with_connect_info::<api::LocalPeer>();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("the local socket stopped: {e}");
+            }
+        });
+        Ok(path)
+    }
+
     /// Binds the configured address and serves the API in the background;
     /// returns the bound address.
     pub async fn listen(self: &Arc<Self>) -> anyhow::Result<SocketAddr> {
