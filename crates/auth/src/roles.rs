@@ -195,24 +195,29 @@ fn names(who: &Identity, p: &Principal) -> bool {
     }
 }
 
+/// The rule every decision uses, over the grants that apply: if any names
+/// the user, the highest of those; otherwise the highest of their groups'.
+fn decide<'a>(who: &Identity, applicable: impl Iterator<Item = &'a Grant>) -> Option<Role> {
+    let (mut own, mut groups) = (None, None);
+    for grant in applicable {
+        match &grant.principal {
+            Principal::User(u) if *u == who.user => own = own.max(Some(grant.role)),
+            p @ Principal::Group(_) if names(who, p) => groups = groups.max(Some(grant.role)),
+            _ => {}
+        }
+    }
+    own.or(groups)
+}
+
 impl Policy {
     /// The role `who` has on `group` of `cluster` (or on the cluster).
     pub fn role(&self, who: &Identity, cluster: &str, group: Option<&str>) -> Option<Role> {
-        let applicable = || {
-            self.grants.iter().filter(move |g| {
+        decide(
+            who,
+            self.grants.iter().filter(|g| {
                 g.scope.covers(cluster, group) || Self::cluster_wide(g, cluster, group)
-            })
-        };
-        let own = applicable()
-            .filter(|g| matches!(&g.principal, Principal::User(u) if *u == who.user))
-            .map(|g| g.role)
-            .max();
-        own.or_else(|| {
-            applicable()
-                .filter(|g| matches!(&g.principal, Principal::Group(_)) && names(who, &g.principal))
-                .map(|g| g.role)
-                .max()
-        })
+            }),
+        )
     }
 
     /// A cluster- or fleet-scope grant covers every group of its cluster.
@@ -243,19 +248,7 @@ impl Policy {
 
     /// The role `who` has on every cluster (from fleet-scope grants only).
     pub fn fleet_role(&self, who: &Identity) -> Option<Role> {
-        let fleet = || self.grants.iter().filter(|g| g.scope == Scope::Fleet);
-        fleet()
-            .filter(|g| matches!(&g.principal, Principal::User(u) if *u == who.user))
-            .map(|g| g.role)
-            .max()
-            .or_else(|| {
-                fleet()
-                    .filter(|g| {
-                        matches!(&g.principal, Principal::Group(_)) && names(who, &g.principal)
-                    })
-                    .map(|g| g.role)
-                    .max()
-            })
+        decide(who, self.grants.iter().filter(|g| g.scope == Scope::Fleet))
     }
 
     /// Whether `who` manages the server itself.

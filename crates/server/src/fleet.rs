@@ -36,6 +36,18 @@ pub enum LinkState {
     Disconnected,
 }
 
+impl LinkState {
+    /// The wire name (`connected`, ...), as in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Connecting => "connecting",
+            LinkState::Connected => "connected",
+            LinkState::Stale => "stale",
+            LinkState::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// Everything known about a link, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LinkStatus {
@@ -682,10 +694,7 @@ impl Fleet {
         let ix = &inner.ix;
         let mut links = BTreeMap::new();
         for view in inner.clusters.values() {
-            let key = serde_json::to_value(view.link.state)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let key = view.link.state.as_str().to_string();
             *links.entry(key).or_insert(0) += 1;
         }
         Summary {
@@ -762,20 +771,9 @@ impl Fleet {
                 account(&mut fresh, snap, true);
             }
         }
-        let nonzero = |m: &HashMap<GroupState, usize>| {
-            m.iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| (*k, *n))
-                .collect::<HashMap<_, _>>()
-        };
-        let nonzero_r = |m: &HashMap<ResourceState, usize>| {
-            m.iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(k, n)| (*k, *n))
-                .collect::<HashMap<_, _>>()
-        };
-        nonzero(&fresh.group_states) == nonzero(&inner.ix.group_states)
-            && nonzero_r(&fresh.resource_states) == nonzero_r(&inner.ix.resource_states)
+        named(&fresh.group_states) == named(&inner.ix.group_states)
+            && named(&fresh.resource_states) == named(&inner.ix.resource_states)
+            && named(&fresh.system_states) == named(&inner.ix.system_states)
             && fresh.faulted_groups == inner.ix.faulted_groups
             && fresh.faulted_resources == inner.ix.faulted_resources
             && fresh.frozen_groups == inner.ix.frozen_groups

@@ -141,10 +141,7 @@ pub async fn run(
             Outcome::Refused,
             Some(format!(
                 "cluster {cluster} is {} since {} ms: {why}",
-                serde_json::to_value(link.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                link.state.as_str(),
                 link.since_ms
             )),
             None,
