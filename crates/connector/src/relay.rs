@@ -340,36 +340,13 @@ async fn join(options: &ConnectorOptions, token: &str) -> anyhow::Result<Credent
     }
 }
 
-/// Exponential backoff with jitter between reconnects.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff {
-            next: Duration::from_millis(200),
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = Duration::from_millis(200);
-    }
-
-    async fn wait(&mut self) {
-        let pause = self.next.mul_f64(0.75 + fastrand::f64() * 0.5);
-        self.next = (self.next * 2).min(Duration::from_secs(10));
-        tokio::time::sleep(pause).await;
-    }
-}
-
 async fn engine_side(
     options: ConnectorOptions,
     cluster: String,
     shared: Arc<Shared>,
     mut commands: mpsc::Receiver<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
 ) -> anyhow::Result<()> {
-    let mut backoff = Backoff::new();
+    let mut backoff = follow::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let mut failures = 0u32;
     loop {
         let result = follow_engine(&options, &cluster, &shared, &mut commands, &mut backoff).await;
@@ -383,7 +360,7 @@ async fn engine_side(
             failures += 1;
         }
         // Answer operations at once while the engine is away.
-        let wait = backoff.wait();
+        let wait = tokio::time::sleep(backoff.next_pause());
         tokio::pin!(wait);
         loop {
             tokio::select! {
@@ -408,7 +385,7 @@ async fn follow_engine(
     cluster: &str,
     shared: &Arc<Shared>,
     commands: &mut mpsc::Receiver<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
-    backoff: &mut Backoff,
+    backoff: &mut follow::Backoff,
 ) -> anyhow::Result<()> {
     let mut engine = follow::open(
         &options.engine,
@@ -580,7 +557,7 @@ type ServerWire<S> = Framed<S, FrameCodec<ServerMsg, ConnectorMsg>>;
 
 async fn server_side(creds: Credentials, shared: Arc<Shared>) -> anyhow::Result<()> {
     let config = haven_pki::client_config_for_ca(&creds.ca_pem)?;
-    let mut backoff = Backoff::new();
+    let mut backoff = follow::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let mut failures = 0u32;
     loop {
         match tls_connect(&creds.server, config.clone()).await {
@@ -601,7 +578,7 @@ async fn server_side(creds: Credentials, shared: Arc<Shared>) -> anyhow::Result<
                 failures += 1;
             }
         }
-        backoff.wait().await;
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 
@@ -609,7 +586,7 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     mut wire: ServerWire<S>,
     creds: &Credentials,
     shared: &Arc<Shared>,
-    backoff: &mut Backoff,
+    backoff: &mut follow::Backoff,
 ) -> anyhow::Result<()> {
     wire.send(ConnectorMsg::Hello {
         versions: CONNECTOR_VERSIONS.to_vec(),

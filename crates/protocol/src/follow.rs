@@ -148,3 +148,53 @@ impl Follower {
         }
     }
 }
+
+/// Exponential backoff with +-25% jitter between reconnects, so a fleet
+/// that lost its peer does not reconnect in lock step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            initial,
+            max: max.max(initial),
+            next: initial,
+        }
+    }
+
+    /// Back to the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.initial;
+    }
+
+    /// The next pause, jittered; doubles the one after, up to the maximum.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = self.next.mul_f64(0.75 + fastrand::f64() * 0.5);
+        self.next = (self.next * 2).min(self.max);
+        pause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_maximum_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(350));
+        let pauses: Vec<u128> = (0..4).map(|_| b.next_pause().as_millis()).collect();
+        for (pause, base) in pauses.iter().zip([100u128, 200, 350, 350]) {
+            assert!(
+                *pause >= base * 3 / 4 && *pause <= base * 5 / 4,
+                "{pauses:?}"
+            );
+        }
+        b.reset();
+        assert!(b.next_pause() <= Duration::from_millis(125));
+    }
+}

@@ -188,7 +188,7 @@ impl Link {
 
     async fn run(mut self, cancel: CancellationToken) {
         let settings = self.ctx.settings.clone();
-        let mut backoff = settings.initial_backoff();
+        let mut backoff = follow::Backoff::new(settings.initial_backoff(), settings.max_backoff());
         loop {
             let outcome = tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -205,16 +205,11 @@ impl Link {
                 tracing::debug!(cluster = %self.target.name, "link attempt failed: {why}");
             }
             if self.status.state == LinkState::Connected || self.status.state == LinkState::Stale {
-                backoff = settings.initial_backoff();
+                backoff.reset();
             }
             self.status.failures += 1;
             self.set_state(LinkState::Disconnected, Some(why.clone()));
-            // +-25% jitter, so a fleet that lost its server does not
-            // reconnect in lock step.
-            let jitter = 0.75 + fastrand::f64() * 0.5;
-            let pause = backoff.mul_f64(jitter);
-            backoff = (backoff * 2).min(settings.max_backoff());
-            let deadline = Instant::now() + pause;
+            let deadline = Instant::now() + backoff.next_pause();
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
