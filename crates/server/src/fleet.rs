@@ -261,6 +261,65 @@ fn toggle<K: Ord>(set: &mut BTreeSet<K>, (on, key): (bool, K)) {
     }
 }
 
+/// Everything that needs attention in `inner`, most urgent first, at most
+/// `limit` (and the total).
+fn attention_of(inner: &Inner, limit: usize) -> (Vec<Attention>, usize) {
+    let ix = &inner.ix;
+    let mut out = Vec::new();
+    let mut total = 0;
+    let mut push = |a: Attention| {
+        total += 1;
+        if out.len() < limit {
+            out.push(a);
+        }
+    };
+    let att = |kind: &str, c: &Name, o: Option<&Name>, s: Option<&Name>| Attention {
+        kind: kind.into(),
+        cluster: c.to_string(),
+        object: o.map(|x| x.to_string()),
+        system: s.map(|x| x.to_string()),
+    };
+    for (c, view) in &inner.clusters {
+        match view.link.state {
+            LinkState::Disconnected | LinkState::Connecting if view.link.failures > 0 => {
+                push(att("disconnected_cluster", c, None, None))
+            }
+            LinkState::Stale => push(att("stale_cluster", c, None, None)),
+            _ => {}
+        }
+    }
+    for (c, g) in &ix.concurrency {
+        push(att("concurrency_violation", c, Some(g), None));
+    }
+    for (c, s) in &ix.down_systems {
+        let kind = inner
+            .clusters
+            .get(c)
+            .and_then(|v| v.snapshot.as_ref())
+            .and_then(|snap| snap.system(s))
+            .map(|st| st.state);
+        let kind = if kind == Some(SystemState::Exited) {
+            "exited_system"
+        } else {
+            "faulted_system"
+        };
+        push(att(kind, c, None, Some(s)));
+    }
+    for (c, g, s) in &ix.faulted_groups {
+        push(att("faulted_group", c, Some(g), Some(s)));
+    }
+    for (c, r, s) in &ix.faulted_resources {
+        push(att("faulted_resource", c, Some(r), Some(s)));
+    }
+    for (c, s) in &ix.frozen_systems {
+        push(att("frozen_system", c, None, Some(s)));
+    }
+    for (c, g) in &ix.frozen_groups {
+        push(att("frozen_group", c, Some(g), None));
+    }
+    (out, total)
+}
+
 /// Makes every mention of a name in a snapshot share one allocation (a
 /// decoded snapshot has a copy per mention: each state entry names its
 /// system, each dependency its resources...). At fleet scale, names are
@@ -630,67 +689,14 @@ impl Fleet {
     /// Everything that needs attention, most urgent first, at most `limit`
     /// (and the total).
     pub fn attention(&self, limit: usize) -> (Vec<Attention>, usize) {
-        let inner = self.read();
-        let ix = &inner.ix;
-        let mut out = Vec::new();
-        let mut total = 0;
-        let mut push = |a: Attention| {
-            total += 1;
-            if out.len() < limit {
-                out.push(a);
-            }
-        };
-        let att = |kind: &str, c: &Name, o: Option<&Name>, s: Option<&Name>| Attention {
-            kind: kind.into(),
-            cluster: c.to_string(),
-            object: o.map(|x| x.to_string()),
-            system: s.map(|x| x.to_string()),
-        };
-        for (c, view) in &inner.clusters {
-            match view.link.state {
-                LinkState::Disconnected | LinkState::Connecting if view.link.failures > 0 => {
-                    push(att("disconnected_cluster", c, None, None))
-                }
-                LinkState::Stale => push(att("stale_cluster", c, None, None)),
-                _ => {}
-            }
-        }
-        for (c, g) in &ix.concurrency {
-            push(att("concurrency_violation", c, Some(g), None));
-        }
-        for (c, s) in &ix.down_systems {
-            let kind = inner
-                .clusters
-                .get(c)
-                .and_then(|v| v.snapshot.as_ref())
-                .and_then(|snap| snap.system(s))
-                .map(|st| st.state);
-            let kind = if kind == Some(SystemState::Exited) {
-                "exited_system"
-            } else {
-                "faulted_system"
-            };
-            push(att(kind, c, None, Some(s)));
-        }
-        for (c, g, s) in &ix.faulted_groups {
-            push(att("faulted_group", c, Some(g), Some(s)));
-        }
-        for (c, r, s) in &ix.faulted_resources {
-            push(att("faulted_resource", c, Some(r), Some(s)));
-        }
-        for (c, s) in &ix.frozen_systems {
-            push(att("frozen_system", c, None, Some(s)));
-        }
-        for (c, g) in &ix.frozen_groups {
-            push(att("frozen_group", c, Some(g), None));
-        }
-        (out, total)
+        attention_of(&self.read(), limit)
     }
 
-    /// Counts of the whole fleet and the first `limit` attention items.
+    /// Counts of the whole fleet and the first `limit` attention items,
+    /// from one moment of the fleet (one read of the lock).
     pub fn summary(&self, limit: usize) -> Summary {
-        let (attention, attention_total) = self.attention(limit);
         let inner = self.read();
+        let (attention, attention_total) = attention_of(&inner, limit);
         let ix = &inner.ix;
         let mut links = BTreeMap::new();
         for view in inner.clusters.values() {
