@@ -7,15 +7,35 @@
 //! user-supplied string is escaped before it goes into a filter or a DN;
 //! a failed bind, an unknown user and an ambiguous user all give the same
 //! answer to the client.
+//!
+//! TLS (`ldaps://`, or StartTLS on `ldap://`) always verifies the
+//! directory's certificate chain and host name, against exactly the CAs of
+//! `ca_file` or else the system's trust store; there is no way to skip
+//! verification. A TLS failure is [`LoginError::Unavailable`] saying that
+//! it is TLS and what to check.
 
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ldap3::{dn_escape, ldap_escape, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::{
+    dn_escape, ldap_escape, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 use serde::{Deserialize, Serialize};
 
 use crate::pam::LoginError;
 
-/// How to reach and read a directory.
+/// How to reach and read a directory (`[auth.ldap]` in haven.toml).
+///
+/// Passwords cross the network, so use TLS: an `ldaps://` URL, or
+/// `starttls = true` with `ldap://`. The directory's certificate must then
+/// be signed by a CA in `ca_file` (a PEM file; only those CAs are trusted)
+/// or, without `ca_file`, by one in the system's trust store, and must name
+/// the host of `url` (a DNS name or an IP address, as in the certificate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LdapConfig {
@@ -23,6 +43,11 @@ pub struct LdapConfig {
     pub url: String,
     /// Upgrade `ldap://` with StartTLS.
     pub starttls: bool,
+    /// PEM file of the CA certificate(s) that signed the directory's
+    /// certificate, e.g. `/etc/haven/ldap-ca.pem`: with TLS, exactly these
+    /// are trusted. Unset: the system's trust store. Read at each login, so
+    /// a replaced file needs no restart.
+    pub ca_file: Option<PathBuf>,
     /// Where users live, e.g. `ou=people,dc=example,dc=org`.
     pub user_base: String,
     /// Finds a user; `{user}` is replaced by the escaped user name
@@ -46,6 +71,7 @@ impl Default for LdapConfig {
         LdapConfig {
             url: "ldap://127.0.0.1:389".into(),
             starttls: false,
+            ca_file: None,
             user_base: String::new(),
             user_filter: "(uid={user})".into(),
             group_base: String::new(),
@@ -89,12 +115,15 @@ pub async fn authenticate(
         return Err(rejected("empty user name"));
     }
     let timeout = Duration::from_secs(config.timeout_secs.max(1));
-    let settings = LdapConnSettings::new()
+    let mut settings = LdapConnSettings::new()
         .set_conn_timeout(timeout)
         .set_starttls(config.starttls);
+    if uses_tls(config) {
+        settings = settings.set_config(tls_config(config)?);
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &config.url)
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| connect_error(config, e))?;
     ldap3::drive!(conn);
     ldap.with_timeout(timeout);
 
@@ -168,6 +197,186 @@ pub async fn authenticate(
         dn: entry.dn,
         groups,
     })
+}
+
+/// Whether the connection is TLS: an `ldaps://` URL, or StartTLS on `ldap://`
+/// (ldap3 ignores `starttls` for other schemes).
+fn uses_tls(config: &LdapConfig) -> bool {
+    match config.url.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("ldaps") => true,
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("ldap") => config.starttls,
+        _ => false,
+    }
+}
+
+/// The TLS client settings: trust exactly the CAs of `ca_file`, or the
+/// system's store. rustls' default verifier checks the chain and that the
+/// certificate names the host of the URL (ldap3 passes it as the server
+/// name).
+fn tls_config(config: &LdapConfig) -> Result<Arc<ClientConfig>, LoginError> {
+    let roots = match &config.ca_file {
+        Some(path) => Arc::new(
+            roots_from_file(path)
+                .map_err(|e| unavailable(format!("[auth.ldap] ca_file {}: {e}", path.display())))?,
+        ),
+        None => system_roots().map_err(|e| {
+            unavailable(format!(
+                "TLS to {} has no CA to verify the directory with: {e}; set [auth.ldap] \
+                 ca_file to the PEM file of the CA that signed the directory's certificate",
+                config.url
+            ))
+        })?,
+    };
+    // ring, chosen explicitly, as in haven-pki: nothing depends on a
+    // process-wide default provider.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
+/// The CA certificates of a PEM file, as the only trust anchors.
+fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("it is not PEM ({e})"))?;
+    if certs.is_empty() {
+        return Err("it holds no certificate; it must be the PEM (-----BEGIN \
+                    CERTIFICATE-----) of the CA that signed the directory's certificate"
+            .into());
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate in it cannot be a trusted CA ({e})"))?;
+    }
+    Ok(roots)
+}
+
+/// The system's trust store (rustls-native-certs: `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR` or the distribution's bundle), loaded once it is found
+/// non-empty.
+fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return Ok(roots.clone());
+    }
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _unusable) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "the system trust store holds no CA certificate{why}"
+        ));
+    }
+    Ok(ROOTS.get_or_init(|| Arc::new(roots)).clone())
+}
+
+/// Says why the connection could not be opened: a TLS failure says it is
+/// TLS and what the administrator should check; anything else (refused,
+/// no route, timeout) that the directory cannot be reached.
+fn connect_error(config: &LdapConfig, e: LdapError) -> LoginError {
+    let tls = if uses_tls(config) {
+        tls_failure(config, &e)
+    } else {
+        None
+    };
+    match tls {
+        Some((detail, hint)) => {
+            unavailable(format!("TLS to {} failed: {detail}; {hint}", config.url))
+        }
+        None => unavailable(format!("cannot reach {}: {e}", config.url)),
+    }
+}
+
+/// If a connection error of a TLS connection is TLS's own (the handshake,
+/// the certificate, StartTLS refused): what failed and what to check.
+fn tls_failure(config: &LdapConfig, e: &LdapError) -> Option<(String, String)> {
+    match e {
+        LdapError::Io { source } => {
+            if let Some(tls) = source
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some((tls.to_string(), tls_hint(config, tls)));
+            }
+            // A TCP connect fails as refused/unreachable/timed out; a peer
+            // that hangs up on a ClientHello is not speaking TLS.
+            let hung_up = matches!(
+                source.kind(),
+                ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::InvalidData
+            );
+            hung_up.then(|| {
+                (
+                    format!("the directory hung up during the handshake ({source})"),
+                    "does it speak TLS there? ldaps:// needs the directory's TLS port \
+                     (usually 636); StartTLS needs its plain ldap:// port"
+                        .to_string(),
+                )
+            })
+        }
+        // The only operation before TLS is the StartTLS request itself.
+        LdapError::LdapResult { result } => Some((
+            format!(
+                "the directory refused StartTLS (rc={}: {})",
+                result.rc, result.text
+            ),
+            "give the directory a TLS certificate (olcTLSCertificateFile and \
+             olcTLSCertificateKeyFile), or use its ldaps:// URL"
+                .to_string(),
+        )),
+        LdapError::DNSName { source } => Some((
+            format!("the host is not a valid TLS server name ({source})"),
+            "write [auth.ldap] url with a host name or an IP address that the directory's \
+             certificate holds"
+                .to_string(),
+        )),
+        LdapError::Rustls { source } => Some((source.to_string(), tls_hint(config, source))),
+        _ => None,
+    }
+}
+
+/// What to check for a rustls error.
+fn tls_hint(config: &LdapConfig, error: &rustls::Error) -> String {
+    let rustls::Error::InvalidCertificate(cert) = error else {
+        return "check the directory's TLS settings".into();
+    };
+    match cert {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => match &config.ca_file {
+            Some(path) => format!(
+                "is [auth.ldap] ca_file ({}) the CA that signed the directory's certificate?",
+                path.display()
+            ),
+            None => "the system trust store does not hold the directory's CA; set \
+                     [auth.ldap] ca_file to the PEM file of that CA"
+                .into(),
+        },
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "the directory's certificate does not name the host of [auth.ldap] url; use a \
+             host name or address that the certificate holds"
+                .into()
+        }
+        CertificateError::Expired
+        | CertificateError::ExpiredContext { .. }
+        | CertificateError::NotValidYet
+        | CertificateError::NotValidYetContext { .. } => {
+            "check the dates of the directory's certificate and this host's clock".into()
+        }
+        _ => "check the directory's certificate and [auth.ldap] ca_file".into(),
+    }
 }
 
 /// A DN from a template such as `uid={user},ou=people,dc=example,dc=org`,

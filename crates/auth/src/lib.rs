@@ -7,15 +7,17 @@
 //! pure logic (no I/O), so every decision is unit-tested table by table.
 //!
 //! And [`pam`]: logins of local OS accounts through the host's real PAM
-//! stack, and the user's OS groups (for grants to groups).
+//! stack, and the user's OS groups (for grants to groups); [`pam_helper`]:
+//! the small privileged process the server runs for each PAM login.
 //!
 //! [`ldap`]: domain accounts through LDAP / Active Directory; [`session`]:
 //! sessions with idle and absolute expiry, and login throttling.
 //!
-//! Next (see ARCHITECTURE.md, "Not built yet"): the Unix-socket identity,
-//! the privileged PAM helper, and enforcement in the server.
+//! Next (see ARCHITECTURE.md, "Not built yet"): the Unix-socket identity
+//! and enforcement in the server.
 
 pub mod ldap;
 pub mod pam;
+pub mod pam_helper;
 pub mod roles;
 pub mod session;

@@ -7,9 +7,10 @@
 //! `pam_unix`, `pam_sss`, `pam_ldap`, lockout modules...
 //!
 //! pam_unix can check another user's password only as root (or group
-//! `shadow`); the server either runs the check as root or through a
-//! privileged helper (see ARCHITECTURE.md). Calls block: run them on a
-//! blocking thread.
+//! `shadow`), so the server never calls [`authenticate`] itself: it runs
+//! the small privileged helper `haven-pam-helper`, which does
+//! ([`authenticate_with_helper`]; protocol and checks in
+//! [`crate::pam_helper`]). Calls block: run them on a blocking thread.
 //!
 //! Invariant: the password is copied only into memory PAM asks for and
 //! frees; it is never logged, and the outcome seen by a client does not
@@ -17,6 +18,8 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
+
+pub use crate::pam_helper::{authenticate_with_helper, helper_status};
 
 /// The PAM service file Haven installs (`/etc/pam.d/haven`).
 pub const DEFAULT_SERVICE: &str = "haven";
@@ -36,7 +39,7 @@ pub enum LoginError {
     Expired { user: String },
     #[error("the password of {user} has expired; change it on the host, then log in again")]
     PasswordExpired { user: String },
-    #[error("PAM is not available on this host: {0}")]
+    #[error("logins cannot be checked now: {0}")]
     Unavailable(String),
     #[error("PAM error: {0}")]
     Pam(String),
@@ -168,13 +171,15 @@ struct Secrets {
 
 impl Drop for Secrets {
     fn drop(&mut self) {
-        // Best effort: do not leave the password in freed memory.
-        let bytes = std::mem::take(&mut self.password).into_bytes_with_nul();
-        let mut bytes = bytes;
-        for b in bytes.iter_mut() {
-            // SAFETY: a volatile write into our own buffer.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        wipe(&mut std::mem::take(&mut self.password).into_bytes_with_nul());
+    }
+}
+
+/// Best effort: do not leave a password in freed memory.
+pub(crate) fn wipe(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        // SAFETY: a volatile write into our own buffer.
+        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 
@@ -246,9 +251,38 @@ fn classify(lib: &Lib, handle: *mut c_void, rc: c_int, user: &str, service: &str
             LoginError::Pam(format!("service {service}: {text}"))
         }
         PAM_AUTHINFO_UNAVAIL => LoginError::Unavailable(format!("service {service}: {text}")),
+        _ if locked(user) => LoginError::Rejected {
+            detail: format!("{user}: {text}; the account is locked (usermod -U {user} unlocks it)"),
+        },
         _ => LoginError::Rejected {
             detail: format!("{user}: {text}"),
         },
+    }
+}
+
+/// Whether `user`'s shadow entry is locked (`usermod -L` and `passwd -l`
+/// put a `!` before the hash), for the log. Only root can read it; `false`
+/// otherwise.
+fn locked(user: &str) -> bool {
+    let Ok(name) = CString::new(user) else {
+        return false;
+    };
+    // SAFETY: getspnam_r with a buffer we own; the hash is read before the
+    // buffer goes away.
+    unsafe {
+        let mut entry: libc::spwd = std::mem::zeroed();
+        let mut buf = vec![0 as c_char; 16384];
+        let mut found: *mut libc::spwd = std::ptr::null_mut();
+        libc::getspnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        ) == 0
+            && !found.is_null()
+            && !entry.sp_pwdp.is_null()
+            && *entry.sp_pwdp == b'!' as c_char
     }
 }
 

@@ -142,6 +142,48 @@ impl Sessions {
     }
 }
 
+/// One-time login codes (the demo's login link, `haven login-link`): each
+/// opens one session, once, within its lifetime. Kept as their SHA-256,
+/// like session tokens.
+pub struct OneTimeCodes {
+    ttl: Duration,
+    by_hash: Mutex<HashMap<String, (Identity, Instant)>>,
+}
+
+impl OneTimeCodes {
+    pub fn new(ttl: Duration) -> Self {
+        OneTimeCodes {
+            ttl,
+            by_hash: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Identity, Instant)>> {
+        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new code for `identity`.
+    pub fn issue(&self, identity: Identity, now: Instant) -> std::io::Result<String> {
+        let code = haven_pki::random_hex(32)?;
+        let ttl = self.ttl;
+        let mut map = self.map();
+        map.retain(|_, (_, at)| now.saturating_duration_since(*at) <= ttl);
+        map.insert(digest(&code), (identity, now));
+        Ok(code)
+    }
+
+    /// Spends a code: the identity it was issued for, if it is unused and
+    /// not expired. A code never works twice.
+    pub fn redeem(&self, code: &str, now: Instant) -> Option<Identity> {
+        let (identity, at) = self.map().remove(&digest(code))?;
+        (now.saturating_duration_since(at) <= self.ttl).then_some(identity)
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
+
 /// Slows password guessing: after `limit` failures within `window` for a
 /// key (a user name, a source address), that key waits until the oldest
 /// failure leaves the window.
@@ -202,6 +244,33 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_time_code_works_once_and_only_in_time() {
+        let codes = OneTimeCodes::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        let who = Identity {
+            user: "ann".into(),
+            groups: vec![],
+        };
+        let code = codes.issue(who.clone(), t0).unwrap();
+        assert_eq!(codes.redeem("not-a-code", t0), None);
+        assert_eq!(
+            codes.redeem(&code, t0 + Duration::from_secs(5)),
+            Some(who.clone())
+        );
+        assert_eq!(
+            codes.redeem(&code, t0 + Duration::from_secs(6)),
+            None,
+            "spent"
+        );
+        let late = codes.issue(who, t0).unwrap();
+        assert_eq!(
+            codes.redeem(&late, t0 + Duration::from_secs(61)),
+            None,
+            "expired"
+        );
+    }
 
     fn ann() -> Identity {
         Identity {

@@ -1,20 +1,65 @@
 //! Logins against a real OpenLDAP server (slapd) that the test configures
-//! and starts on a loopback port, with users and RFC 2307 groups. The test
-//! command installs slapd; with CI=true a missing slapd is a failure.
+//! and starts on loopback ports, with users and RFC 2307 groups, in plain
+//! LDAP or with TLS (StartTLS and LDAPS, a certificate from a CA the test
+//! makes). The test command installs slapd; with CI=true a missing slapd is
+//! a failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use haven_auth::ldap::{authenticate, LdapConfig};
 use haven_auth::pam::LoginError;
+use haven_pki::Authority;
 
 const SUFFIX: &str = "dc=haven,dc=test";
 
+/// A running slapd; stopped by pid, and its directory removed, on drop.
 struct Slapd {
     child: Child,
+    /// Plain LDAP on 127.0.0.1 (where StartTLS works too, with TLS).
     url: String,
-    _dir: tempfile::TempDir,
+    tls: Option<SlapdTls>,
+    dir: tempfile::TempDir,
+}
+
+/// What a slapd started with TLS offers.
+struct SlapdTls {
+    /// The CA that signed slapd's certificate (which names localhost,
+    /// 127.0.0.1 and ::1).
+    ca_file: PathBuf,
+    /// LDAPS on 127.0.0.1.
+    ldaps_url: String,
+    /// LDAPS on 127.0.0.2, an address the certificate does not name.
+    ldaps_unnamed_url: String,
+}
+
+impl Slapd {
+    fn tls(&self) -> &SlapdTls {
+        self.tls.as_ref().expect("slapd was started with TLS")
+    }
+
+    /// The CA file of a CA, by another name, that did not sign slapd's
+    /// certificate.
+    fn other_ca(&self) -> PathBuf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Some other CA");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let path = self.dir.path().join("other-ca.pem");
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        path
+    }
+
+    /// The CA file of another Haven CA: the same name as slapd's CA, but
+    /// another key.
+    fn other_haven_ca(&self) -> PathBuf {
+        let dir = self.dir.path().join("other-haven-ca");
+        Authority::load_or_create(&dir, &[]).expect("make another CA");
+        dir.join("ca.pem")
+    }
 }
 
 impl Drop for Slapd {
@@ -22,6 +67,14 @@ impl Drop for Slapd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn slapadd(config_dir: &Path, db: &str, ldif: &str) {
@@ -48,7 +101,20 @@ fn slapadd(config_dir: &Path, db: &str, ldif: &str) {
     );
 }
 
+/// A slapd with plain LDAP only.
 fn start_slapd() -> Option<Slapd> {
+    launch_slapd(false)
+}
+
+/// A slapd with a certificate from a CA made for the test (haven-pki's
+/// `Authority`): StartTLS on its LDAP port, LDAPS on two more, and TLS
+/// required for every operation (`olcSecurity: tls=1`), so a login that
+/// succeeds went over TLS.
+fn start_slapd_with_tls() -> Option<Slapd> {
+    launch_slapd(true)
+}
+
+fn launch_slapd(with_tls: bool) -> Option<Slapd> {
     if Command::new("slapd").arg("-VV").output().is_err() {
         assert_ne!(
             std::env::var("CI").as_deref(),
@@ -63,10 +129,21 @@ fn start_slapd() -> Option<Slapd> {
     let db = dir.path().join("db");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::create_dir_all(&db).unwrap();
+    let pki = dir.path().join("pki");
+    let tls_settings = if with_tls {
+        Authority::load_or_create(&pki, &[]).expect("make the test CA and slapd's certificate");
+        format!(
+            "olcTLSCertificateFile: {}\nolcTLSCertificateKeyFile: {}\nolcSecurity: tls=1\n",
+            pki.join("server.pem").display(),
+            pki.join("server.key").display(),
+        )
+    } else {
+        String::new()
+    };
     let schema =
         |name: &str| std::fs::read_to_string(format!("/etc/ldap/schema/{name}.ldif")).unwrap();
     let config_ldif = format!(
-        "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {pid}\n\n\
+        "dn: cn=config\nobjectClass: olcGlobal\ncn: config\nolcPidFile: {pid}\n{tls_settings}\n\
          dn: cn=module{{0}},cn=config\nobjectClass: olcModuleList\ncn: module{{0}}\nolcModulePath: /usr/lib/ldap\nolcModuleLoad: back_mdb\n\n\
          dn: cn=schema,cn=config\nobjectClass: olcSchemaConfig\ncn: schema\n\n\
          {core}\n{cosine}\n{nis}\n{inet}\n\
@@ -100,28 +177,43 @@ fn start_slapd() -> Option<Slapd> {
         paren = person("eve)(uid=*", 2003, "Eve-pw3"),
     );
     slapadd(&config, "1", &data);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("ldap://127.0.0.1:{port}/");
+
+    let mut listeners = vec![("127.0.0.1", "ldap", free_port("127.0.0.1"))];
+    if with_tls {
+        listeners.push(("127.0.0.1", "ldaps", free_port("127.0.0.1")));
+        listeners.push(("127.0.0.2", "ldaps", free_port("127.0.0.2")));
+    }
+    let url = |(ip, scheme, port): (&str, &str, u16)| format!("{scheme}://{ip}:{port}");
+    let urls: Vec<String> = listeners.iter().map(|&l| url(l) + "/").collect();
+    let log = dir.path().join("slapd.log");
     let child = Command::new("slapd")
-        .args(["-d", "0", "-h", &url, "-F"])
+        .args(["-d", "0", "-h", &urls.join(" "), "-F"])
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start slapd");
-    let slapd = Slapd {
+    let mut slapd = Slapd {
         child,
-        url: format!("ldap://127.0.0.1:{port}"),
-        _dir: dir,
+        url: url(listeners[0]),
+        tls: with_tls.then(|| SlapdTls {
+            ca_file: pki.join("ca.pem"),
+            ldaps_url: url(listeners[1]),
+            ldaps_unnamed_url: url(listeners[2]),
+        }),
+        dir,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "slapd did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    for &(ip, _, port) in &listeners {
+        while std::net::TcpStream::connect((ip, port)).is_err() {
+            let exited = slapd.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "slapd did not start ({exited:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     Some(slapd)
 }
@@ -166,14 +258,171 @@ async fn directory_users_log_in_with_their_groups_and_bad_logins_are_refused_ali
 
 #[tokio::test]
 async fn an_unreachable_directory_is_a_clear_error_not_a_rejection() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port("127.0.0.1");
     let mut cfg = config(&format!("ldap://127.0.0.1:{port}"));
     cfg.timeout_secs = 2;
     let err = authenticate(&cfg, "alice", "Alice-pw1").await.unwrap_err();
     assert!(matches!(err, LoginError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("LDAP"), "{err}");
+
+    // Not reaching a TLS directory is not blamed on TLS.
+    let pki = tempfile::tempdir().unwrap();
+    Authority::load_or_create(pki.path(), &[]).unwrap();
+    let ca_file = pki.path().join("ca.pem");
+    let cfg = with_tls(&format!("ldaps://127.0.0.1:{port}"), false, &ca_file);
+    let message = unavailable(&cfg).await;
+    assert!(
+        message.starts_with("LDAP: cannot reach ldaps://"),
+        "{message}"
+    );
+}
+
+/// The message of a login the directory could not serve.
+async fn unavailable(cfg: &LdapConfig) -> String {
+    match authenticate(cfg, "alice", "Alice-pw1").await {
+        Err(LoginError::Unavailable(message)) => message,
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+fn with_tls(url: &str, starttls: bool, ca_file: &Path) -> LdapConfig {
+    LdapConfig {
+        starttls,
+        ca_file: Some(ca_file.to_path_buf()),
+        ..config(url)
+    }
+}
+
+#[tokio::test]
+async fn starttls_logins_trust_the_ca_file_and_read_the_users_groups() {
+    let Some(slapd) = start_slapd_with_tls() else {
+        return;
+    };
+    let cfg = with_tls(&slapd.url, true, &slapd.tls().ca_file);
+
+    let alice = authenticate(&cfg, "alice", "Alice-pw1").await.unwrap();
+    assert_eq!(alice.dn, format!("uid=alice,ou=people,{SUFFIX}"));
+    assert_eq!(alice.groups, vec!["ha-admins", "ha-operators"]);
+    let wrong = authenticate(&cfg, "alice", "nope").await.unwrap_err();
+    assert!(matches!(wrong, LoginError::Rejected { .. }), "{wrong:?}");
+
+    // This slapd answers nothing without TLS, so the login above was TLS.
+    let plain = unavailable(&config(&slapd.url)).await;
+    assert!(plain.contains("confidentiality"), "{plain}");
+}
+
+#[tokio::test]
+async fn ldaps_logins_trust_the_ca_file_and_check_the_host_name() {
+    let Some(slapd) = start_slapd_with_tls() else {
+        return;
+    };
+    let tls = slapd.tls();
+    let cfg = with_tls(&tls.ldaps_url, false, &tls.ca_file);
+    let bob = authenticate(&cfg, "bob", "Bob-pw2").await.unwrap();
+    assert_eq!(bob.groups, vec!["ha-operators"]);
+
+    // By DNS name: the certificate names localhost too.
+    let by_name = tls.ldaps_url.replace("127.0.0.1", "localhost");
+    let bob = authenticate(&with_tls(&by_name, false, &tls.ca_file), "bob", "Bob-pw2")
+        .await
+        .unwrap();
+    assert_eq!(bob.groups, vec!["ha-operators"]);
+
+    // The same certificate on an address it does not name is refused.
+    let unnamed = unavailable(&with_tls(&tls.ldaps_unnamed_url, false, &tls.ca_file)).await;
+    assert!(
+        unnamed.starts_with(&format!("LDAP: TLS to {} failed: ", tls.ldaps_unnamed_url)),
+        "{unnamed}"
+    );
+    assert!(unnamed.contains("not valid for name"), "{unnamed}");
+    assert!(unnamed.contains("does not name the host"), "{unnamed}");
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused_as_a_tls_failure() {
+    let Some(slapd) = start_slapd_with_tls() else {
+        return;
+    };
+    let tls = slapd.tls();
+    // A CA by another name is unknown; one by the same name (another Haven
+    // CA) fails on the signature. Both are the wrong ca_file.
+    let cases = [
+        (&tls.ldaps_url, false, slapd.other_ca(), "UnknownIssuer"),
+        (&slapd.url, true, slapd.other_ca(), "UnknownIssuer"),
+        (
+            &tls.ldaps_url,
+            false,
+            slapd.other_haven_ca(),
+            "BadSignature",
+        ),
+    ];
+    for (url, starttls, ca_file, problem) in cases {
+        let message = unavailable(&with_tls(url, starttls, &ca_file)).await;
+        assert!(
+            message.starts_with(&format!(
+                "LDAP: TLS to {url} failed: invalid peer certificate: {problem}; "
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("is [auth.ldap] ca_file ({})", ca_file.display())),
+            "{message}"
+        );
+    }
+
+    // Without ca_file the system's trust store is used, and it does not
+    // hold the test CA (or the host has none): still refused, with the
+    // setting to use.
+    let cfg = LdapConfig {
+        ca_file: None,
+        ..with_tls(&tls.ldaps_url, false, &tls.ca_file)
+    };
+    let message = unavailable(&cfg).await;
+    assert!(
+        message.starts_with(&format!("LDAP: TLS to {} ", tls.ldaps_url)),
+        "{message}"
+    );
+    assert!(message.contains("set [auth.ldap] ca_file"), "{message}");
+}
+
+#[tokio::test]
+async fn tls_to_a_directory_without_tls_fails_clearly() {
+    let Some(slapd) = start_slapd() else { return };
+    let ca = slapd.other_ca();
+
+    let starttls = unavailable(&with_tls(&slapd.url, true, &ca)).await;
+    assert!(
+        starttls.starts_with(&format!("LDAP: TLS to {} failed: ", slapd.url)),
+        "{starttls}"
+    );
+    assert!(starttls.contains("refused StartTLS"), "{starttls}");
+
+    // LDAPS to a plain LDAP port.
+    let ldaps_url = slapd.url.replace("ldap://", "ldaps://");
+    let ldaps = unavailable(&with_tls(&ldaps_url, false, &ca)).await;
+    assert!(
+        ldaps.starts_with(&format!("LDAP: TLS to {ldaps_url} failed: ")),
+        "{ldaps}"
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_ca_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("ldaps://127.0.0.1:{}", free_port("127.0.0.1"));
+
+    let missing = dir.path().join("missing.pem");
+    let message = unavailable(&with_tls(&url, false, &missing)).await;
+    assert!(
+        message.starts_with(&format!(
+            "LDAP: [auth.ldap] ca_file {}: cannot read it",
+            missing.display()
+        )),
+        "{message}"
+    );
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let message = unavailable(&with_tls(&url, false, &empty)).await;
+    assert!(message.contains("holds no certificate"), "{message}");
 }

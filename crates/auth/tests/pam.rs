@@ -105,11 +105,13 @@ fn a_real_os_user_logs_in_through_pam_and_bad_logins_are_refused_alike() {
     );
 
     // A locked account is refused even with the right password.
+    // The detail (for the log only) says it is locked.
     run("usermod", &["-L", &f.user], None);
-    assert!(matches!(
-        authenticate(&f.service, &f.user, "C0rrect-horse"),
-        Err(LoginError::Rejected { .. })
-    ));
+    let locked = authenticate(&f.service, &f.user, "C0rrect-horse").unwrap_err();
+    assert!(
+        matches!(&locked, LoginError::Rejected { detail } if detail.contains("locked")),
+        "{locked:?}"
+    );
     run("usermod", &["-U", &f.user], None);
     assert_eq!(authenticate(&f.service, &f.user, "C0rrect-horse"), Ok(()));
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use haven_engine::{engine, password, sim};
-use haven_server::config::{ClusterEntry, ServerConfig, DEFAULT_CONFIG};
+use haven_server::config::{ClusterEntry, GrantEntry, ServerConfig, DEFAULT_CONFIG};
 
 /// Haven: one console for many high-availability clusters.
 #[derive(Parser)]
@@ -50,6 +50,10 @@ struct ServerArgs {
     /// Print a commented configuration file with every default, and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Serve plain HTTP instead of HTTPS: for development, on a loopback
+    /// address only.
+    #[arg(long)]
+    insecure_plain_http: bool,
 }
 
 #[derive(Args)]
@@ -286,10 +290,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         print!("{DEFAULT_CONFIG}");
         return Ok(());
     }
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
     };
+    config.server.insecure_plain_http |= args.insecure_plain_http;
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
     let local = server.listen_local().await?;
@@ -297,8 +302,16 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         "local tools connect without a password on {}",
         local.display()
     );
+    if server.https() {
+        tracing::info!(
+            "clients trust the fleet CA {} (SHA-256 {})",
+            server.config.server.data_dir.join("pki/ca.pem").display(),
+            server.authority.ca_fingerprint()
+        );
+    }
     tracing::info!(
-        "haven server listening on http://{addr} ({} clusters; data in {})",
+        "haven server listening on {}://{addr} ({} clusters; data in {})",
+        if server.https() { "https" } else { "http" },
         server.fleet.names().len(),
         server.config.server.data_dir.display()
     );
@@ -357,19 +370,31 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         fleets.push(fleet);
     }
+    // The demo's user is whoever runs it: they administer the server and
+    // every cluster, and get a one-time login link below.
+    let me = current_user()?;
     let mut config = ServerConfig::default();
     config.server.listen = args.listen;
     config.server.data_dir = args.data_dir;
     config.connectors.listen = args.connector_listen;
     config.clusters = clusters;
+    config.auth.server_admins = vec![me.clone()];
+    config.auth.grants = vec![GrantEntry {
+        user: Some(me.clone()),
+        group: None,
+        role: haven_auth::roles::Role::ClusterAdministrator,
+        cluster: None,
+        service_group: None,
+    }];
     let data_dir = config.server.data_dir.clone();
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
+    let socket = server.listen_local().await?;
     tracing::info!(
-        "haven server listening on http://{addr} (demo; data in {})",
+        "haven server listening on https://{addr} (demo; data in {})",
         data_dir.display()
     );
-    let base = format!("http://{addr}");
+    let base = format!("https://{addr}");
     let connector_port = server
         .connector_addr
         .get()
@@ -408,23 +433,50 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .find(|n| n.starts_with("prod"))
         .map(|n| n.to_string())
         .unwrap_or_default();
+    let auth = server
+        .auth
+        .as_ref()
+        .context("the demo runs with logins on")?;
+    let code = auth
+        .links
+        .issue(
+            haven_auth::roles::Identity {
+                groups: haven_auth::pam::os_groups(&me),
+                user: me.clone(),
+            },
+            std::time::Instant::now(),
+        )
+        .context("cannot make a login link")?;
+    let ca = data_dir.join("pki").join("ca.pem");
+    let sock = socket.display();
     println!(
-        "\nHaven demo: a management server and {} simulated clusters with occasional faults\n(the edge-* clusters come in through connectors, the others through direct connections).\n\n  \
-         fleet summary   {base}/api/v1/summary\n  \
-         clusters        {base}/api/v1/clusters\n  \
-         what is wrong   {base}/api/v1/faults\n  \
-         history         {base}/api/v1/history?limit=20\n  \
-         audit log       {base}/api/v1/operations\n  \
-         live events     curl -N {base}/api/v1/events\n  \
+        "\nHaven demo: a management server and {} simulated clusters with occasional faults\n(the edge-* clusters come in through connectors, the others through direct connections).\n\n\
+         Open in a browser (logs you in as {me}, once, within {} minutes):\n  \
+         {base}/login?code={code}\n\
+         The certificate is signed by the demo's own CA, {}: accept the browser's\n\
+         warning, or import that file as a trusted authority.\n\n\
+         From a shell on this machine no password is needed (the local socket knows who you are):\n  \
+         fleet summary   curl -s --unix-socket {sock} http://haven/api/v1/summary\n  \
+         clusters        curl -s --unix-socket {sock} http://haven/api/v1/clusters\n  \
+         what is wrong   curl -s --unix-socket {sock} http://haven/api/v1/faults\n  \
+         history         curl -s --unix-socket {sock} 'http://haven/api/v1/history?limit=20'\n  \
+         audit log       curl -s --unix-socket {sock} http://haven/api/v1/operations\n  \
+         live events     curl -sN --unix-socket {sock} http://haven/api/v1/events\n  \
          API document    {base}/api/v1/openapi.json\n  \
-         metrics         {base}/metrics\n  \
+         metrics         curl -s --unix-socket {sock} http://haven/metrics\n  \
          database        {}\n\n\
          Switch a group and wait for it:\n  \
-         curl -s -X POST -H 'content-type: application/json' -H 'x-haven-user: me' \\\n    \
-         -d '{{\"op\":\"group_switch\",\"group\":\"web01\",\"wait\":true}}' {base}/api/v1/clusters/{example}/operations\n\n\
+         curl -s --unix-socket {sock} -H 'content-type: application/json' \\\n    \
+         -d '{{\"op\":\"group_switch\",\"group\":\"web01\",\"wait\":true}}' http://haven/api/v1/clusters/{example}/operations\n\n\
+         Over HTTPS, log in with an OS account (PAM) for a bearer token:\n  \
+         curl -s --cacert {} -H 'content-type: application/json' \\\n    \
+         -d '{{\"user\":\"{me}\",\"password\":\"...\"}}' {base}/api/v1/login\n\n\
          Ctrl-C stops the demo.",
         DEMO_FLEET.iter().map(|f| f.1).sum::<usize>(),
+        auth.links.ttl().as_secs() / 60,
+        ca.display(),
         server.config.database_path().display(),
+        ca.display(),
     );
     stop_signal().await?;
     server.flush_history().await;
@@ -432,6 +484,16 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         fleet.shutdown().await;
     }
     Ok(())
+}
+
+/// The OS account this process runs as.
+fn current_user() -> anyhow::Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    let uid = std::fs::metadata("/proc/self")
+        .context("cannot read /proc/self")?
+        .uid();
+    haven_auth::pam::user_name(uid).with_context(|| format!("user id {uid} has no account name"))
 }
 
 async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {

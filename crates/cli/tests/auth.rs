@@ -172,8 +172,11 @@ fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
     let (status, done) = post("/api/v1/clusters/kappa/operations", switch, &t_op);
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["outcome"], "completed");
-    // ...but has no fleet-wide view, and may not manage the server.
-    assert_eq!(get("/api/v1/summary", &t_op).0, 403);
+    // ...sees only kappa in fleet-wide views, has no server-wide figures,
+    // and may not manage the server.
+    let (status, summary) = get("/api/v1/summary", &t_op);
+    assert_eq!((status, summary["clusters"].as_u64()), (200, Some(1)));
+    assert_eq!(get("/metrics", &t_op).0, 403);
     assert_eq!(post("/api/v1/tokens", "{}", &t_op).0, 403);
     assert_eq!(post("/api/v1/tokens", "{}", &t_adm).0, 201);
 
@@ -260,6 +263,62 @@ fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
     let (status, _) =
         local("GET /api/v1/clusters/kappa HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 404, "root has no role on kappa");
+
+    // A one-time login link for the local user, made through the socket.
+    let (status, body) = local(
+        "POST /api/v1/login-links HTTP/1.1\r\nHost: local\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status, 201, "{body}");
+    let link: Value = serde_json::from_str(&body).unwrap();
+    let reply = request(
+        &server.addr,
+        "GET",
+        link["path"].as_str().unwrap(),
+        None,
+        &[],
+    );
+    assert_eq!(reply.status, 303, "{reply:?}");
+    let cookie = reply.header("set-cookie").unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let (_, me) = http_json(
+        &server.addr,
+        "GET",
+        "/api/v1/whoami",
+        None,
+        &[("Cookie", cookie)],
+    );
+    assert_eq!(me["user"], "root", "{me}");
+    let again = request(
+        &server.addr,
+        "GET",
+        link["path"].as_str().unwrap(),
+        None,
+        &[],
+    );
+    assert_eq!(again.status, 401, "a link works once");
+
+    // The access log (Server Administrator only) has the failed logins and
+    // the refusals, and only the administrator may read it.
+    assert_eq!(get("/api/v1/access-log", &t_op).0, 403);
+    let (status, log) = get("/api/v1/access-log?limit=1000", &t_adm);
+    assert_eq!(status, 200, "{log}");
+    let entries = log.as_array().unwrap();
+    let has = |user: &str, action: &str, outcome: &str| {
+        entries
+            .iter()
+            .any(|e| e["user"] == user && e["action"] == action && e["outcome"] == outcome)
+    };
+    assert!(has(&op, "login", "denied"), "the wrong password: {log}");
+    assert!(has("nobody-hvn", "login", "denied"), "{log}");
+    assert!(has(&op, "login", "allowed"), "{log}");
+    assert!(has(&guest, "logout", "allowed"), "{log}");
+    assert!(has(&op, "read", "denied"), "GET /metrics: {log}");
+    assert!(has(&none, "read", "denied"), "the unseen cluster: {log}");
+    assert!(has(&adm, "create_token", "allowed"), "{log}");
+    assert!(
+        !log.to_string().contains("Pw-"),
+        "no password in the access log"
+    );
 
     // Guessing is throttled (per user and per source: this source already
     // failed twice above), and then even the right password waits.

@@ -558,18 +558,73 @@ fn print_default_config_writes_a_file_the_server_accepts() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("listen = \"127.0.0.1:8440\""));
+    assert!(text.contains("listen = \"0.0.0.0:8440\""));
     let dir = tempfile::tempdir().unwrap();
-    let open = dir.path().join("open.toml");
-    std::fs::write(&open, "[server]\nlisten = \"0.0.0.0:0\"\n").unwrap();
-    let out = std::process::Command::new(HAVEN)
-        .args(["server", "--config", open.to_str().unwrap()])
-        .current_dir(dir.path())
-        .output()
+    // Plain HTTP, or logins off, only on loopback.
+    for (name, extra, says) in [
+        (
+            "plain.toml",
+            "insecure_plain_http = true\n",
+            "plain HTTP (insecure_plain_http)",
+        ),
+        (
+            "open.toml",
+            "[auth]\nenabled = false\n",
+            "logins off ([auth] enabled = false)",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\nlisten = \"0.0.0.0:0\"\n{extra}[connectors]\nlisten = \"127.0.0.1:0\"\n"
+            ),
+        )
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("loopback only"), "{err}");
+        let out = std::process::Command::new(HAVEN)
+            .args(["server", "--config", path.to_str().unwrap()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains("loopback address only"),
+            "{err}"
+        );
+    }
+    // The defaults (HTTPS, logins on) are safe on every interface.
+    let all = tempfile::tempdir().unwrap();
+    std::fs::write(
+        all.path().join("haven.toml"),
+        format!(
+            "[server]\nlisten = \"0.0.0.0:0\"\ndata_dir = \"{}\"\n[connectors]\nlisten = \"127.0.0.1:0\"\n",
+            all.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let server = ServerProc::start(all.path(), "");
+    let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+    let local = format!("127.0.0.1:{port}");
+    trust(&local, &all.path().join("data/pki/ca.pem"));
+    let (status, body) = http_json(&local, "GET", "/api/v1/health", None, &[]);
+    assert_eq!((status, &body["status"]), (200, &serde_json::json!("ok")));
+    let (status, body) = http_json(&local, "GET", "/api/v1/summary", None, &[]);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    // Plain HTTP to the HTTPS port gets nothing.
+    let plain = format!("localhost:{port}");
+    let mut stream = std::net::TcpStream::connect(&plain).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    use std::io::{Read, Write};
+    let _ = stream.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("\"ok\""),
+        "plain HTTP must not reach the API"
+    );
+    drop(server);
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[server]\nlisten = 5\n").unwrap();
     let out = std::process::Command::new(HAVEN)

@@ -127,6 +127,42 @@ impl Authority {
     }
 }
 
+/// A TLS server config from a certificate and key of the operator's own
+/// (PEM files: the chain, leaf first, and its private key in PKCS#8, PKCS#1
+/// or SEC1 form), for HTTPS with a certificate browsers already trust.
+pub fn server_config_from_files(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| PkiError::io("read", path, e));
+    let bad = |path: &Path, problem: String| PkiError::BadOwnFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let chain = CertificateDer::pem_slice_iter(&read(cert)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, format!("it is not valid PEM ({e})")))?;
+    if chain.is_empty() {
+        return Err(bad(
+            cert,
+            "it holds no certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_slice(&read(key)?)
+        .map_err(|e| bad(key, format!("it holds no usable private key ({e})")))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            bad(
+                cert,
+                format!("it does not go with the key in {} ({e})", key.display()),
+            )
+        })?;
+    Ok(Arc::new(config))
+}
+
 impl fmt::Debug for Authority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authority")

@@ -101,6 +101,15 @@ pub enum PkiError {
         problem: String,
     },
 
+    /// A certificate or key file of the operator's own cannot be used.
+    #[error("{} is not usable: {problem}", path.display())]
+    BadOwnFile {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
+
     /// During a handshake, the server's certificate was refused.
     ///
     /// This reaches the caller inside the handshake's `io::Error`, as

@@ -30,7 +30,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
-pub use authority::Authority;
+pub use authority::{server_config_from_files, Authority};
 pub use client::{client_config_for_ca, client_config_pinned, PinnedCa};
 pub use error::PkiError;
 /// The name a client connects to; re-exported so callers need not depend on rustls.

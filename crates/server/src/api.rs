@@ -2,9 +2,10 @@
 //!
 //! Handlers are thin: parse, call the fleet / store / operations path,
 //! render. Every error is JSON `{"error": {"code", "message"}}` with a
-//! 4xx/5xx status and a stable code. Until logins exist the requester of
-//! an operation is taken from the `X-Haven-User` header (default
-//! `anonymous`) and the server listens on loopback only.
+//! 4xx/5xx status and a stable code. Every call but login, health and the
+//! OpenAPI document needs a session (see [`identify`]); with logins off
+//! (development, loopback only) the `X-Haven-User` header names the
+//! requester (default `anonymous`).
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -27,7 +28,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::auth::Caller;
 use crate::config::ClusterEntry;
-use crate::fleet::{Attention, ClusterInfo, FleetUpdate, Hit, LinkStatus, Summary};
+use crate::fleet::{Attention, ClusterInfo, FleetUpdate, Hit, LinkStatus, Sight, Summary};
 use crate::ops::{self, OperationResult};
 use crate::writer::WRITE_BUCKETS;
 use crate::{ManageError, Server};
@@ -40,6 +41,15 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// A refusal to record in the access log (the cluster, if any).
+    pub denied: Option<Denial>,
+}
+
+/// A refused request, as the response carries it to the access log.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub cluster: Option<String>,
+    pub reason: String,
 }
 
 /// The JSON body of every error.
@@ -57,15 +67,31 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
+            denied: None,
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    /// Marks this answer as a refusal, recorded in the access log with
+    /// `reason` (which may say more than the caller is told).
+    fn denied(mut self, cluster: &str, reason: &str) -> Self {
+        self.denied = Some(Denial {
+            cluster: Some(cluster.to_string()).filter(|c| !c.is_empty()),
+            reason: reason.to_string(),
+        });
+        self
+    }
+
+    fn permission_denied(message: String) -> Self {
+        let reason = message.clone();
+        Self::new(StatusCode::FORBIDDEN, "permission_denied", message).denied("", &reason)
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
@@ -77,7 +103,7 @@ impl ApiError {
         )
     }
 
-    fn internal(message: impl Into<String>) -> Self {
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
@@ -90,7 +116,11 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(denial) = self.denied {
+            response.extensions_mut().insert(denial);
+        }
+        response
     }
 }
 
@@ -139,6 +169,9 @@ pub fn router(server: AppState) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/whoami", get(whoami))
+        .route("/api/v1/login-links", post(create_login_link))
+        .route("/login", get(redeem_login_link))
+        .route("/", get(index))
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/clusters", get(list_clusters).post(add_cluster))
         .route(
@@ -147,6 +180,15 @@ pub fn router(server: AppState) -> Router {
         )
         .route("/api/v1/clusters/{name}/operations", post(operate))
         .route("/api/v1/tokens", post(create_token))
+        .route(
+            "/api/v1/grants",
+            get(crate::admin::list_grants).post(crate::admin::add_grant),
+        )
+        .route(
+            "/api/v1/grants/{id}",
+            axum::routing::delete(crate::admin::remove_grant),
+        )
+        .route("/api/v1/access-log", get(crate::admin::access_log))
         .route("/api/v1/faults", get(faults))
         .route("/api/v1/search", get(search))
         .route("/api/v1/systems/{system}", get(system))
@@ -200,7 +242,13 @@ impl
 struct Peer(String);
 
 /// Paths anyone may call.
-const PUBLIC: &[&str] = &["/api/v1/login", "/api/v1/health", "/api/v1/openapi.json"];
+const PUBLIC: &[&str] = &[
+    "/",
+    "/login",
+    "/api/v1/login",
+    "/api/v1/health",
+    "/api/v1/openapi.json",
+];
 
 /// The session cookie.
 const COOKIE: &str = "haven_session";
@@ -238,8 +286,8 @@ async fn identify(
     let headers = request.headers().clone();
     let peer = request
         .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<axum::extract::ConnectInfo<crate::tls::Remote>>()
+        .map(|c| c.0 .0.ip().to_string())
         .unwrap_or_else(|| "unknown".into());
     request.extensions_mut().insert(Peer(peer));
     // On the local socket the kernel vouches for the caller: no password.
@@ -263,8 +311,12 @@ async fn identify(
                 user,
             }),
         };
-        request.extensions_mut().insert(caller);
-        return next.run(request).await;
+        request.extensions_mut().insert(caller.clone());
+        let action = format!("{} {}", request.method(), request.uri().path());
+        let response = next.run(request).await;
+        let denial = response.extensions().get::<Denial>().cloned();
+        audit_denial(&s, &caller, Some("local socket".into()), action, denial).await;
+        return response;
     }
     let caller = match &s.auth {
         None => Caller::Unchecked {
@@ -308,8 +360,46 @@ async fn identify(
             }
         }
     };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+    request.extensions_mut().insert(caller.clone());
+    let action = format!("{} {}", request.method(), request.uri().path());
+    let source = peer_of(&request);
+    let response = next.run(request).await;
+    let denial = response.extensions().get::<Denial>().cloned();
+    audit_denial(&s, &caller, source, action, denial).await;
+    response
+}
+
+fn peer_of(request: &Request) -> Option<String> {
+    request.extensions().get::<Peer>().map(|p| p.0.clone())
+}
+
+/// Records a refusal the handler marked (see [`ApiError::denied`]).
+async fn audit_denial(
+    s: &Server,
+    caller: &Caller,
+    source: Option<String>,
+    action: String,
+    denial: Option<Denial>,
+) {
+    let Some(denial) = denial else {
+        return;
+    };
+    s.record_access(haven_store::NewAccess {
+        time_ms: crate::now_ms(),
+        user: caller.name().to_string(),
+        source,
+        action: if action.starts_with("GET ") {
+            "read"
+        } else {
+            "change"
+        }
+        .into(),
+        target: Some(action),
+        cluster: denial.cluster.clone(),
+        outcome: haven_store::AccessOutcome::Denied,
+        reason: Some(denial.reason.clone()),
+    })
+    .await;
 }
 
 /// A login.
@@ -344,9 +434,26 @@ async fn login(
             "logins are off on this server ([auth] enabled = false)",
         ));
     };
-    match auth.login(&body.user, &body.password, &peer).await {
+    let result = auth.login(&body.user, &body.password, &peer).await;
+    s.record_access(haven_store::NewAccess {
+        time_ms: crate::now_ms(),
+        user: body.user.clone(),
+        source: Some(peer.clone()),
+        action: "login".into(),
+        target: None,
+        cluster: None,
+        outcome: match &result {
+            Ok(_) => haven_store::AccessOutcome::Allowed,
+            Err(_) => haven_store::AccessOutcome::Denied,
+        },
+        // What the log says (an unknown user and a wrong password alike
+        // are "rejected" to the caller; the server log has the detail).
+        reason: result.as_ref().err().map(|e| e.to_string()),
+    })
+    .await;
+    match result {
         Ok((token, identity)) => {
-            let cookie = format!("{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/");
+            let cookie = session_cookie(&token);
             let answer = LoginAnswer {
                 token,
                 user: identity.user,
@@ -364,22 +471,50 @@ async fn login(
             ),
         )),
         Err(crate::auth::LoginFailure::Login(e)) => {
-            let status = match e {
+            match e {
                 haven_auth::pam::LoginError::Unavailable(_)
-                | haven_auth::pam::LoginError::Pam(_) => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::UNAUTHORIZED,
-            };
-            Err(ApiError::new(status, "login_failed", e.to_string()))
+                | haven_auth::pam::LoginError::Pam(_) => {
+                    // The detail (paths, directory errors) is for the
+                    // administrator, not for whoever tries to log in.
+                    tracing::error!(user = body.user, "a login could not be checked: {e}");
+                    Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "login_unavailable",
+                        "logins cannot be checked right now; the server's log says why",
+                    ))
+                }
+                _ => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "login_failed",
+                    e.to_string(),
+                )),
+            }
         }
     }
 }
 
-async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
+async fn logout(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
     if let (Some(auth), Some(token)) = (
         &s.auth,
         bearer_token(&headers).or_else(|| cookie_token(&headers)),
     ) {
-        auth.sessions.close(&token);
+        if auth.sessions.close(&token) {
+            s.record_access(haven_store::NewAccess {
+                time_ms: crate::now_ms(),
+                user: caller.name().to_string(),
+                source: None,
+                action: "logout".into(),
+                target: None,
+                cluster: None,
+                outcome: haven_store::AccessOutcome::Allowed,
+                reason: None,
+            })
+            .await;
+        }
     }
     (
         StatusCode::NO_CONTENT,
@@ -390,6 +525,104 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
     )
         .into_response()
 }
+
+/// A one-time login link.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LoginLink {
+    /// Open `https://SERVER{path}` in a browser: it logs in as the caller,
+    /// once.
+    pub path: String,
+    pub expires_in_secs: u64,
+}
+
+/// Makes a one-time login link for the caller (the demo and
+/// `haven login-link` use it through the local socket, where the kernel
+/// says who the caller is).
+async fn create_login_link(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Result<(StatusCode, Json<LoginLink>), ApiError> {
+    let (Some(auth), Caller::User(identity)) = (&s.auth, caller) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "auth_disabled",
+            "logins are off on this server ([auth] enabled = false)",
+        ));
+    };
+    let code = auth
+        .links
+        .issue(identity, std::time::Instant::now())
+        .map_err(|e| ApiError::internal(format!("cannot make a login code: {e}")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(LoginLink {
+            path: format!("/login?code={code}"),
+            expires_in_secs: auth.links.ttl().as_secs(),
+        }),
+    ))
+}
+
+/// `?code=CODE`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CodeQuery {
+    pub code: String,
+}
+
+/// Spends a one-time login link: sets the session cookie and goes to the
+/// start page.
+async fn redeem_login_link(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<CodeQuery>,
+) -> Result<Response, ApiError> {
+    let Some(auth) = &s.auth else {
+        return Ok(axum::response::Redirect::to("/").into_response());
+    };
+    let now = std::time::Instant::now();
+    let identity = auth.links.redeem(&q.code, now).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "this login link is unknown, used already or expired; make a new one (haven login-link)",
+        )
+    })?;
+    let user = identity.user.clone();
+    let token = auth
+        .sessions
+        .open(identity, now)
+        .map_err(|e| ApiError::internal(format!("cannot make a session token: {e}")))?;
+    tracing::info!(user, "login with a one-time link");
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&token))],
+        axum::response::Redirect::to("/"),
+    )
+        .into_response())
+}
+
+fn session_cookie(token: &str) -> String {
+    format!("{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/")
+}
+
+/// The start page (the web console takes its place).
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(INDEX_PAGE)
+}
+
+const INDEX_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Haven</title></head>
+<body style="font-family: sans-serif; max-width: 42em; margin: 2em auto">
+<h1>Haven</h1>
+<p>The management server is running. The web console is not built yet; the API is:</p>
+<ul>
+<li><a href="/api/v1/whoami">who am I</a></li>
+<li><a href="/api/v1/summary">fleet summary</a></li>
+<li><a href="/api/v1/clusters">clusters</a></li>
+<li><a href="/api/v1/faults">what needs attention</a></li>
+<li><a href="/api/v1/history?limit=50">history</a></li>
+<li><a href="/api/v1/operations">audit log</a></li>
+<li><a href="/api/v1/openapi.json">API document (OpenAPI)</a></li>
+</ul>
+</body></html>
+"#;
 
 /// Who the caller is and what they may do fleet-wide.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -412,10 +645,10 @@ async fn whoami(
             user: identity.user.clone(),
             groups: identity.groups.clone(),
             fleet_role: auth
-                .policy
+                .policy()
                 .fleet_role(identity)
                 .map(|r| r.title().to_string()),
-            server_admin: auth.policy.is_server_admin(identity),
+            server_admin: auth.policy().is_server_admin(identity),
             authenticated: true,
         },
         _ => WhoAmI {
@@ -428,46 +661,33 @@ async fn whoami(
     })
 }
 
-/// Refuses a caller without a role on every cluster (fleet-wide views
-/// filter per cluster only in later work, so they are all or nothing).
+/// Refuses a caller with neither a role on every cluster nor the Server
+/// Administrator's (server-wide figures such as /metrics).
 fn need_fleet_view(s: &Server, caller: &Caller) -> Result<(), ApiError> {
     match (caller, &s.auth) {
-        (Caller::User(identity), Some(auth)) if auth.policy.fleet_role(identity).is_none() => {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_denied",
-                format!(
-                    "{} has no fleet-wide role; this view needs one (per-cluster views: GET /api/v1/clusters)",
-                    identity.user
-                ),
-            ))
+        (Caller::User(identity), Some(auth))
+            if auth.policy().fleet_role(identity).is_none()
+                && !auth.policy().is_server_admin(identity) =>
+        {
+            Err(ApiError::permission_denied(format!(
+                "{} has neither a fleet-wide role nor Server Administrator; this view needs one",
+                identity.user
+            )))
         }
         _ => Ok(()),
     }
 }
 
 /// Refuses a caller who does not manage the server.
-fn need_server_admin(s: &Server, caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn need_server_admin(s: &Server, caller: &Caller) -> Result<(), ApiError> {
     match (caller, &s.auth) {
-        (Caller::User(identity), Some(auth)) if !auth.policy.is_server_admin(identity) => {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "permission_denied",
-                format!(
-                    "{} is not a Server Administrator ([auth] server_admins)",
-                    identity.user
-                ),
-            ))
+        (Caller::User(identity), Some(auth)) if !auth.policy().is_server_admin(identity) => {
+            Err(ApiError::permission_denied(format!(
+                "{} is not a Server Administrator ([auth] server_admins)",
+                identity.user
+            )))
         }
         _ => Ok(()),
-    }
-}
-
-/// Whether the caller may see a cluster at all.
-fn may_see(s: &Server, caller: &Caller, cluster: &str) -> bool {
-    match (caller, &s.auth) {
-        (Caller::User(identity), Some(auth)) => auth.policy.can_see(identity, cluster, None),
-        _ => true,
     }
 }
 
@@ -496,7 +716,7 @@ pub struct LimitQuery {
     pub limit: Option<usize>,
 }
 
-fn limit(requested: Option<usize>, default: usize) -> usize {
+pub(crate) fn limit(requested: Option<usize>, default: usize) -> usize {
     requested.unwrap_or(default).clamp(1, 10_000)
 }
 
@@ -505,17 +725,21 @@ async fn summary(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Summary>, ApiError> {
-    need_fleet_view(&s, &caller)?;
-    Ok(Json(s.fleet.summary(limit(q.limit, 50))))
+    let limit = limit(q.limit, 50);
+    Ok(Json(match s.sight(&caller) {
+        None => s.fleet.summary(limit),
+        Some(sight) => s.fleet.seen_by(&sight).summary(limit),
+    }))
 }
 
 async fn list_clusters(
     State(s): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Json<Vec<ClusterInfo>> {
-    let mut clusters = s.fleet.clusters();
-    clusters.retain(|c| may_see(&s, &caller, &c.name));
-    Json(clusters)
+    Json(match s.sight(&caller) {
+        None => s.fleet.clusters(),
+        Some(sight) => s.fleet.seen_by(&sight).clusters(),
+    })
 }
 
 /// A cluster to manage through a direct connection to its engine.
@@ -528,6 +752,20 @@ pub struct NewCluster {
     pub address: String,
     pub user: Option<String>,
     pub password: Option<String>,
+}
+
+/// An access log entry for a change the Server Administrator made.
+fn admin_change(caller: &Caller, action: &str, cluster: &str) -> haven_store::NewAccess {
+    haven_store::NewAccess {
+        time_ms: crate::now_ms(),
+        user: caller.name().to_string(),
+        source: None,
+        action: action.into(),
+        target: Some(cluster.to_string()).filter(|c| !c.is_empty()),
+        cluster: Some(cluster.to_string()).filter(|c| !c.is_empty()),
+        outcome: haven_store::AccessOutcome::Allowed,
+        reason: None,
+    }
 }
 
 fn manage_error(e: ManageError) -> ApiError {
@@ -554,6 +792,8 @@ async fn add_cluster(
     })
     .await
     .map_err(manage_error)?;
+    s.record_access(admin_change(&caller, "add_cluster", &name))
+        .await;
     let link = s
         .fleet
         .link(&name)
@@ -568,6 +808,8 @@ async fn remove_cluster(
 ) -> Result<StatusCode, ApiError> {
     need_server_admin(&s, &caller)?;
     s.remove_cluster(&name).await.map_err(manage_error)?;
+    s.record_access(admin_change(&caller, "remove_cluster", &name))
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -584,15 +826,22 @@ async fn cluster(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<ClusterDetail>, ApiError> {
-    if !may_see(&s, &caller, &name) {
-        return Err(ApiError::unknown_cluster(&name));
+    let sight = s.sight(&caller);
+    if sight.as_ref().is_some_and(|l| !l.cluster(&name)) {
+        return Err(ApiError::unknown_cluster(&name).denied(&name, "no role on this cluster"));
     }
     let link = s
         .fleet
         .link(&name)
         .ok_or_else(|| ApiError::unknown_cluster(&name))?;
+    let snapshot = match &sight {
+        None => s.fleet.snapshot(&name),
+        Some(l) => s
+            .fleet
+            .with_snapshot(&name, |snap| crate::fleet::visible_snapshot(snap, l)),
+    };
     Ok(Json(ClusterDetail {
-        snapshot: s.fleet.snapshot(&name),
+        snapshot,
         name,
         link,
     }))
@@ -632,6 +881,9 @@ async fn operate(
         .await
         .map_err(|e| match e {
             ops::OpError::UnknownCluster(n) => ApiError::unknown_cluster(&n),
+            ops::OpError::Invisible(n) => {
+                ApiError::unknown_cluster(&n).denied(&n, "no role on this cluster")
+            }
             ops::OpError::Audit(m) => ApiError::internal(m),
         })?;
     let status = match result.outcome.as_str() {
@@ -667,10 +919,13 @@ async fn create_token(
             .unwrap_or(s.config.connectors.token_ttl_secs)
             .clamp(1, 30 * 24 * 3600),
     );
+    let cluster = body.cluster.clone().unwrap_or_default();
     let token = s
         .create_join_token(body.cluster, ttl)
         .await
         .map_err(ApiError::internal)?;
+    s.record_access(admin_change(&caller, "create_token", &cluster))
+        .await;
     Ok((StatusCode::CREATED, Json(token)))
 }
 
@@ -686,8 +941,11 @@ async fn faults(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Faults>, ApiError> {
-    need_fleet_view(&s, &caller)?;
-    let (items, total) = s.fleet.attention(limit(q.limit, 1000));
+    let limit = limit(q.limit, 1000);
+    let (items, total) = match s.sight(&caller) {
+        None => s.fleet.attention(limit),
+        Some(sight) => s.fleet.seen_by(&sight).attention(limit),
+    };
     Ok(Json(Faults { total, items }))
 }
 
@@ -704,11 +962,14 @@ async fn search(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<Hit>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
     if q.q.trim().is_empty() {
         return Err(ApiError::bad_request("q must not be empty"));
     }
-    Ok(Json(s.fleet.search(q.q.trim(), limit(q.limit, 100))))
+    let (pattern, limit) = (q.q.trim(), limit(q.limit, 100));
+    Ok(Json(match s.sight(&caller) {
+        None => s.fleet.search(pattern, limit),
+        Some(sight) => s.fleet.seen_by(&sight).search(pattern, limit),
+    }))
 }
 
 /// A system of one cluster and the groups on it.
@@ -725,30 +986,35 @@ async fn system(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(system): Path<String>,
 ) -> Result<Json<Vec<SystemView>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
-    let views: Vec<SystemView> = s
-        .fleet
-        .clusters_with_system(&system)
-        .into_iter()
-        .filter_map(|c| {
-            s.fleet
-                .with_snapshot(&c, |snap| {
-                    snap.system(&system).map(|st| SystemView {
-                        cluster: c.to_string(),
-                        system: st.clone(),
-                        groups: snap
-                            .groups
-                            .iter()
-                            .filter_map(|g| {
-                                snap.group_state(&g.name, &system)
-                                    .map(|x| (g.name.clone(), x))
-                            })
-                            .collect(),
-                    })
+    let view = |c: &Name, snap: &ClusterSnapshot| {
+        snap.system(&system).map(|st| SystemView {
+            cluster: c.to_string(),
+            system: st.clone(),
+            groups: snap
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    snap.group_state(&g.name, &system)
+                        .map(|x| (g.name.clone(), x))
                 })
-                .flatten()
+                .collect(),
         })
-        .collect();
+    };
+    let views: Vec<SystemView> = match s.sight(&caller) {
+        None => s
+            .fleet
+            .clusters_with_system(&system)
+            .into_iter()
+            .filter_map(|c| s.fleet.with_snapshot(&c, |snap| view(&c, snap)).flatten())
+            .collect(),
+        Some(sight) => {
+            let seen = s.fleet.seen_by(&sight);
+            seen.clusters_with_system(&system)
+                .into_iter()
+                .filter_map(|c| seen.snapshot(&c).and_then(|snap| view(&c, snap)))
+                .collect()
+        }
+    };
     if views.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -787,9 +1053,11 @@ async fn history(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<HistoryEntry>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
+    let sight = s.sight(&caller);
+    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
     let query = HistoryQuery {
         cluster: q.cluster,
+        clusters,
         object: q.object,
         since_ms: q.since_ms,
         until_ms: q.until_ms,
@@ -801,6 +1069,11 @@ async fn history(
         .map_err(ApiError::internal)?;
     Ok(Json(
         rows.into_iter()
+            .filter(|r| {
+                sight
+                    .as_ref()
+                    .is_none_or(|l| crate::fleet::visible_event(&r.cluster, &r.event, l))
+            })
             .map(|r| HistoryEntry {
                 cluster: r.cluster,
                 epoch: r.epoch,
@@ -816,6 +1089,30 @@ async fn history(
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ClusterFilter {
     pub cluster: Option<String>,
+}
+
+/// For a limited caller, the clusters they see (history of others is
+/// not theirs to read); refuses a named cluster they do not see as
+/// unknown. `None`: no restriction.
+fn visible_clusters(
+    s: &Server,
+    sight: Option<&crate::access::Limited>,
+    named: Option<&str>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(l) = sight else { return Ok(None) };
+    if let Some(c) = named {
+        if !l.cluster(c) {
+            return Err(ApiError::unknown_cluster(c).denied(c, "no role on this cluster"));
+        }
+    }
+    Ok(Some(
+        s.fleet
+            .names()
+            .into_iter()
+            .filter(|n| l.cluster(n))
+            .map(|n| n.to_string())
+            .collect(),
+    ))
 }
 
 /// A stretch of history that could not be recorded.
@@ -835,13 +1132,15 @@ async fn gaps(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<ClusterFilter>,
 ) -> Result<Json<Vec<GapEntry>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
+    let sight = s.sight(&caller);
+    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
     let rows = s
         .read(move |store| haven_store::Store::gaps(store, q.cluster.as_deref()))
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(
         rows.into_iter()
+            .filter(|g| clusters.as_ref().is_none_or(|cs| cs.contains(&g.cluster)))
             .map(|g| GapEntry {
                 cluster: g.cluster,
                 after: g.after.map(|c| (c.epoch, c.seq)),
@@ -880,9 +1179,11 @@ async fn operations(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<OperationParams>,
 ) -> Result<Json<Vec<OperationEntry>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
+    let sight = s.sight(&caller);
+    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
     let query = OperationQuery {
         cluster: q.cluster,
+        clusters,
         user: q.user,
         limit: limit(q.limit, 100),
     };
@@ -890,8 +1191,17 @@ async fn operations(
         .read(move |store| haven_store::Store::operations(store, &query))
         .await
         .map_err(ApiError::internal)?;
+    // A group's operations are shown to those who see the group.
+    let shown = |cluster: &str, op: &Operation| {
+        sight.as_ref().is_none_or(|l| {
+            haven_auth::roles::requirement(op, |_| None)
+                .1
+                .is_none_or(|g| l.group(cluster, &g))
+        })
+    };
     Ok(Json(
         rows.into_iter()
+            .filter(|o| shown(&o.cluster, &o.op))
             .map(|o| OperationEntry {
                 id: o.id,
                 cluster: o.cluster,
@@ -942,8 +1252,11 @@ async fn events(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(f): ApiQuery<EventFilter>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    need_fleet_view(&s, &caller)?;
+    let sight = s.sight(&caller);
     if let Some(c) = &f.cluster {
+        if sight.as_ref().is_some_and(|l| !l.cluster(c)) {
+            return Err(ApiError::unknown_cluster(c).denied(c, "no role on this cluster"));
+        }
         if !s.fleet.contains(c) {
             return Err(ApiError::unknown_cluster(c));
         }
@@ -953,30 +1266,36 @@ async fn events(
             Err(_) => Some(SseEvent::default().event("lagged").data(
                 "{\"message\":\"this stream fell behind and skipped updates; re-read the state\"}",
             )),
-            Ok(update) => {
-                filter_update(&update, f.cluster.as_deref(), f.object.as_deref()).map(|u| {
-                    let kind = match &u {
-                        FleetUpdate::Events { .. } => "events",
-                        FleetUpdate::Resynced { .. } => "resynced",
-                        FleetUpdate::Link { .. } => "link",
-                        FleetUpdate::Added { .. } => "added",
-                        FleetUpdate::Removed { .. } => "removed",
-                    };
-                    SseEvent::default()
-                        .event(kind)
-                        .data(serde_json::to_string(&u).unwrap_or_default())
-                })
-            }
+            Ok(update) => filter_update(
+                &update,
+                f.cluster.as_deref(),
+                f.object.as_deref(),
+                sight.as_ref(),
+            )
+            .map(|u| {
+                let kind = match &u {
+                    FleetUpdate::Events { .. } => "events",
+                    FleetUpdate::Resynced { .. } => "resynced",
+                    FleetUpdate::Link { .. } => "link",
+                    FleetUpdate::Added { .. } => "added",
+                    FleetUpdate::Removed { .. } => "removed",
+                };
+                SseEvent::default()
+                    .event(kind)
+                    .data(serde_json::to_string(&u).unwrap_or_default())
+            }),
         };
         std::future::ready(out.map(Ok))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// The part of an update a subscriber asked for and may see.
 fn filter_update(
     update: &FleetUpdate,
     cluster: Option<&str>,
     object: Option<&str>,
+    sight: Option<&crate::access::Limited>,
 ) -> Option<FleetUpdate> {
     let name = match update {
         FleetUpdate::Events { cluster, .. }
@@ -985,12 +1304,17 @@ fn filter_update(
         | FleetUpdate::Added { cluster }
         | FleetUpdate::Removed { cluster } => cluster,
     };
-    if cluster.is_some_and(|c| c != &**name) {
+    if cluster.is_some_and(|c| c != &**name) || sight.is_some_and(|l| !l.cluster(name)) {
         return None;
     }
-    match (update, object) {
-        (FleetUpdate::Events { cluster, events }, Some(o)) => {
-            let events: Vec<Event> = events.iter().filter(|e| about(e, o)).cloned().collect();
+    match (update, object, sight) {
+        (FleetUpdate::Events { cluster, events }, _, _) if object.is_some() || sight.is_some() => {
+            let events: Vec<Event> = events
+                .iter()
+                .filter(|e| object.is_none_or(|o| about(e, o)))
+                .filter(|e| sight.is_none_or(|l| crate::fleet::visible_event(cluster, e, l)))
+                .cloned()
+                .collect();
             (!events.is_empty()).then(|| FleetUpdate::Events {
                 cluster: cluster.clone(),
                 events,
@@ -1007,8 +1331,13 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-/// Prometheus text format.
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+/// Prometheus text format (server-wide figures: for a fleet-wide role or
+/// the Server Administrator).
+async fn metrics(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    need_fleet_view(&s, &caller)?;
     use std::fmt::Write;
     let m = &s.metrics;
     let summary = s.fleet.summary(0);
@@ -1085,5 +1414,5 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         m.write_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "haven_history_batch_seconds_count {cumulative}");
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -6,6 +6,7 @@
 //! set as an HttpOnly, SameSite=Strict cookie (for the browser). Roles
 //! come from `[[auth.grant]]` and the user's OS or directory groups.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use haven_auth::pam::LoginError;
@@ -43,23 +44,36 @@ pub enum LoginFailure {
 
 /// The login machinery of a server.
 pub struct Auth {
-    pub policy: Policy,
+    /// Grants from `[auth]` and from the database; replaced whole when an
+    /// administrator changes a grant.
+    policy: std::sync::RwLock<std::sync::Arc<Policy>>,
     pub sessions: Sessions,
+    /// One-time login links (`/login?code=`).
+    pub links: haven_auth::session::OneTimeCodes,
     throttle: Throttle,
     config: AuthSection,
+    /// `haven-pam-helper`, which runs PAM for each login.
+    pam_helper: PathBuf,
 }
 
 impl Auth {
-    /// Builds it from `[auth]`; the error names a bad grant.
+    /// Builds it from `[auth]`; the error names a bad grant. A PAM helper
+    /// that cannot work is logged (LDAP logins may still), not an error.
     pub fn new(config: &AuthSection) -> Result<Auth, String> {
+        let pam_helper = haven_auth::pam_helper::resolve_path(&config.pam_helper);
+        if let Err(e) = haven_auth::pam::helper_status(&pam_helper) {
+            tracing::warn!("logins of OS accounts (PAM) will fail: {e}");
+        }
         Ok(Auth {
-            policy: config.policy()?,
+            policy: std::sync::RwLock::new(std::sync::Arc::new(config.policy()?)),
             sessions: Sessions::new(SessionLimits {
                 idle: Duration::from_secs(config.idle_minutes.max(1) * 60),
                 absolute: Duration::from_secs(config.max_hours.max(1) * 3600),
             }),
+            links: haven_auth::session::OneTimeCodes::new(Duration::from_secs(600)),
             throttle: Throttle::new(config.max_failures.max(1), Duration::from_secs(600)),
             config: config.clone(),
+            pam_helper,
         })
     }
 
@@ -86,19 +100,29 @@ impl Auth {
                     })
             }
             _ => {
-                let (service, name, pw) = (
+                // Always through the helper, root or not: PAM modules never
+                // run inside this long-lived, multi-threaded process.
+                let (helper, service, name, pw) = (
+                    self.pam_helper.clone(),
                     self.config.pam_service.clone(),
                     user.to_string(),
                     password.to_string(),
                 );
                 tokio::task::spawn_blocking(move || {
-                    haven_auth::pam::authenticate(&service, &name, &pw).map(|()| Identity {
-                        groups: haven_auth::pam::os_groups(&name),
-                        user: name,
-                    })
+                    haven_auth::pam::authenticate_with_helper(&helper, &service, &name, &pw).map(
+                        |()| Identity {
+                            groups: haven_auth::pam::os_groups(&name),
+                            user: name,
+                        },
+                    )
                 })
                 .await
                 .map_err(|e| LoginError::Pam(e.to_string()))?
+                .inspect_err(|e| {
+                    if let LoginError::Unavailable(why) | LoginError::Pam(why) = e {
+                        tracing::error!(source, "PAM login impossible: {why}");
+                    }
+                })
             }
         };
         match outcome {
@@ -123,6 +147,19 @@ impl Auth {
                 Err(e.into())
             }
         }
+    }
+
+    /// The roles in force now.
+    pub fn policy(&self) -> std::sync::Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts new roles in force (for every later check).
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(policy);
     }
 
     pub fn idle(&self) -> Duration {

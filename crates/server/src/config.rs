@@ -15,9 +15,14 @@ pub const DEFAULT_CONFIG: &str = r#"# haven.toml: configuration of `haven server
 # the values below are the defaults.
 
 [server]
-# Address of the REST API (and, later, the web console). Loopback only
-# until logins exist: the API has no authentication yet.
-listen = "127.0.0.1:8440"
+# Address of the web console and the REST API (HTTPS). Every interface by
+# default: every call but /api/v1/login, /api/v1/health and the OpenAPI
+# document needs a login, and everything goes over TLS.
+listen = "0.0.0.0:8440"
+# Serve plain HTTP instead of HTTPS. For development only, and only on a
+# loopback address (the server refuses to start otherwise). The command
+# line flag --insecure-plain-http sets it too.
+insecure_plain_http = false
 # Directory for the database (haven.db) and other state. Relative paths
 # are relative to the directory `haven server` runs in.
 data_dir = "haven-data"
@@ -41,24 +46,41 @@ flush_interval_ms = 100
 # Events waiting to be written before links are slowed down.
 queue_capacity = 50000
 
+[tls]
+# On first start the server creates the fleet's certificate authority
+# (DATA_DIR/pki/ca.pem; connectors trust it) and a server certificate
+# signed by it, for HTTPS and the connector port. Extra DNS names or IP
+# addresses for that certificate (localhost, 127.0.0.1, ::1 and this
+# host's name are always in it):
+names = []
+# Or serve HTTPS with a certificate of your own (PEM files: the chain,
+# leaf first, and its private key), e.g. one your browsers already trust.
+# Connectors still use the fleet CA.
+certificate = ""
+private_key = ""
+
 [connectors]
 # Where cluster connectors dial in (TLS, with the server's own CA; joining
-# needs a one-time token from POST /api/v1/tokens). To accept connectors
-# from other hosts, listen on 0.0.0.0:8441 and name this server in `names`.
-listen = "127.0.0.1:8441"
-# Extra DNS names or IP addresses for the server's TLS certificate
-# (localhost, 127.0.0.1 and ::1 are always in it).
-names = []
+# needs a one-time token from POST /api/v1/tokens).
+listen = "0.0.0.0:8441"
 # How long a join token stays valid.
 token_ttl_secs = 3600
 
 [auth]
 # Require a login (an OS account: PAM, or LDAP for user@domain) on every
 # API call except /api/v1/login, /api/v1/health and the OpenAPI document.
-# Off by default until the API serves HTTPS; turn it on for real use.
-enabled = false
+# Turning it off (development only) is allowed only on a loopback address;
+# then the X-Haven-User header names whoever asks.
+enabled = true
 # The PAM service (/etc/pam.d/NAME) that checks local accounts.
 pam_service = "haven"
+# The small program that runs PAM for each login (PAM modules never run
+# inside the server). Empty: haven-pam-helper next to the haven binary.
+# A server that is not root needs it setuid root, and only the server's
+# group may run it (anyone who can run it can try passwords):
+#   chown root:haven PATH && chmod 4750 PATH
+# See docs/authentication.md.
+pam_helper = ""
 # Sessions end after this many minutes unused, or hours after login.
 idle_minutes = 30
 max_hours = 12
@@ -95,6 +117,7 @@ pub struct ServerConfig {
     pub server: ServerSection,
     pub links: LinkSection,
     pub history: HistorySection,
+    pub tls: TlsSection,
     pub connectors: ConnectorSection,
     pub auth: AuthSection,
     #[serde(rename = "cluster")]
@@ -106,15 +129,25 @@ pub struct ServerConfig {
 pub struct ServerSection {
     pub listen: String,
     pub data_dir: PathBuf,
+    pub insecure_plain_http: bool,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
-            listen: "127.0.0.1:8440".into(),
+            listen: "0.0.0.0:8440".into(),
             data_dir: PathBuf::from("haven-data"),
+            insecure_plain_http: false,
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSection {
+    pub names: Vec<String>,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,15 +207,13 @@ impl Default for HistorySection {
 #[serde(default, deny_unknown_fields)]
 pub struct ConnectorSection {
     pub listen: String,
-    pub names: Vec<String>,
     pub token_ttl_secs: u64,
 }
 
 impl Default for ConnectorSection {
     fn default() -> Self {
         ConnectorSection {
-            listen: "127.0.0.1:8441".into(),
-            names: Vec::new(),
+            listen: "0.0.0.0:8441".into(),
             token_ttl_secs: 3600,
         }
     }
@@ -193,6 +224,8 @@ impl Default for ConnectorSection {
 pub struct AuthSection {
     pub enabled: bool,
     pub pam_service: String,
+    /// The PAM helper; empty = `haven-pam-helper` next to the executable.
+    pub pam_helper: PathBuf,
     pub idle_minutes: u64,
     pub max_hours: u64,
     pub max_failures: usize,
@@ -206,8 +239,9 @@ pub struct AuthSection {
 impl Default for AuthSection {
     fn default() -> Self {
         AuthSection {
-            enabled: false,
+            enabled: true,
             pam_service: haven_auth::pam::DEFAULT_SERVICE.into(),
+            pam_helper: PathBuf::new(),
             idle_minutes: 30,
             max_hours: 12,
             max_failures: 5,
@@ -237,42 +271,18 @@ impl AuthSection {
     /// The grants and administrators as a policy; the error names the bad
     /// grant.
     pub fn policy(&self) -> Result<haven_auth::roles::Policy, String> {
-        use haven_auth::roles::{Grant, Policy, Principal, Scope};
+        self.policy_with(&[])
+    }
+
+    /// The grants of `[auth]` plus `more` (those made through the API).
+    pub fn policy_with(&self, more: &[GrantEntry]) -> Result<haven_auth::roles::Policy, String> {
+        use haven_auth::roles::{Policy, Principal};
         let mut grants = Vec::new();
-        for (i, g) in self.grants.iter().enumerate() {
-            let principal = match (&g.user, &g.group) {
-                (Some(u), None) => Principal::User(u.clone()),
-                (None, Some(gr)) => Principal::Group(gr.clone()),
-                _ => {
-                    return Err(format!(
-                        "[[auth.grant]] #{}: give exactly one of `user` or `group`",
-                        i + 1
-                    ))
-                }
-            };
-            let scope = match (&g.cluster, &g.service_group) {
-                (None, None) => Scope::Fleet,
-                (Some(c), None) => Scope::Cluster { cluster: c.clone() },
-                (Some(c), Some(sg)) => Scope::Group {
-                    cluster: c.clone(),
-                    group: sg.clone(),
-                },
-                (None, Some(_)) => {
-                    return Err(format!(
-                        "[[auth.grant]] #{}: `service_group` needs its `cluster`",
-                        i + 1
-                    ))
-                }
-            };
-            let grant = Grant {
-                principal,
-                role: g.role,
-                scope,
-            };
-            grant
-                .validate()
-                .map_err(|e| format!("[[auth.grant]] #{}: {e}", i + 1))?;
-            grants.push(grant);
+        for (i, g) in self.grants.iter().chain(more).enumerate() {
+            grants.push(
+                g.to_grant()
+                    .map_err(|e| format!("[[auth.grant]] #{}: {e}", i + 1))?,
+            );
         }
         let server_admins = self
             .server_admins
@@ -286,6 +296,35 @@ impl AuthSection {
             grants,
             server_admins,
         })
+    }
+}
+
+impl GrantEntry {
+    /// The grant this entry means, or what is wrong with it.
+    pub fn to_grant(&self) -> Result<haven_auth::roles::Grant, String> {
+        use haven_auth::roles::{Grant, Principal, Scope};
+        let g = self;
+        let principal = match (&g.user, &g.group) {
+            (Some(u), None) if !u.is_empty() => Principal::User(u.clone()),
+            (None, Some(gr)) if !gr.is_empty() => Principal::Group(gr.clone()),
+            _ => return Err("give exactly one of `user` or `group`".into()),
+        };
+        let scope = match (&g.cluster, &g.service_group) {
+            (None, None) => Scope::Fleet,
+            (Some(c), None) => Scope::Cluster { cluster: c.clone() },
+            (Some(c), Some(sg)) => Scope::Group {
+                cluster: c.clone(),
+                group: sg.clone(),
+            },
+            (None, Some(_)) => return Err("`service_group` needs its `cluster`".into()),
+        };
+        let grant = Grant {
+            principal,
+            role: g.role,
+            scope,
+        };
+        grant.validate()?;
+        Ok(grant)
     }
 }
 

@@ -320,6 +320,145 @@ fn attention_of(inner: &Inner, limit: usize) -> (Vec<Attention>, usize) {
     (out, total)
 }
 
+fn clusters_of(inner: &Inner) -> Vec<ClusterInfo> {
+    inner
+        .clusters
+        .iter()
+        .map(|(name, view)| {
+            let snap = view.snapshot.as_ref();
+            ClusterInfo {
+                name: name.to_string(),
+                link: view.link.clone(),
+                systems: snap.map_or(0, |s| s.systems.len()),
+                groups: snap.map_or(0, |s| s.groups.len()),
+                resources: snap.map_or(0, |s| s.groups.iter().map(|g| g.resources.len()).sum()),
+                faulted_groups: inner
+                    .ix
+                    .faulted_groups
+                    .range((name.clone(), Name::from(""), Name::from(""))..)
+                    .take_while(|(c, _, _)| c == name)
+                    .count(),
+            }
+        })
+        .collect()
+}
+
+fn summary_of(inner: &Inner, limit: usize) -> Summary {
+    let (attention, attention_total) = attention_of(inner, limit);
+    let ix = &inner.ix;
+    let mut links = BTreeMap::new();
+    for view in inner.clusters.values() {
+        let key = view.link.state.as_str().to_string();
+        *links.entry(key).or_insert(0) += 1;
+    }
+    Summary {
+        clusters: inner.clusters.len(),
+        links,
+        systems: named(&ix.system_states),
+        groups: ix.groups,
+        group_states: named(&ix.group_states),
+        resources: ix.resources,
+        resource_states: named(&ix.resource_states),
+        attention_total,
+        attention,
+    }
+}
+
+fn search_of(inner: &Inner, pattern: &str, limit: usize) -> Vec<Hit> {
+    let needle = pattern.to_lowercase();
+    let matches = |name: &str| name.to_lowercase().contains(&needle);
+    let mut hits = Vec::new();
+    let hit = |kind: &str, cluster: &Name, name: &Name, group: Option<&Name>| Hit {
+        kind: kind.into(),
+        cluster: cluster.to_string(),
+        name: name.to_string(),
+        group: group.map(|g| g.to_string()),
+    };
+    'clusters: for (c, view) in &inner.clusters {
+        if matches(c) {
+            hits.push(hit("cluster", c, c, None));
+        }
+        let Some(snap) = &view.snapshot else { continue };
+        for s in &snap.systems {
+            if matches(&s.name) {
+                hits.push(hit("system", c, &s.name, None));
+            }
+        }
+        for g in &snap.groups {
+            if matches(&g.name) {
+                hits.push(hit("group", c, &g.name, None));
+            }
+            for r in &g.resources {
+                if matches(&r.name) {
+                    hits.push(hit("resource", c, &r.name, Some(&g.name)));
+                }
+            }
+            if hits.len() >= limit {
+                break 'clusters;
+            }
+        }
+    }
+    hits.truncate(limit);
+    hits
+}
+
+/// What one reader may see of the fleet (their roles decide; see
+/// `haven_auth::roles::Policy::can_see`).
+pub trait Sight {
+    /// Whether the cluster is visible at all.
+    fn cluster(&self, cluster: &str) -> bool;
+    /// Whether a service group of a visible cluster is.
+    fn group(&self, cluster: &str, group: &str) -> bool;
+}
+
+/// A snapshot with only the groups `sight` shows (systems stay: anyone
+/// who sees a cluster sees its systems).
+pub fn visible_snapshot(snap: &ClusterSnapshot, sight: &dyn Sight) -> ClusterSnapshot {
+    let cluster = &snap.config.name;
+    let mut out = snap.clone();
+    out.groups.retain(|g| sight.group(cluster, &g.name));
+    out.config.groups.retain(|g| sight.group(cluster, &g.name));
+    out
+}
+
+/// Whether an event is about something `sight` shows.
+pub fn visible_event(cluster: &str, event: &Event, sight: &dyn Sight) -> bool {
+    event.kind.group().is_none_or(|g| sight.group(cluster, g))
+}
+
+/// The part of the fleet one reader sees (from [`Fleet::seen_by`]).
+pub struct SeenFleet(Inner);
+
+impl SeenFleet {
+    pub fn clusters(&self) -> Vec<ClusterInfo> {
+        clusters_of(&self.0)
+    }
+    pub fn summary(&self, limit: usize) -> Summary {
+        summary_of(&self.0, limit)
+    }
+    pub fn attention(&self, limit: usize) -> (Vec<Attention>, usize) {
+        attention_of(&self.0, limit)
+    }
+    pub fn search(&self, pattern: &str, limit: usize) -> Vec<Hit> {
+        search_of(&self.0, pattern, limit)
+    }
+    pub fn snapshot(&self, cluster: &str) -> Option<&ClusterSnapshot> {
+        self.0.clusters.get(cluster)?.snapshot.as_ref()
+    }
+    pub fn contains(&self, cluster: &str) -> bool {
+        self.0.clusters.contains_key(cluster)
+    }
+    /// The clusters that have a system of this name.
+    pub fn clusters_with_system(&self, system: &str) -> Vec<Name> {
+        self.0
+            .ix
+            .systems_by_name
+            .get(system)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// Makes every mention of a name in a snapshot share one allocation (a
 /// decoded snapshot has a copy per mention: each state entry names its
 /// system, each dependency its resources...). At fleet scale, names are
@@ -663,27 +802,7 @@ impl Fleet {
 
     /// Every cluster with its link and sizes.
     pub fn clusters(&self) -> Vec<ClusterInfo> {
-        let inner = self.read();
-        inner
-            .clusters
-            .iter()
-            .map(|(name, view)| {
-                let snap = view.snapshot.as_ref();
-                ClusterInfo {
-                    name: name.to_string(),
-                    link: view.link.clone(),
-                    systems: snap.map_or(0, |s| s.systems.len()),
-                    groups: snap.map_or(0, |s| s.groups.len()),
-                    resources: snap.map_or(0, |s| s.groups.iter().map(|g| g.resources.len()).sum()),
-                    faulted_groups: inner
-                        .ix
-                        .faulted_groups
-                        .range((name.clone(), Name::from(""), Name::from(""))..)
-                        .take_while(|(c, _, _)| c == name)
-                        .count(),
-                }
-            })
-            .collect()
+        clusters_of(&self.read())
     }
 
     /// Everything that needs attention, most urgent first, at most `limit`
@@ -695,66 +814,44 @@ impl Fleet {
     /// Counts of the whole fleet and the first `limit` attention items,
     /// from one moment of the fleet (one read of the lock).
     pub fn summary(&self, limit: usize) -> Summary {
-        let inner = self.read();
-        let (attention, attention_total) = attention_of(&inner, limit);
-        let ix = &inner.ix;
-        let mut links = BTreeMap::new();
-        for view in inner.clusters.values() {
-            let key = view.link.state.as_str().to_string();
-            *links.entry(key).or_insert(0) += 1;
-        }
-        Summary {
-            clusters: inner.clusters.len(),
-            links,
-            systems: named(&ix.system_states),
-            groups: ix.groups,
-            group_states: named(&ix.group_states),
-            resources: ix.resources,
-            resource_states: named(&ix.resource_states),
-            attention_total,
-            attention,
-        }
+        summary_of(&self.read(), limit)
     }
 
     /// Objects whose name contains `pattern` (case-insensitive), at most
     /// `limit`.
     pub fn search(&self, pattern: &str, limit: usize) -> Vec<Hit> {
-        let needle = pattern.to_lowercase();
-        let matches = |name: &str| name.to_lowercase().contains(&needle);
+        search_of(&self.read(), pattern, limit)
+    }
+
+    /// The part of the fleet `sight` shows, with its own indexes: what a
+    /// user without a fleet-wide role is answered from. Costs a copy of
+    /// the clusters they see.
+    pub fn seen_by(&self, sight: &dyn Sight) -> SeenFleet {
         let inner = self.read();
-        let mut hits = Vec::new();
-        let hit = |kind: &str, cluster: &Name, name: &Name, group: Option<&Name>| Hit {
-            kind: kind.into(),
-            cluster: cluster.to_string(),
-            name: name.to_string(),
-            group: group.map(|g| g.to_string()),
+        let mut out = Inner {
+            clusters: BTreeMap::new(),
+            ix: Indexes::default(),
         };
-        'clusters: for (c, view) in &inner.clusters {
-            if matches(c) {
-                hits.push(hit("cluster", c, c, None));
+        for (name, view) in &inner.clusters {
+            if !sight.cluster(name) {
+                continue;
             }
-            let Some(snap) = &view.snapshot else { continue };
-            for s in &snap.systems {
-                if matches(&s.name) {
-                    hits.push(hit("system", c, &s.name, None));
-                }
+            let snapshot = view
+                .snapshot
+                .as_ref()
+                .map(|snap| visible_snapshot(snap, sight));
+            if let Some(snap) = &snapshot {
+                account(&mut out.ix, snap, true);
             }
-            for g in &snap.groups {
-                if matches(&g.name) {
-                    hits.push(hit("group", c, &g.name, None));
-                }
-                for r in &g.resources {
-                    if matches(&r.name) {
-                        hits.push(hit("resource", c, &r.name, Some(&g.name)));
-                    }
-                }
-                if hits.len() >= limit {
-                    break 'clusters;
-                }
-            }
+            out.clusters.insert(
+                name.clone(),
+                ClusterView {
+                    snapshot,
+                    link: view.link.clone(),
+                },
+            );
         }
-        hits.truncate(limit);
-        hits
+        SeenFleet(out)
     }
 
     /// The clusters that have a system of this name.

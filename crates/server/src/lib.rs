@@ -16,6 +16,8 @@
 //! → writer → database. Operations flow back through [`ops`] → link →
 //! engine.
 
+pub mod access;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod fleet;
 pub mod link;
 pub mod openapi;
 pub mod ops;
+pub mod tls;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -101,13 +104,21 @@ impl Server {
         let known = store.list_clusters()?;
         let cursors = store.cursors()?;
         let reader = SqliteStore::open(&path)?;
-        let authority = haven_pki::Authority::load_or_create(
-            &config.server.data_dir.join("pki"),
-            &config.connectors.names,
-        )
-        .context("cannot set up the server's certificate authority")?;
+        let mut names = config.tls.names.clone();
+        names.extend(tls::host_name().filter(|h| !names.contains(h)));
+        let authority =
+            haven_pki::Authority::load_or_create(&config.server.data_dir.join("pki"), &names)
+                .context("cannot set up the server's certificate authority")?;
         let auth = if config.auth.enabled {
-            Some(auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?)
+            let auth = auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
+            let stored = stored_grants(&store.grants()?);
+            auth.set_policy(
+                config
+                    .auth
+                    .policy_with(&stored)
+                    .map_err(|e| anyhow::anyhow!("grants in the database: {e}"))?,
+            );
+            Some(auth)
         } else {
             None
         };
@@ -280,16 +291,6 @@ impl Server {
         self.started_ms
     }
 
-    /// Serves the API until the listener fails.
-    pub async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        axum::serve(
-            listener,
-            api::router(self).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .context("the API server stopped")
-    }
-
     /// Serves the API on `DATA_DIR/haven.sock` too, for local tools: a
     /// caller there is the OS user the kernel says it is (peer
     /// credentials), with no password. Returns the socket's path.
@@ -310,30 +311,89 @@ impl Server {
         Ok(path)
     }
 
-    /// Binds the configured address and serves the API in the background;
-    /// returns the bound address.
+    /// The TLS configuration of the API: the operator's own certificate
+    /// if `[tls]` names one, else the fleet CA's server certificate.
+    pub fn https_config(&self) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+        let tls = &self.config.tls;
+        match (
+            tls.certificate.as_os_str().is_empty(),
+            tls.private_key.as_os_str().is_empty(),
+        ) {
+            (true, true) => Ok(self.authority.server_config()?),
+            (false, false) => Ok(haven_pki::server_config_from_files(
+                &tls.certificate,
+                &tls.private_key,
+            )?),
+            _ => anyhow::bail!("[tls]: give both `certificate` and `private_key`, or neither"),
+        }
+    }
+
+    /// Whether the API serves HTTPS (everything but development setups).
+    pub fn https(&self) -> bool {
+        !self.config.server.insecure_plain_http
+    }
+
+    /// Binds the configured address and serves the API (HTTPS unless
+    /// `insecure_plain_http`) and the connector port in the background;
+    /// returns the API's address.
+    ///
+    /// Without TLS or without logins the API would be open to anyone who
+    /// can reach it, so either is allowed on loopback addresses only.
     pub async fn listen(self: &Arc<Self>) -> anyhow::Result<SocketAddr> {
         let listen = &self.config.server.listen;
         let candidates = tokio::net::lookup_host(listen.as_str())
             .await
             .with_context(|| format!("cannot resolve the listen address {listen}"))?;
-        for candidate in candidates {
-            if !candidate.ip().is_loopback() {
-                anyhow::bail!(
-                    "refusing to listen on {listen}: the API has no login yet, so it serves loopback only; use 127.0.0.1:PORT or [::1]:PORT"
-                );
+        let unsafe_mode = if !self.https() {
+            Some("plain HTTP (insecure_plain_http)")
+        } else if self.auth.is_none() {
+            Some("logins off ([auth] enabled = false)")
+        } else {
+            None
+        };
+        if let Some(mode) = unsafe_mode {
+            for candidate in candidates {
+                if !candidate.ip().is_loopback() {
+                    anyhow::bail!(
+                        "refusing to listen on {listen} with {mode}: that is for development on a loopback address only (127.0.0.1:PORT or [::1]:PORT)"
+                    );
+                }
             }
         }
+        let tls = if self.https() {
+            Some(self.https_config().context("cannot set up HTTPS")?)
+        } else {
+            None
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| {
                 format!("cannot listen on {listen} (in use? set [server] listen in haven.toml)")
             })?;
         let addr = listener.local_addr()?;
-        let me = self.clone();
+        let app = api::router(self.clone());
         tokio::spawn(async move {
-            if let Err(e) = me.serve(listener).await {
-                tracing::error!("{e:#}");
+            let served = match tls {
+                Some(config) => match tls::TlsListener::new(listener, config) {
+                    Ok(tls_listener) => {
+                        axum::serve(
+                            tls_listener,
+                            app.into_make_service_with_connect_info::<tls::Remote>(),
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<tls::Remote>(),
+                    )
+                    .await
+                }
+            };
+            if let Err(e) = served {
+                tracing::error!("the API server stopped: {e}");
             }
         });
         let connector_listen = &self.config.connectors.listen;
@@ -348,6 +408,29 @@ impl Server {
         tokio::spawn(self.clone().serve_connectors(connectors));
         Ok(addr)
     }
+}
+
+/// Grants made through the API, as `[[auth.grant]]` entries (a row this
+/// build cannot read is skipped, loudly, rather than stopping the server).
+pub fn stored_grants(rows: &[haven_store::GrantRecord]) -> Vec<config::GrantEntry> {
+    rows.iter()
+        .filter_map(|r| {
+            let role = serde_json::from_value(serde_json::Value::String(r.role.clone()));
+            match role {
+                Ok(role) => Some(config::GrantEntry {
+                    user: (r.principal_kind == "user").then(|| r.principal.clone()),
+                    group: (r.principal_kind == "group").then(|| r.principal.clone()),
+                    role,
+                    cluster: r.cluster.clone(),
+                    service_group: r.service_group.clone(),
+                }),
+                Err(e) => {
+                    tracing::error!(id = r.id, "ignoring a stored grant: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 fn record(entry: &ClusterEntry) -> ClusterRecord {

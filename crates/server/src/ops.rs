@@ -48,6 +48,10 @@ pub struct OperationResult {
 pub enum OpError {
     #[error("no cluster named {0}")]
     UnknownCluster(String),
+    /// The cluster exists, but the caller has no role on it (they are told
+    /// it is unknown; the refusal is logged).
+    #[error("no cluster named {0}")]
+    Invisible(String),
     #[error("cannot record the operation: {0}")]
     Audit(String),
 }
@@ -68,8 +72,8 @@ pub async fn run(
     // Roles are checked before anything else; a denial is audited too.
     let denied = match (caller, &server.auth) {
         (Caller::User(identity), Some(auth)) => {
-            if !auth.policy.can_see(identity, cluster, None) {
-                return Err(OpError::UnknownCluster(cluster.to_string()));
+            if !auth.policy().can_see(identity, cluster, None) {
+                return Err(OpError::Invisible(cluster.to_string()));
             }
             let group_of = |resource: &str| {
                 server
@@ -79,7 +83,7 @@ pub async fn run(
                     })
                     .flatten()
             };
-            auth.policy
+            auth.policy()
                 .authorize(identity, cluster, &op, group_of)
                 .err()
         }

@@ -45,6 +45,8 @@ pub enum WriteMsg {
         reason: Option<String>,
         finished_ms: i64,
     },
+    /// The access log: logins, logouts, refusals, administrators' changes.
+    Access(haven_store::NewAccess),
     /// Replies once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -253,6 +255,15 @@ impl Writer {
                         .finish_operation(id, outcome, reason.as_deref(), finished_ms)
                 {
                     tracing::error!("cannot record the outcome of operation {id}: {e}");
+                }
+            }
+            WriteMsg::Access(entry) => {
+                if let Err(e) = self.store.insert_access(std::slice::from_ref(&entry)) {
+                    tracing::error!(
+                        user = entry.user,
+                        action = entry.action,
+                        "cannot write to the access log: {e}"
+                    );
                 }
             }
             WriteMsg::Flush(done) => waiting.push(done),

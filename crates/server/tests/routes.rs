@@ -19,7 +19,8 @@ async fn every_documented_route_is_served() {
         let path = route
             .path
             .replace("{name}", "nosuch")
-            .replace("{system}", "nosuch");
+            .replace("{system}", "nosuch")
+            .replace("{id}", "999");
         let request = Request::builder()
             .method(route.method.to_uppercase().as_str())
             .uri(&path)

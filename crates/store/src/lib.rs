@@ -1,6 +1,7 @@
 //! The management server's database: its configuration (the managed
 //! clusters, settings) and its history (every event of every cluster, every
-//! operation with who asked, what, when and how it ended).
+//! operation with who asked, what, when and how it ended), the security
+//! access log, and the role grants made through the API.
 //!
 //! The server talks to a [`Store`]; [`SqliteStore`] is the one backend today
 //! (one SQLite file in the data directory, write-ahead logging). The trait
@@ -27,6 +28,9 @@
 //! - **Nothing is lost.** Every event is stored whole as JSON (`detail`);
 //!   the typed columns beside it are for queries and external tools, and
 //!   reading a row back gives the event that was appended.
+//! - **A grant is stored once.** One principal holds a role at one scope
+//!   (fleet, cluster or service group) at most once; granting it again
+//!   changes nothing.
 //! - **Newer files are left alone.** A database written by a newer Haven
 //!   (a schema version this build does not know) is refused before anything
 //!   in it changes.
@@ -136,4 +140,23 @@ pub trait Store: Send {
 
     /// Every connector that joined.
     fn connectors(&self) -> Result<Vec<ConnectorRecord>, StoreError>;
+
+    /// Records security-relevant events (logins, reads, changes, denials)
+    /// in one transaction: all of them or, on error, none.
+    fn insert_access(&mut self, rows: &[NewAccess]) -> Result<(), StoreError>;
+
+    /// Recorded access entries that match the query, newest first.
+    fn access_log(&self, q: &AccessQuery) -> Result<Vec<AccessRecord>, StoreError>;
+
+    /// Stores a role grant and returns its id, or `None` when the same
+    /// grant (principal, role and scope) is already stored, which is left
+    /// as it was.
+    fn insert_grant(&mut self, g: &NewGrant) -> Result<Option<i64>, StoreError>;
+
+    /// Every stored grant, in the order they were made.
+    fn grants(&self) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Removes a grant and returns it, or `None` when there is no grant
+    /// with that id.
+    fn delete_grant(&mut self, id: i64) -> Result<Option<GrantRecord>, StoreError>;
 }

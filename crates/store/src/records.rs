@@ -84,7 +84,8 @@ pub struct Gap {
     pub reason: String,
 }
 
-/// The default [`HistoryQuery::limit`] and [`OperationQuery::limit`].
+/// The default [`HistoryQuery::limit`], [`OperationQuery::limit`] and
+/// [`AccessQuery::limit`].
 pub const DEFAULT_LIMIT: usize = 100;
 
 /// Which events [`Store::history`](crate::Store::history) returns. Every
@@ -93,6 +94,10 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub struct HistoryQuery {
     /// Only this cluster's events.
     pub cluster: Option<String>,
+    /// Only events of these clusters (e.g. those a user may see); an empty
+    /// list matches nothing. Both this and `cluster` must match when both
+    /// are set.
+    pub clusters: Option<Vec<String>>,
     /// Only events about this object: it matches the event's group,
     /// resource or system, or the object a notice names. For a failover
     /// the system is the one the group left.
@@ -111,6 +116,7 @@ impl Default for HistoryQuery {
     fn default() -> Self {
         HistoryQuery {
             cluster: None,
+            clusters: None,
             object: None,
             since_ms: None,
             until_ms: None,
@@ -210,6 +216,10 @@ impl fmt::Display for Outcome {
 pub struct OperationQuery {
     /// Only operations sent to this cluster.
     pub cluster: Option<String>,
+    /// Only operations sent to these clusters (e.g. those a user may see);
+    /// an empty list matches nothing. Both this and `cluster` must match
+    /// when both are set.
+    pub clusters: Option<Vec<String>>,
     /// Only operations this user asked for.
     pub user: Option<String>,
     /// At most this many, newest first (0 returns none).
@@ -221,6 +231,7 @@ impl Default for OperationQuery {
     fn default() -> Self {
         OperationQuery {
             cluster: None,
+            clusters: None,
             user: None,
             limit: DEFAULT_LIMIT,
         }
@@ -255,6 +266,16 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", o.as_str()));
         }
         assert_eq!(Outcome::parse("done"), None);
+    }
+
+    #[test]
+    fn access_outcome_names_parse_back_and_match_json() {
+        for o in AccessOutcome::ALL {
+            assert_eq!(AccessOutcome::parse(o.as_str()), Some(o));
+            let json = serde_json::to_string(&o).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", o.as_str()));
+        }
+        assert_eq!(AccessOutcome::parse("refused"), None);
     }
 
     #[test]
@@ -300,4 +321,169 @@ pub struct ConnectorRecord {
     pub version: String,
     /// When it joined (ms since the epoch).
     pub joined_ms: i64,
+}
+
+/// A security-relevant event that is not a cluster operation (those are
+/// [operations](NewOperation)), as it is recorded: a login or logout, a
+/// read, a change of configuration, tokens or grants, and anything denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccess {
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Who (`-` when unknown, e.g. a failed login without a user name).
+    pub user: String,
+    /// Where from: the remote address or `local socket` (`None`: neither).
+    pub source: Option<String>,
+    /// What was done: `login`, `logout`, `read`, `add_cluster`,
+    /// `remove_cluster`, `create_token`, `grant`, `revoke`, ...
+    pub action: String,
+    /// What it was about: an API path, a cluster name, a grant id.
+    pub target: Option<String>,
+    /// The cluster concerned, if one is (for filtering).
+    pub cluster: Option<String>,
+    /// Whether it was allowed.
+    pub outcome: AccessOutcome,
+    /// Why it was denied or failed, if it was.
+    pub reason: Option<String>,
+}
+
+/// A recorded [`NewAccess`], with its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// Its id, in the order entries were recorded.
+    pub id: i64,
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Who (`-` when unknown).
+    pub user: String,
+    /// Where from: the remote address or `local socket`.
+    pub source: Option<String>,
+    /// What was done (`login`, `grant`, ...).
+    pub action: String,
+    /// What it was about: an API path, a cluster name, a grant id.
+    pub target: Option<String>,
+    /// The cluster concerned, if one is.
+    pub cluster: Option<String>,
+    /// Whether it was allowed.
+    pub outcome: AccessOutcome,
+    /// Why it was denied or failed, if it was.
+    pub reason: Option<String>,
+}
+
+/// How an [access](NewAccess) ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessOutcome {
+    /// It was allowed and done.
+    Allowed,
+    /// The caller had no right to it (or no valid login); nothing was done.
+    Denied,
+    /// It was allowed but did not succeed.
+    Failed,
+}
+
+impl AccessOutcome {
+    /// Every outcome.
+    pub const ALL: [AccessOutcome; 3] = [
+        AccessOutcome::Allowed,
+        AccessOutcome::Denied,
+        AccessOutcome::Failed,
+    ];
+
+    /// The stored (and JSON) name: `allowed`, `denied`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessOutcome::Allowed => "allowed",
+            AccessOutcome::Denied => "denied",
+            AccessOutcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome of that name, if there is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for AccessOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which entries [`Store::access_log`](crate::Store::access_log) returns.
+/// Every filter that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessQuery {
+    /// Only this user's entries.
+    pub user: Option<String>,
+    /// Only entries of this action (`login`, ...).
+    pub action: Option<String>,
+    /// Only entries with this outcome.
+    pub outcome: Option<AccessOutcome>,
+    /// Only entries about this cluster.
+    pub cluster: Option<String>,
+    /// Only entries at or after this time (ms since the Unix epoch).
+    pub since_ms: Option<i64>,
+    /// At most this many, newest first (0 returns none).
+    pub limit: usize,
+}
+
+impl Default for AccessQuery {
+    /// Everything, up to [`DEFAULT_LIMIT`] newest entries.
+    fn default() -> Self {
+        AccessQuery {
+            user: None,
+            action: None,
+            outcome: None,
+            cluster: None,
+            since_ms: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// A role grant as it is made through the API (grants from the
+/// configuration file are not stored).
+///
+/// The store keeps what it is given: it checks the principal's kind and
+/// that a group scope names its cluster, not the role's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewGrant {
+    /// `user` or `group`.
+    pub principal_kind: String,
+    /// The user's or group's name.
+    pub principal: String,
+    /// The role's snake_case name (`cluster_operator`, ...).
+    pub role: String,
+    /// The cluster it applies to (`None`: the whole fleet).
+    pub cluster: Option<String>,
+    /// The service group it applies to, within `cluster` (`None`: the
+    /// whole cluster or fleet). Set only with `cluster`.
+    pub service_group: Option<String>,
+    /// When it was made, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// Who made it.
+    pub created_by: String,
+}
+
+/// A stored role grant: a [`NewGrant`] with its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Its id, in the order grants were made.
+    pub id: i64,
+    /// `user` or `group`.
+    pub principal_kind: String,
+    /// The user's or group's name.
+    pub principal: String,
+    /// The role's snake_case name (`cluster_operator`, ...).
+    pub role: String,
+    /// The cluster it applies to (`None`: the whole fleet).
+    pub cluster: Option<String>,
+    /// The service group it applies to, within `cluster`.
+    pub service_group: Option<String>,
+    /// When it was made, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// Who made it.
+    pub created_by: String,
 }

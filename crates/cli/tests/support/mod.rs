@@ -21,6 +21,7 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 pub struct Proc {
     pub child: Child,
     pub stderr: Arc<Mutex<String>>,
+    pub stdout: Arc<Mutex<String>>,
 }
 
 impl Proc {
@@ -38,10 +39,18 @@ impl Proc {
             .env("HAVEN_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start haven");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let printed = stdout.clone();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                printed.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = BufReader::new(child.stderr.take().unwrap());
@@ -55,7 +64,11 @@ impl Proc {
                 log.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let mut proc = Proc { child, stderr };
+        let mut proc = Proc {
+            child,
+            stderr,
+            stdout,
+        };
         match rx.recv_timeout(PATIENCE) {
             Ok(line) => (proc, line),
             Err(_) => {
@@ -70,6 +83,11 @@ impl Proc {
 
     pub fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// What the process printed on standard output so far.
+    pub fn printed(&self) -> String {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> i32 {
@@ -204,19 +222,27 @@ pub struct ServerProc {
 
 impl ServerProc {
     /// Writes `haven.toml` (listen on a free port, data in `dir/data`,
-    /// plus `extra`) and starts the server.
+    /// logins off unless `extra` has an `[auth]` table, plus `extra`) and
+    /// starts the server (HTTPS, the default).
     pub fn start(dir: &Path, extra: &str) -> ServerProc {
         let config = dir.join("haven.toml");
         if !config.exists() {
             std::fs::write(
                 &config,
                 format!(
-                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}{extra}",
+                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}{}{extra}",
                     dir.join("data").display(),
                     if extra.contains("[connectors]") {
                         ""
                     } else {
                         "[connectors]\nlisten = \"127.0.0.1:0\"\n"
+                    },
+                    // Tests of other things than logins run with logins
+                    // off (allowed on loopback), still over HTTPS.
+                    if extra.contains("[auth]") {
+                        ""
+                    } else {
+                        "[auth]\nenabled = false\n"
                     }
                 ),
             )
@@ -224,14 +250,9 @@ impl ServerProc {
         }
         let (proc, line) = Proc::start(
             &["server", "--config", config.to_str().unwrap()],
-            "listening on http://",
+            "haven server listening on",
         );
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("address in the ready line")
-            .to_string();
+        let addr = server_address(&line, &dir.join("data"));
         ServerProc {
             proc,
             addr,
@@ -286,7 +307,87 @@ impl ServerProc {
     }
 }
 
-/// One HTTP/1.1 request over a plain socket; returns status and body.
+/// The API address in a server's ready line ("listening on https://ADDR
+/// ..."); an HTTPS server's address is registered to be reached with TLS,
+/// trusting the fleet CA in `data_dir/pki/ca.pem`.
+pub fn server_address(line: &str, data_dir: &Path) -> String {
+    let (scheme, rest) = line
+        .split_once("listening on ")
+        .and_then(|(_, rest)| rest.split_once("://"))
+        .expect("an address in the ready line");
+    let addr = rest
+        .split_whitespace()
+        .next()
+        .expect("an address in the ready line")
+        .to_string();
+    if scheme == "https" {
+        trust(&addr, &data_dir.join("pki/ca.pem"));
+    }
+    addr
+}
+
+/// Addresses served over TLS, with the client config that trusts them.
+fn tls_clients() -> &'static Mutex<std::collections::HashMap<String, Arc<rustls::ClientConfig>>> {
+    static CLIENTS: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<String, Arc<rustls::ClientConfig>>>,
+    > = std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
+}
+
+/// From now on, requests to `addr` go over TLS, trusting the CA in `ca_pem`.
+pub fn trust(addr: &str, ca_pem: &Path) {
+    let pem = std::fs::read_to_string(ca_pem).expect("the fleet CA");
+    let config = haven_pki::client_config_for_ca(&pem).expect("a client config for the CA");
+    tls_clients()
+        .lock()
+        .unwrap()
+        .insert(addr.to_string(), config);
+}
+
+/// A connection to `addr`: TLS if `addr` was registered with [`trust`].
+pub fn connect(addr: &str) -> Box<dyn ReadWrite> {
+    let stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let config = tls_clients().lock().unwrap().get(addr).cloned();
+    match config {
+        None => Box::new(stream),
+        Some(config) => {
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name =
+                rustls::pki_types::ServerName::try_from(host.to_string()).expect("a server name");
+            let conn = rustls::ClientConnection::new(config, name).expect("a TLS client");
+            Box::new(rustls::StreamOwned::new(conn, stream))
+        }
+    }
+}
+
+pub trait ReadWrite: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}
+
+/// One HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    /// The header lines, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The value of a header (the first, case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// One HTTP/1.1 request (TLS if the address was registered with
+/// [`trust`]); returns status and body.
 pub fn http(
     addr: &str,
     method: &str,
@@ -294,9 +395,31 @@ pub fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let reply = request(addr, method, path, body, headers);
+    (reply.status, reply.body)
+}
+
+/// Like [`http`], with the answer's headers.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let stream = connect(addr);
+    exchange(stream, addr, method, path, body, headers)
+}
+
+/// One HTTP/1.1 request over an open stream.
+pub fn exchange(
+    mut stream: impl std::io::Read + std::io::Write,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let body = body.unwrap_or("");
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -312,7 +435,13 @@ pub fn http(
     request.push_str(body);
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    // A TLS peer may close without close_notify after Connection: close.
+    if let Err(e) = stream.read_to_end(&mut raw) {
+        assert!(
+            e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty(),
+            "reading the answer to {method} {path}: {e}"
+        );
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -323,14 +452,15 @@ pub fn http(
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    (
+    Reply {
         status,
-        if chunked {
+        head: head.to_string(),
+        body: if chunked {
             dechunk(rest)
         } else {
             rest.to_string()
         },
-    )
+    }
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -364,7 +494,7 @@ pub fn http_json(
 /// arrives on the channel.
 pub fn sse(addr: &str, path: &str) -> std::sync::mpsc::Receiver<(String, String)> {
     use std::io::{BufRead, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    let mut stream = connect(addr);
     stream
         .write_all(
             format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
@@ -469,4 +599,16 @@ pub fn sim_fleet(
         })
         .collect();
     (proc, entries)
+}
+
+/// Polls `f` until it gives a value (at most [`PATIENCE`]).
+pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -20,9 +20,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::{
-    AppendReport, ClusterRecord, ConnectorRecord, Cursor, Gap, HistoryQuery, HistoryRow,
-    JoinTokenRecord, NewOperation, OperationQuery, OperationRecord, Outcome, SeqRange, Store,
-    StoreError,
+    AccessOutcome, AccessQuery, AccessRecord, AppendReport, ClusterRecord, ConnectorRecord, Cursor,
+    Gap, GrantRecord, HistoryQuery, HistoryRow, JoinTokenRecord, NewAccess, NewGrant, NewOperation,
+    OperationQuery, OperationRecord, Outcome, SeqRange, Store, StoreError,
 };
 use columns::EventColumns;
 
@@ -30,8 +30,11 @@ use columns::EventColumns;
 /// with [`StoreError::Locked`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Room for the fixed statements plus every combination of query filters.
-const STATEMENT_CACHE: usize = 64;
+/// Room for the fixed statements plus every combination of query filters
+/// (history 32, access log 32, operations 8). A `clusters` list of each
+/// length is one more statement; those beyond room are prepared again when
+/// they come back (the cache keeps the most recently used).
+const STATEMENT_CACHE: usize = 128;
 
 const INSERT_HISTORY: &str = "INSERT INTO history
     (cluster, epoch, seq, time_ms, type, grp, resource, system, object, old_state, new_state, detail)
@@ -47,6 +50,10 @@ const MERGE_CURSOR: &str = "INSERT INTO cursors (cluster, epoch, seq) VALUES (?1
 /// Sets a cursor, whatever it was.
 const REPLACE_CURSOR: &str = "INSERT INTO cursors (cluster, epoch, seq) VALUES (?1, ?2, ?3)
     ON CONFLICT (cluster) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq";
+
+/// The columns [`grant_of`] reads, in its order.
+const GRANT_COLUMNS: &str =
+    "id, principal_kind, principal, role, cluster, service_group, created_ms, created_by";
 
 /// The management database in an SQLite file (or in memory, for tests).
 pub struct SqliteStore {
@@ -177,6 +184,36 @@ fn to_json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String,
     serde_json::to_string(value).map_err(|source| StoreError::Encode { what, source })
 }
 
+/// Decodes a column that holds one of a fixed set of names (`what`, e.g.
+/// an outcome) with `parse`.
+fn from_name<T>(
+    table: &'static str,
+    id: i64,
+    what: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(text).ok_or_else(|| StoreError::Corrupt {
+        table,
+        id: id.to_string(),
+        problem: format!("unknown {what} {text:?}"),
+    })
+}
+
+/// A `grants` row, selected as [`GRANT_COLUMNS`].
+fn grant_of(row: &Row<'_>) -> rusqlite::Result<GrantRecord> {
+    Ok(GrantRecord {
+        id: row.get(0)?,
+        principal_kind: row.get(1)?,
+        principal: row.get(2)?,
+        role: row.get(3)?,
+        cluster: row.get(4)?,
+        service_group: row.get(5)?,
+        created_ms: row.get(6)?,
+        created_by: row.get(7)?,
+    })
+}
+
 /// A `SELECT` with the filters that are set, numbered parameters and a
 /// limit. Each combination of filters is its own cached statement.
 struct Select<'a> {
@@ -194,20 +231,43 @@ impl<'a> Select<'a> {
         }
     }
 
+    /// Adds `condition` (already with its placeholders) to the `WHERE`
+    /// clause.
+    fn condition(&mut self, condition: &str) {
+        self.sql
+            .push_str(if self.has_where { " AND " } else { " WHERE " });
+        self.sql.push_str(condition);
+        self.has_where = true;
+    }
+
     /// Adds `condition`, where every `?` stands for `value`.
     fn filter(&mut self, condition: &str, value: &'a dyn ToSql) {
         self.params.push(value);
         let placeholder = format!("?{}", self.params.len());
-        self.sql
-            .push_str(if self.has_where { " AND " } else { " WHERE " });
-        self.sql.push_str(&condition.replace('?', &placeholder));
-        self.has_where = true;
+        self.condition(&condition.replace('?', &placeholder));
     }
 
     fn filter_opt<T: ToSql>(&mut self, condition: &str, value: &'a Option<T>) {
         if let Some(value) = value {
             self.filter(condition, value);
         }
+    }
+
+    /// If `values` is set, only rows whose `column` is one of them (an
+    /// empty list: no rows). One parameter per value, so each length of
+    /// list is its own cached statement.
+    fn filter_in<T: ToSql>(&mut self, column: &str, values: &'a Option<Vec<T>>) {
+        let Some(values) = values else { return };
+        if values.is_empty() {
+            self.condition("FALSE");
+            return;
+        }
+        let mut placeholders = Vec::with_capacity(values.len());
+        for value in values {
+            self.params.push(value);
+            placeholders.push(format!("?{}", self.params.len()));
+        }
+        self.condition(&format!("{column} IN ({})", placeholders.join(", ")));
     }
 
     /// Runs the query, mapping each row with `map`.
@@ -564,6 +624,7 @@ impl Store for SqliteStore {
         let mut select =
             Select::from("SELECT id, cluster, epoch, seq, time_ms, detail FROM history");
         select.filter_opt("cluster = ?", &q.cluster);
+        select.filter_in("cluster", &q.clusters);
         select.filter_opt(
             "(grp = ? OR resource = ? OR system = ? OR object = ?)",
             &q.object,
@@ -658,6 +719,7 @@ impl Store for SqliteStore {
              FROM operations",
         );
         select.filter_opt("cluster = ?", &q.cluster);
+        select.filter_in("cluster", &q.clusters);
         select.filter_opt("username = ?", &q.user);
         let limit = sql_limit(q.limit);
         select.run(
@@ -667,16 +729,10 @@ impl Store for SqliteStore {
             |row| {
                 let id: i64 = row.get(0)?;
                 let op: Operation = from_json("operations", id, &row.get::<_, String>(3)?)?;
-                let outcome = match row.get::<_, Option<String>>(5)? {
-                    None => None,
-                    Some(text) => {
-                        Some(Outcome::parse(&text).ok_or_else(|| StoreError::Corrupt {
-                            table: "operations",
-                            id: id.to_string(),
-                            problem: format!("unknown outcome {text:?}"),
-                        })?)
-                    }
-                };
+                let outcome = row
+                    .get::<_, Option<String>>(5)?
+                    .map(|text| from_name("operations", id, "outcome", &text, Outcome::parse))
+                    .transpose()?;
                 Ok(OperationRecord {
                     id,
                     cluster: row.get(1)?,
@@ -689,6 +745,116 @@ impl Store for SqliteStore {
                 })
             },
         )
+    }
+
+    fn insert_access(&mut self, rows: &[NewAccess]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write_tx()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO access_log
+                    (time_ms, username, source, action, target, cluster, outcome, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for row in rows {
+                insert.execute(params![
+                    row.time_ms,
+                    row.user,
+                    row.source,
+                    row.action,
+                    row.target,
+                    row.cluster,
+                    row.outcome.as_str(),
+                    row.reason,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn access_log(&self, q: &AccessQuery) -> Result<Vec<AccessRecord>, StoreError> {
+        let outcome = q.outcome.map(AccessOutcome::as_str);
+        let mut select = Select::from(
+            "SELECT id, time_ms, username, source, action, target, cluster, outcome, reason
+             FROM access_log",
+        );
+        select.filter_opt("username = ?", &q.user);
+        select.filter_opt("action = ?", &q.action);
+        select.filter_opt("outcome = ?", &outcome);
+        select.filter_opt("cluster = ?", &q.cluster);
+        select.filter_opt("time_ms >= ?", &q.since_ms);
+        let limit = sql_limit(q.limit);
+        select.run(
+            &self.conn,
+            "ORDER BY time_ms DESC, id DESC",
+            Some(&limit),
+            |row| {
+                let id: i64 = row.get(0)?;
+                let outcome: String = row.get(7)?;
+                Ok(AccessRecord {
+                    id,
+                    time_ms: row.get(1)?,
+                    user: row.get(2)?,
+                    source: row.get(3)?,
+                    action: row.get(4)?,
+                    target: row.get(5)?,
+                    cluster: row.get(6)?,
+                    outcome: from_name(
+                        "access_log",
+                        id,
+                        "outcome",
+                        &outcome,
+                        AccessOutcome::parse,
+                    )?,
+                    reason: row.get(8)?,
+                })
+            },
+        )
+    }
+
+    fn insert_grant(&mut self, g: &NewGrant) -> Result<Option<i64>, StoreError> {
+        // ON CONFLICT DO NOTHING, not INSERT OR IGNORE: only the unique
+        // index may skip the row; a failed CHECK stays an error.
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO grants
+                    (principal_kind, principal, role, cluster, service_group, created_ms, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                g.principal_kind,
+                g.principal,
+                g.role,
+                g.cluster,
+                g.service_group,
+                g.created_ms,
+                g.created_by
+            ])?;
+        Ok((inserted == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
+    fn grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        Select::from(&format!("SELECT {GRANT_COLUMNS} FROM grants")).run(
+            &self.conn,
+            "ORDER BY id",
+            None,
+            |row| Ok(grant_of(row)?),
+        )
+    }
+
+    fn delete_grant(&mut self, id: i64) -> Result<Option<GrantRecord>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM grants WHERE id = ?1 RETURNING {GRANT_COLUMNS}"
+            ))?
+            .query_row([id], grant_of)
+            .optional()?)
     }
 }
 

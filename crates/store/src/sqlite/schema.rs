@@ -16,10 +16,50 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V3: &str = r#"
+-- Security-relevant events that are not cluster operations (those are in
+-- `operations`): logins and logouts, reads, configuration changes, tokens,
+-- grants, and what was denied.
+CREATE TABLE access_log (
+    id        INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    time_ms   INTEGER NOT NULL,
+    username  TEXT    NOT NULL,              -- who; '-' when unknown
+    source    TEXT,                          -- remote address or 'local socket'; NULL: none
+    action    TEXT    NOT NULL,              -- login, logout, read, add_cluster, remove_cluster,
+                                             -- create_token, grant, revoke, ...
+    target    TEXT,                          -- what it was about: an API path, a cluster
+                                             -- name, a grant id; NULL: nothing more
+    cluster   TEXT,                          -- the cluster concerned, NULL: none
+    outcome   TEXT    NOT NULL CHECK (outcome IN ('allowed', 'denied', 'failed')),
+    reason    TEXT                           -- why it was denied or failed
+) STRICT;
+CREATE INDEX access_log_time ON access_log (time_ms);
+CREATE INDEX access_log_user_time ON access_log (username, time_ms);
+
+-- Role grants made through the API (grants in the configuration file are
+-- not stored). The scope is the fleet (cluster NULL), a cluster, or a
+-- service group of a cluster.
+CREATE TABLE grants (
+    id              INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    principal_kind  TEXT    NOT NULL CHECK (principal_kind IN ('user', 'group')),
+    principal       TEXT    NOT NULL,        -- the user or OS/directory group name
+    role            TEXT    NOT NULL,        -- snake_case role name: cluster_operator, ...
+    cluster         TEXT,                    -- NULL: the whole fleet
+    service_group   TEXT,                    -- NULL unless the scope is one group
+    created_ms      INTEGER NOT NULL,
+    created_by      TEXT    NOT NULL,        -- who granted it
+    CHECK (service_group IS NULL OR cluster IS NOT NULL)
+) STRICT;
+-- One grant of a role to a principal per scope. NULLs are distinct in a
+-- UNIQUE constraint, so the scope columns are compared as '' instead.
+CREATE UNIQUE INDEX grants_unique ON grants
+    (principal_kind, principal, role, IFNULL(cluster, ''), IFNULL(service_group, ''));
+"#;
 
 const V2: &str = r#"
 -- One-time tokens a connector trades for its credentials.
