@@ -86,8 +86,8 @@ idle_minutes = 30
 max_hours = 12
 # Failed logins allowed per user and per source in 10 minutes.
 max_failures = 5
-# Who manages the server itself (clusters, tokens, roles): user names, or
-# @group for an OS group.
+# Who manages the server itself (clusters, tokens, grants, the access
+# log): user names, or @group for an OS group.
 server_admins = ["root"]
 # Roles on clusters, as HA administrators know them: guest,
 # group_operator, group_administrator, cluster_operator,
@@ -98,6 +98,25 @@ server_admins = ["root"]
 # group = "ha-ops"
 # role = "cluster_operator"
 # cluster = "prod-db"
+#
+# More grants can be made at run time (POST /api/v1/grants); those are
+# kept in the database.
+
+# Directory accounts (user@domain) through LDAP or Active Directory: a
+# login binds as the user, then reads their groups.
+#
+# [auth.ldap]
+# url = "ldaps://ldap.example.com:636"   # or ldap://HOST:389 with starttls
+# starttls = false
+# ca_file = "/etc/haven/ldap-ca.pem"      # the directory's CA (system store if unset)
+# user_base = "ou=people,dc=example,dc=com"
+# user_filter = "(uid={user})"            # AD: "(sAMAccountName={user})"
+# group_base = "ou=groups,dc=example,dc=com"
+# group_filter = "(|(memberUid={user})(member={dn}))"
+# group_name_attr = "cn"
+# bind_dn = "cn=haven,dc=example,dc=com" # optional search account
+# bind_password = "..."
+# timeout_secs = 10
 
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
@@ -369,6 +388,24 @@ mod tests {
             ServerConfig::default()
         );
         assert_eq!(ServerConfig::parse("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn the_commented_examples_are_valid_when_uncommented() {
+        for (first, last) in [
+            ("# [auth.ldap]", "# timeout_secs"),
+            ("# [[auth.grant]]", "# cluster = "),
+            ("# [[cluster]]", "# password"),
+        ] {
+            let start = DEFAULT_CONFIG.find(first).unwrap();
+            let end = start + DEFAULT_CONFIG[start..].find(last).unwrap();
+            let end = end + DEFAULT_CONFIG[end..].find('\n').unwrap();
+            let text: String = DEFAULT_CONFIG[start..end]
+                .lines()
+                .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+                .collect();
+            ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
     }
 
     #[test]
