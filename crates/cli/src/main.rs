@@ -1,6 +1,9 @@
 //! `haven`: one binary for every role. This file only parses the command
 //! line and wires the library crates together.
 
+mod client;
+mod db;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +16,7 @@ use haven_server::config::{ClusterEntry, GrantEntry, ServerConfig, DEFAULT_CONFI
 
 /// Haven: one console for many high-availability clusters.
 #[derive(Parser)]
-#[command(name = "haven", version, about, long_about = None, propagate_version = true)]
+#[command(name = "haven", version, about, long_about = None, propagate_version = true, after_long_help = client::EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,9 +39,15 @@ enum Command {
     /// Check or print a main.cf configuration without starting anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Back up, restore, verify or prune the management database.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// Hash a password for the UserNames attribute of main.cf (reads it
     /// from standard input).
     HashPassword,
+    /// The fleet command line: login, status, operations, administration.
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 #[derive(Args)]
@@ -256,7 +265,9 @@ fn main() -> ExitCode {
         Command::Engine(args) => runtime().and_then(|rt| rt.block_on(run_engine(args))),
         Command::Sim(args) => runtime().and_then(|rt| rt.block_on(run_sim(args))),
         Command::Config(cmd) => run_config(cmd),
+        Command::Db(cmd) => db::run(cmd),
         Command::HashPassword => hash_password(),
+        Command::Client(cmd) => return client::run(cmd, <Cli as clap::CommandFactory>::command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,39 +4,12 @@
 
 mod support;
 
-use std::process::Command;
+#[path = "support/os_users.rs"]
+mod os_users;
 
+use os_users::OsUsers;
 use serde_json::Value;
 use support::*;
-
-struct Users {
-    names: Vec<String>,
-    group: String,
-    service: String,
-}
-
-impl Drop for Users {
-    fn drop(&mut self) {
-        for u in &self.names {
-            let _ = Command::new("userdel").arg(u).status();
-        }
-        let _ = Command::new("groupdel").arg(&self.group).status();
-        let _ = std::fs::remove_file(format!("/etc/pam.d/{}", self.service));
-    }
-}
-
-fn sh(cmd: &str, args: &[&str], stdin: Option<&str>) {
-    use std::io::Write;
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(t) = stdin {
-        child.stdin.take().unwrap().write_all(t.as_bytes()).unwrap();
-    }
-    assert!(child.wait().unwrap().success(), "{cmd} {args:?}");
-}
 
 fn login(server: &ServerProc, user: &str, password: &str) -> (u16, Value) {
     server.post(
@@ -52,39 +25,11 @@ fn bearer(token: &str) -> String {
 
 #[test]
 fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "needs root on CI"
-        );
-        eprintln!("not root: skipped (it creates OS users)");
+    let Some(users) = OsUsers::create(&["hva", "hvo", "hvg", "hvn"]) else {
         return;
-    }
-    let id = std::process::id();
-    let (adm, op, guest, none) = (
-        format!("hva{id}"),
-        format!("hvo{id}"),
-        format!("hvg{id}"),
-        format!("hvn{id}"),
-    );
-    let users = Users {
-        names: vec![adm.clone(), op.clone(), guest.clone(), none.clone()],
-        group: format!("hvops{id}"),
-        service: format!("haven-e2e-{id}"),
     };
-    std::fs::write(
-        format!("/etc/pam.d/{}", users.service),
-        "auth     required pam_unix.so nodelay\naccount  required pam_unix.so\n",
-    )
-    .unwrap();
-    sh("groupadd", &[&users.group], None);
-    for u in &users.names {
-        sh("useradd", &["--no-create-home", u], None);
-        sh("chpasswd", &[], Some(&format!("{u}:Pw-{u}\n")));
-    }
-    sh("usermod", &["-aG", &users.group, &op], None);
+    let [adm, op, guest, none] = <[String; 4]>::try_from(users.names.clone()).unwrap();
+    users.join_group(&op);
 
     let dir = tempfile::tempdir().unwrap();
     let cdir = dir.path().join("kappa");

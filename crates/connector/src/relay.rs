@@ -15,6 +15,17 @@
 //! drains when it is back. When the spool is full, the connector records a
 //! gap (with its time range) and keeps going from the live state, rather
 //! than dropping events silently.
+//!
+//! What the connector keeps in its data directory from its join:
+//! `connector.json` (server, cluster, connector id, secret, the server's CA;
+//! mode 0600) and, from a server that issues them, its client certificate
+//! `connector.pem` with the key `connector.key` (both mode 0600). The
+//! certificate names the cluster and is presented at every TLS handshake;
+//! the secret goes in every hello. A connector without the two files (it
+//! joined a server older than connector certificates, or they were removed)
+//! still connects on its secret alone; one whose certificate has expired
+//! stops presenting it, with a warning, since the server would refuse the
+//! handshake (renewal is not built: join again with a new token).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -69,7 +80,18 @@ struct PendingGap {
     reason: String,
 }
 
+/// The connector's client certificate and its private key, PEM, as the server issued them.
+#[derive(Clone)]
+struct Certificate {
+    cert_pem: String,
+    key_pem: String,
+}
+
 const VERSION: &str = env!("CARGO_PKG_VERSION");
+const CERT_FILE: &str = "connector.pem";
+const KEY_FILE: &str = "connector.key";
+/// A certificate this close to expiry is warned about at start.
+const WARN_BEFORE_EXPIRY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -156,7 +178,13 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
                     "this connector has not joined a server yet: create a token on the server (POST /api/v1/tokens) and pass it with --token"
                 );
             };
-            let creds = join(&options, token).await?;
+            let (creds, certificate) = join(&options, token).await?;
+            // The certificate first: connector.json is what says "joined", so
+            // a crash in between leaves a connector that has not joined.
+            if let Some(cert) = &certificate {
+                write_private(&options.data_dir.join(CERT_FILE), &cert.cert_pem)?;
+                write_private(&options.data_dir.join(KEY_FILE), &cert.key_pem)?;
+            }
             write_private(&creds_path, &serde_json::to_string_pretty(&creds)?)?;
             tracing::info!(
                 "joined the server at {} as connector {} for cluster {}",
@@ -167,6 +195,7 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
             creds
         }
     };
+    let tls = server_tls(&options.data_dir, &creds)?;
     let spool = Spool::open(&options.data_dir.join("spool"), options.spool_max_bytes)?;
     let (commands, command_rx) = mpsc::channel(256);
     let shared = Arc::new(Shared {
@@ -184,11 +213,80 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
         shared.clone(),
         command_rx,
     ));
-    let server_side = tokio::spawn(server_side(creds, shared));
+    let server_side = tokio::spawn(server_side(creds, tls, shared));
     tokio::select! {
         r = engine_side => r?,
         r = server_side => r?,
     }
+}
+
+/// The certificate and key kept from the join, if both files are there.
+/// A damaged pair is an error; a missing one is not (see the module doc).
+fn load_certificate(dir: &Path) -> anyhow::Result<Option<Certificate>> {
+    let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read {}: {e}",
+            dir.join(name).display()
+        )),
+    };
+    match (read(CERT_FILE)?, read(KEY_FILE)?) {
+        (Some(cert_pem), Some(key_pem)) => Ok(Some(Certificate { cert_pem, key_pem })),
+        (None, None) => Ok(None),
+        (cert, _) => {
+            let (has, lacks) = if cert.is_some() {
+                (CERT_FILE, KEY_FILE)
+            } else {
+                (KEY_FILE, CERT_FILE)
+            };
+            tracing::warn!(
+                "{} is there but {lacks} is not; going on without a certificate, on the secret alone (join again with a new token to get a new pair)",
+                dir.join(has).display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The TLS config for every session with the server: trusting the CA
+/// learned at join, and presenting the connector's certificate if it has a
+/// usable one.
+fn server_tls(dir: &Path, creds: &Credentials) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let Some(cert) = load_certificate(dir)? else {
+        tracing::info!(
+            "no connector certificate in {} (this connector joined before the server issued them); connecting with the secret alone",
+            dir.display()
+        );
+        return Ok(haven_pki::client_config_for_ca(&creds.ca_pem)?);
+    };
+    let now = std::time::SystemTime::now();
+    match haven_pki::certificate_expiry(&cert.cert_pem) {
+        Some(expiry) if expiry <= now => {
+            tracing::warn!(
+                "the connector certificate {} has expired; connecting with the secret alone (join again with a new token to get a new one)",
+                dir.join(CERT_FILE).display()
+            );
+            return Ok(haven_pki::client_config_for_ca(&creds.ca_pem)?);
+        }
+        Some(expiry) if expiry <= now + WARN_BEFORE_EXPIRY => {
+            let days = expiry.duration_since(now).unwrap_or_default().as_secs() / 86_400;
+            tracing::warn!(
+                "the connector certificate {} expires in {days} days; join again with a new token before then",
+                dir.join(CERT_FILE).display()
+            );
+        }
+        _ => {}
+    }
+    haven_pki::client_config_for_ca_with_cert(&creds.ca_pem, &cert.cert_pem, &cert.key_pem).map_err(
+        |e| {
+            anyhow::anyhow!(
+                "{e} (in {} and {}; remove both to go on with the secret alone)",
+                dir.join(CERT_FILE).display(),
+                dir.join(KEY_FILE).display()
+            )
+        },
+    )
 }
 
 fn engine_credentials(options: &ConnectorOptions) -> follow::Credentials {
@@ -293,9 +391,13 @@ async fn through_proxy(proxy: &str, server: &str) -> anyhow::Result<TcpStream> {
     Ok(stream)
 }
 
-/// Trades the token for credentials, checking the server against the CA
-/// fingerprint inside the token.
-async fn join(options: &ConnectorOptions, token: &str) -> anyhow::Result<Credentials> {
+/// Trades the token for credentials (and, from a server that issues them,
+/// a certificate), checking the server against the CA fingerprint inside
+/// the token.
+async fn join(
+    options: &ConnectorOptions,
+    token: &str,
+) -> anyhow::Result<(Credentials, Option<Certificate>)> {
     let parsed = JoinToken::parse(token).map_err(|e| anyhow::anyhow!(e))?;
     let cluster = follow::open(
         &options.engine,
@@ -322,15 +424,38 @@ async fn join(options: &ConnectorOptions, token: &str) -> anyhow::Result<Credent
         Ok(Some(Ok(ServerMsg::Joined {
             connector_id,
             secret,
-        }))) => Ok(Credentials {
-            server: options.server.clone(),
-            cluster: cluster.to_string(),
-            connector_id,
-            secret,
-            ca_pem: pinned.learned_ca_pem().ok_or_else(|| {
-                anyhow::anyhow!("the server's CA was not learned during the handshake")
-            })?,
-        }),
+            cert_pem,
+            key_pem,
+        }))) => {
+            let creds = Credentials {
+                server: options.server.clone(),
+                cluster: cluster.to_string(),
+                connector_id,
+                secret,
+                ca_pem: pinned.learned_ca_pem().ok_or_else(|| {
+                    anyhow::anyhow!("the server's CA was not learned during the handshake")
+                })?,
+            };
+            let certificate = match (cert_pem, key_pem) {
+                (Some(cert_pem), Some(key_pem)) => {
+                    // The token is spent: a pair that cannot be used costs the
+                    // certificate, not the join.
+                    match haven_pki::client_config_for_ca_with_cert(
+                        &creds.ca_pem,
+                        &cert_pem,
+                        &key_pem,
+                    ) {
+                        Ok(_) => Some(Certificate { cert_pem, key_pem }),
+                        Err(e) => {
+                            tracing::warn!("the server's connector certificate is not usable ({e}); going on with the secret alone");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            Ok((creds, certificate))
+        }
         Ok(Some(Ok(ServerMsg::Error { code, message }))) => {
             anyhow::bail!("the server refused the join ({code:?}): {message}")
         }
@@ -555,8 +680,11 @@ fn spool_events(shared: &Shared, epoch: u64, events: &[Event]) -> anyhow::Result
 
 type ServerWire<S> = Framed<S, FrameCodec<ServerMsg, ConnectorMsg>>;
 
-async fn server_side(creds: Credentials, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let config = haven_pki::client_config_for_ca(&creds.ca_pem)?;
+async fn server_side(
+    creds: Credentials,
+    config: Arc<rustls::ClientConfig>,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()> {
     let mut backoff = follow::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let mut failures = 0u32;
     loop {

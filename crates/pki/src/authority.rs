@@ -5,6 +5,12 @@
 //! whenever they stop fitting: a requested name is missing, expiry is near,
 //! the key does not match, or the CA no longer verifies them).
 //!
+//! Connector certificates ([`Authority::issue_client`]) are issued on
+//! demand, at a connector's join, and kept by the connector only: the
+//! server stores neither them nor their keys. They carry ExtendedKeyUsage
+//! clientAuth only, so a connector certificate can never serve as a server
+//! certificate, nor the server's as a connector's.
+//!
 //! The CA is always one this crate created, so its issuer parameters are
 //! rebuilt from constants rather than parsed back from `ca.pem`; a freshly
 //! issued server certificate is verified against `ca.pem` before it is
@@ -12,7 +18,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,11 +30,13 @@ use rcgen::{
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::RootCertStore;
 use time::OffsetDateTime;
 
 use crate::files::{self, DirLock, CERT_MODE, KEY_MODE};
+use crate::identity::cluster_uri;
 use crate::{cert_pem, fingerprint, provider, PkiError};
 
 const CA_CERT: &str = "ca.pem";
@@ -47,6 +55,7 @@ const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const SERVER_LIFETIME: Duration = Duration::from_secs(2 * 365 * 24 * 60 * 60);
+const CLIENT_LIFETIME: Duration = Duration::from_secs(2 * 365 * 24 * 60 * 60);
 /// A server certificate this close to expiry is re-issued on load.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Certificates start this long before their issue, to tolerate clock skew between machines.
@@ -58,7 +67,13 @@ const BACKDATE: Duration = DAY;
 /// and to share. Its `Debug` output shows only the CA fingerprint.
 pub struct Authority {
     ca_der: CertificateDer<'static>,
+    /// Kept in memory (it is read at load anyway) to issue connector certificates.
+    ca_key: KeyPair,
+    /// `DIR/ca.pem`, for error messages.
+    ca_path: PathBuf,
     ca_fingerprint: String,
+    /// Verifies connector certificates against the CA alone; accepts a peer without one.
+    client_verifier: Arc<dyn ClientCertVerifier>,
     /// The server certificate followed by the CA certificate.
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivatePkcs8KeyDer<'static>,
@@ -92,11 +107,22 @@ impl Authority {
             Some(server) => server,
             None => issue_server(dir, &ca.key, &roots, &names)?,
         };
+        let client_verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| PkiError::BadCaFile {
+                    path: dir.join(CA_CERT),
+                    problem: format!("it cannot verify connector certificates ({e})"),
+                })?;
 
         Ok(Authority {
             ca_fingerprint: fingerprint(&ca.der),
             server_chain: vec![server_der, ca.der.clone()],
             ca_der: ca.der,
+            ca_key: ca.key,
+            ca_path: dir.join(CA_CERT),
+            client_verifier,
             server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()),
         })
     }
@@ -124,6 +150,77 @@ impl Authority {
                 PrivateKeyDer::Pkcs8(self.server_key.clone_key()),
             )?;
         Ok(Arc::new(config))
+    }
+
+    /// TLS server config for the connector port: like [`Authority::server_config`], but it
+    /// asks the client for a certificate. A client may send none (connectors that are joining,
+    /// or joined before connector certificates existed); one that sends a certificate must
+    /// send one the fleet CA issued for client authentication, still valid, or the handshake
+    /// fails. After the handshake, read the cluster with [`crate::client_cluster`].
+    pub fn server_config_with_client_auth(&self) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(self.client_verifier.clone())
+            .with_single_cert(
+                self.server_chain.clone(),
+                PrivateKeyDer::Pkcs8(self.server_key.clone_key()),
+            )?;
+        Ok(Arc::new(config))
+    }
+
+    /// A fresh key pair and a certificate for the connector of `cluster`, signed by the CA.
+    ///
+    /// The certificate's subject is `CN=CLUSTER`, its one subject alternative name the URI
+    /// `haven-connector:CLUSTER` (see [`crate::client_cluster`] for the encoding), its
+    /// ExtendedKeyUsage clientAuth only; it is valid from a day ago (clock skew) for two
+    /// years. Nothing is written to disk: the caller hands both PEM texts to the connector.
+    ///
+    /// Errors: an empty cluster name; the CA cannot issue a certificate that verifies (e.g. it
+    /// expires before the certificate would); key generation.
+    pub fn issue_client(&self, cluster: &str) -> Result<IssuedClient, PkiError> {
+        if cluster.is_empty() {
+            return Err(PkiError::InvalidCluster {
+                cluster: cluster.to_owned(),
+            });
+        }
+        let (der, key) = issue_leaf(
+            &self.ca_key,
+            cluster,
+            vec![SanType::URI(Ia5String::try_from(cluster_uri(cluster))?)],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            CLIENT_LIFETIME,
+        )?;
+        // The check the server makes at every handshake, made once here, so a CA that can
+        // no longer issue usable certificates fails the join rather than every session after.
+        self.client_verifier
+            .verify_client_cert(&der, &[], UnixTime::now())
+            .map_err(|e| PkiError::CaUnusable {
+                path: self.ca_path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(IssuedClient {
+            cert_pem: cert_pem(&der),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// A connector's certificate and private key, as [`Authority::issue_client`] makes them.
+///
+/// Its `Debug` output leaves out the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedClient {
+    /// The certificate, PEM (`-----BEGIN CERTIFICATE-----`).
+    pub cert_pem: String,
+    /// Its private key, PEM PKCS#8 (`-----BEGIN PRIVATE KEY-----`). Keep it private (mode 0600).
+    pub key_pem: String,
+}
+
+impl fmt::Debug for IssuedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedClient")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -267,21 +364,13 @@ fn issue_server(
     roots: &RootCertStore,
     names: &[ServerName<'static>],
 ) -> Result<(CertificateDer<'static>, KeyPair), PkiError> {
-    let now = now();
-    let issuer = Issuer::new(ca_params(now), ca_key);
-
-    let mut params = CertificateParams::default();
-    params.distinguished_name = distinguished_name(SERVER_COMMON_NAME);
-    params.subject_alt_names = names.iter().map(san).collect::<Result<_, _>>()?;
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = now - BACKDATE;
-    params.not_after = now + SERVER_LIFETIME;
-
-    let key = KeyPair::generate()?;
-    let der = params.signed_by(&key, &issuer)?.der().clone();
+    let (der, key) = issue_leaf(
+        ca_key,
+        SERVER_COMMON_NAME,
+        names.iter().map(san).collect::<Result<_, _>>()?,
+        ExtendedKeyUsagePurpose::ServerAuth,
+        SERVER_LIFETIME,
+    )?;
     check_server_cert(&der, roots, names, SystemTime::now()).map_err(|e| PkiError::CaUnusable {
         path: dir.join(CA_CERT),
         reason: e.to_string(),
@@ -296,13 +385,40 @@ fn issue_server(
     Ok((der, key))
 }
 
+/// A new key and an end-entity certificate for it, signed by the CA, for one `usage`,
+/// valid from [`BACKDATE`] ago for `lifetime`.
+fn issue_leaf(
+    ca_key: &KeyPair,
+    common_name: &str,
+    names: Vec<SanType>,
+    usage: ExtendedKeyUsagePurpose,
+    lifetime: Duration,
+) -> Result<(CertificateDer<'static>, KeyPair), PkiError> {
+    let now = now();
+    let issuer = Issuer::new(ca_params(now), ca_key);
+
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(common_name);
+    params.subject_alt_names = names;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - BACKDATE;
+    params.not_after = now + lifetime;
+
+    let key = KeyPair::generate()?;
+    let der = params.signed_by(&key, &issuer)?.der().clone();
+    Ok((der, key))
+}
+
 /// Parameters of the CA certificate; also what [`Issuer`] needs to sign under it.
 fn ca_params(now: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = distinguished_name(CA_COMMON_NAME);
     dn.push(DnType::OrganizationName, CA_ORGANIZATION);
     params.distinguished_name = dn;
-    // Path length 0: this CA signs server certificates only, never another CA.
+    // Path length 0: this CA signs server and connector certificates, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,

@@ -5,6 +5,10 @@
 //! differ in where the CA comes from. Their refusals are rewritten into a
 //! [`PkiError::UntrustedServer`] so the handshake error tells the operator
 //! what to do, not just "UnknownIssuer".
+//!
+//! A connector that holds a certificate from its join presents it
+//! ([`client_config_for_ca_with_cert`]); the server then knows at the
+//! handshake which cluster the connector was admitted for.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +16,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
 
 use crate::authority::trust_only;
@@ -25,19 +29,36 @@ use crate::{cert_pem, fingerprint, provider, PkiError};
 /// that presents anything else fails the handshake with an
 /// [`PkiError::UntrustedServer`] message.
 pub fn client_config_for_ca(ca_pem: &str) -> Result<Arc<ClientConfig>, PkiError> {
-    let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+    Ok(client_config(Arc::new(CaVerifier::from_pem(ca_pem)?)))
+}
+
+/// Like [`client_config_for_ca`], and presents a client certificate: `cert_pem` (the
+/// certificate, optionally followed by its chain) with its private key `key_pem` (PKCS#8,
+/// PKCS#1 or SEC1 PEM), as [`crate::Authority::issue_client`] issued them.
+///
+/// Errors: the CA as for [`client_config_for_ca`]; a certificate or key that is not PEM, or a
+/// key that does not go with the certificate ([`PkiError::InvalidClientCert`]).
+pub fn client_config_for_ca_with_cert(
+    ca_pem: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<ClientConfig>, PkiError> {
+    let bad = |problem: String| PkiError::InvalidClientCert { problem };
+    let verifier = CaVerifier::from_pem(ca_pem)?;
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::InvalidCa {
-            problem: format!("it is not valid PEM ({e})"),
-        })?;
-    let [ca] = <[_; 1]>::try_from(certs).map_err(|certs| PkiError::InvalidCa {
-        problem: format!(
-            "it holds {} certificates where exactly one was expected",
-            certs.len()
-        ),
-    })?;
-    let verifier = CaVerifier::new(&ca).map_err(|problem| PkiError::InvalidCa { problem })?;
-    Ok(client_config(Arc::new(verifier)))
+        .map_err(|e| bad(format!("the certificate is not valid PEM ({e})")))?;
+    if chain.is_empty() {
+        return Err(bad(
+            "the certificate text holds no -----BEGIN CERTIFICATE-----".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| bad(format!("the key text holds no usable private key ({e})")))?;
+    let config = builder(Arc::new(verifier))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| bad(format!("the key does not go with the certificate ({e})")))?;
+    Ok(Arc::new(config))
 }
 
 /// A client config for a first contact where only the CA's fingerprint is known (from a join
@@ -47,14 +68,18 @@ pub fn client_config_pinned(verifier: Arc<PinnedCa>) -> Arc<ClientConfig> {
 }
 
 fn client_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientConfig> {
-    let config = ClientConfig::builder_with_provider(provider())
+    Arc::new(builder(verifier).with_no_client_auth())
+}
+
+fn builder(
+    verifier: Arc<dyn ServerCertVerifier>,
+) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
+    ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         // Cannot fail: the ring provider has cipher suites for every default version.
         .expect("the ring provider supports rustls' default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Arc::new(config)
 }
 
 /// A client config for a first contact where only the CA's fingerprint is known (from a join token):
@@ -169,6 +194,22 @@ struct CaVerifier {
 }
 
 impl CaVerifier {
+    /// A verifier trusting only the one CA certificate in `ca_pem`.
+    fn from_pem(ca_pem: &str) -> Result<CaVerifier, PkiError> {
+        let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PkiError::InvalidCa {
+                problem: format!("it is not valid PEM ({e})"),
+            })?;
+        let [ca] = <[_; 1]>::try_from(certs).map_err(|certs| PkiError::InvalidCa {
+            problem: format!(
+                "it holds {} certificates where exactly one was expected",
+                certs.len()
+            ),
+        })?;
+        CaVerifier::new(&ca).map_err(|problem| PkiError::InvalidCa { problem })
+    }
+
     /// A verifier trusting only `ca`, or why `ca` cannot be a trust anchor.
     fn new(ca: &CertificateDer<'_>) -> Result<CaVerifier, String> {
         let roots = trust_only(ca).map_err(|e| format!("it is not a CA certificate ({e})"))?;

@@ -33,6 +33,16 @@ pub enum PkiError {
         name: String,
     },
 
+    /// A connector certificate was asked for a cluster name that cannot be one.
+    #[error(
+        "cannot issue a connector certificate for the cluster {cluster:?}: a cluster name must \
+         not be empty"
+    )]
+    InvalidCluster {
+        /// The name as given.
+        cluster: String,
+    },
+
     /// The CA certificate exists but its private key does not, so nothing can be signed.
     #[error(
         "{} exists but its private key {} is missing: restore the key from a backup, or remove \
@@ -87,6 +97,16 @@ pub enum PkiError {
     )]
     InvalidCa {
         /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A client (connector) certificate or its key, given to build a client config, is not usable.
+    #[error(
+        "the connector certificate or its key is not usable: {problem}; give the PEM \
+         certificate and private key the server issued at join"
+    )]
+    InvalidClientCert {
+        /// What is wrong with them.
         problem: String,
     },
 

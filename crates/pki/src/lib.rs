@@ -8,6 +8,13 @@
 //! fingerprint carried in a join token ([`PinnedCa`]), after which it keeps the
 //! PEM it learned.
 //!
+//! At join the server also issues the connector a certificate of its own
+//! ([`Authority::issue_client`]), naming its cluster; the connector presents
+//! it on every later connection ([`client_config_for_ca_with_cert`]) and the
+//! connector port, which asks for one
+//! ([`Authority::server_config_with_client_auth`]), reads the cluster from
+//! it ([`client_cluster`]).
+//!
 //! Invariants:
 //! - Only the ring crypto provider is used, and every config is built with it
 //!   explicitly, so nothing depends on (or panics for want of) a process-wide
@@ -23,6 +30,7 @@ mod authority;
 mod client;
 mod error;
 mod files;
+mod identity;
 
 use std::sync::Arc;
 
@@ -30,9 +38,12 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
-pub use authority::{server_config_from_files, Authority};
-pub use client::{client_config_for_ca, client_config_pinned, PinnedCa};
+pub use authority::{server_config_from_files, Authority, IssuedClient};
+pub use client::{
+    client_config_for_ca, client_config_for_ca_with_cert, client_config_pinned, PinnedCa,
+};
 pub use error::PkiError;
+pub use identity::{certificate_expiry, client_cluster};
 /// The name a client connects to; re-exported so callers need not depend on rustls.
 pub use rustls::pki_types::ServerName;
 /// Async TLS wrappers for tokio streams; re-exported so callers need not depend on tokio-rustls.

@@ -2,11 +2,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use haven_pki::{
-    client_config_for_ca, client_config_pinned, Authority, PinnedCa, PkiError, ServerName,
-    TlsAcceptor, TlsConnector,
+    client_cluster, client_config_for_ca, client_config_for_ca_with_cert, client_config_pinned,
+    Authority, PinnedCa, PkiError, ServerName, TlsAcceptor, TlsConnector,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -212,5 +213,151 @@ fn a_ca_pem_that_is_not_one_certificate_is_refused() {
             matches!(err, PkiError::InvalidCa { .. }),
             "{bad:?}: {err:?}"
         );
+    }
+}
+
+/// Serves the connector port's config: each connection gets back the
+/// cluster its client certificate names, or "-" if it presented none. Each
+/// failed handshake's error is sent on the returned channel.
+async fn serve_mutual(
+    authority: &Authority,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<io::Error>) {
+    let acceptor = TlsAcceptor::from(authority.server_config_with_client_auth().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (refused, refusals) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let mut tls = match acceptor.accept(tcp).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        let _ = refused.send(e);
+                        return;
+                    }
+                };
+                let cluster = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .map(|cert| client_cluster(cert).unwrap_or_else(|| "?".into()))
+                    .unwrap_or_else(|| "-".into());
+                let mut byte = [0u8; 1];
+                if tls.read_exact(&mut byte).await.is_ok() {
+                    let _ = tls.write_all(cluster.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    (addr, refusals)
+}
+
+/// Asks through `config`, which the server must refuse at the handshake;
+/// returns the server's reason.
+async fn refused_by_server(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    refusals: &mut tokio::sync::mpsc::UnboundedReceiver<io::Error>,
+) -> String {
+    // With TLS 1.3 the client learns of the refusal only after its handshake,
+    // as an alert or a closed connection, whichever it meets first.
+    ask_cluster(config, addr)
+        .await
+        .expect_err("the server answered");
+    let reason = timeout(LIMIT, refusals.recv())
+        .await
+        .expect("the server's handshake to end")
+        .expect("a refusal");
+    reason.to_string()
+}
+
+/// Connects through `config`, sends a byte, and returns what the server answered.
+async fn ask_cluster(config: Arc<rustls::ClientConfig>, addr: SocketAddr) -> io::Result<String> {
+    let run = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = TlsConnector::from(config).connect(name, tcp).await?;
+        tls.write_all(b"?").await?;
+        let mut answer = String::new();
+        tls.read_to_string(&mut answer).await?;
+        Ok(answer)
+    };
+    timeout(LIMIT, run).await.expect("TLS exchange timed out")
+}
+
+#[tokio::test]
+async fn the_connector_port_reads_the_cluster_from_a_presented_certificate() {
+    let (_dir, authority) = new_authority(&[]);
+    let (addr, _) = serve_mutual(&authority).await;
+    let issued = authority.issue_client("omega").unwrap();
+    let config =
+        client_config_for_ca_with_cert(&authority.ca_pem(), &issued.cert_pem, &issued.key_pem)
+            .unwrap();
+
+    assert_eq!(ask_cluster(config, addr).await.unwrap(), "omega");
+}
+
+#[tokio::test]
+async fn the_connector_port_still_accepts_a_client_without_a_certificate() {
+    let (_dir, authority) = new_authority(&[]);
+    let (addr, _) = serve_mutual(&authority).await;
+    let config = client_config_for_ca(&authority.ca_pem()).unwrap();
+
+    assert_eq!(ask_cluster(config, addr).await.unwrap(), "-");
+}
+
+#[tokio::test]
+async fn the_connector_port_refuses_a_certificate_from_another_ca_at_the_handshake() {
+    let (_dir, authority) = new_authority(&[]);
+    let (_other_dir, other) = new_authority(&[]);
+    let (addr, mut refusals) = serve_mutual(&authority).await;
+    let foreign = other.issue_client("omega").unwrap();
+    let config =
+        client_config_for_ca_with_cert(&authority.ca_pem(), &foreign.cert_pem, &foreign.key_pem)
+            .unwrap();
+
+    let reason = refused_by_server(config, addr, &mut refusals).await;
+    // Every fleet CA has the same subject, so the server finds its own, and the signature fails.
+    assert!(reason.contains("BadSignature"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_connector_port_refuses_the_server_certificate_as_a_client_certificate() {
+    let (dir, authority) = new_authority(&[]);
+    let (addr, mut refusals) = serve_mutual(&authority).await;
+    let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap();
+    let config = client_config_for_ca_with_cert(
+        &authority.ca_pem(),
+        &read("server.pem"),
+        &read("server.key"),
+    )
+    .unwrap();
+
+    let reason = refused_by_server(config, addr, &mut refusals).await;
+    assert!(
+        reason.contains("does not allow extended key usage for client authentication"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_client_certificate_with_a_key_that_is_not_its_own_is_refused() {
+    let (_dir, authority) = new_authority(&[]);
+    let one = authority.issue_client("omega").unwrap();
+    let two = authority.issue_client("omega").unwrap();
+    for (cert, key) in [
+        (one.cert_pem.as_str(), two.key_pem.as_str()),
+        ("", one.key_pem.as_str()),
+        (one.cert_pem.as_str(), "not a key"),
+    ] {
+        let err = client_config_for_ca_with_cert(&authority.ca_pem(), cert, key).unwrap_err();
+        assert!(matches!(err, PkiError::InvalidClientCert { .. }), "{err:?}");
     }
 }

@@ -8,6 +8,14 @@
 //! has stored for the cluster; the connector sends the cluster's current
 //! snapshot, then every event after that position from its spool, and the
 //! server acknowledges what it has stored so the connector can drop it.
+//!
+//! Connector certificates came later, within version 1, by additions only:
+//! a server that issues them sends [`ServerMsg::Joined`] with `cert_pem`
+//! and `key_pem` (absent from an older server, and ignored by an older
+//! connector), and a connector that holds them presents the certificate at
+//! the TLS handshake, outside these messages. A session of a connector with
+//! a certificate must claim the cluster the certificate names; a connector
+//! without one (it joined before) is still admitted on its secret alone.
 
 use haven_model::{ClusterSnapshot, CommandResult, Event, Name, Operation};
 use serde::{Deserialize, Serialize};
@@ -84,9 +92,21 @@ pub enum ConnectorMsg {
 #[serde(tag = "msg", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Credentials for a new connector; keep them, the token is spent.
+    ///
+    /// The secret names the connector's record on the server and is sent in
+    /// every [`ConnectorMsg::Hello`]; the certificate (with its key, which
+    /// the server does not keep) names the cluster and is presented at every
+    /// TLS handshake. Both are checked when both are there.
     Joined {
         connector_id: String,
         secret: String,
+        /// The connector's client certificate (PEM), naming its cluster;
+        /// `None` from a server older than connector certificates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cert_pem: Option<String>,
+        /// The certificate's private key (PEM PKCS#8): keep it mode 0600.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_pem: Option<String>,
     },
     Welcome {
         version: u32,
@@ -118,7 +138,8 @@ pub enum ConnectorError {
     UnsupportedVersion,
     /// The join token is unknown, used, expired, or for another cluster.
     BadToken,
-    /// Unknown connector id or wrong secret.
+    /// Unknown connector id, wrong secret, or a client certificate that
+    /// names another cluster than the session claims. Retrying cannot help.
     AuthenticationFailed,
     /// Another connector is already connected for this cluster.
     AlreadyConnected,
@@ -178,5 +199,41 @@ mod tests {
             .unwrap_err()
             .contains("not a Haven"));
         assert!(JoinToken::parse(&format!("hvn1.zz.ff.{}", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn a_joined_answer_without_a_certificate_still_reads_and_an_older_connector_can_read_a_new_one()
+    {
+        // From a server older than connector certificates.
+        let old = r#"{"msg":"joined","connector_id":"c1","secret":"s1"}"#;
+        let ServerMsg::Joined {
+            cert_pem, key_pem, ..
+        } = serde_json::from_str(old).unwrap()
+        else {
+            panic!("not joined");
+        };
+        assert_eq!((cert_pem, key_pem), (None, None));
+
+        // A connector older than certificates reads only the fields it knows.
+        #[derive(Deserialize)]
+        #[serde(tag = "msg", rename_all = "snake_case")]
+        enum OldServerMsg {
+            Joined {
+                connector_id: String,
+                secret: String,
+            },
+        }
+        let new = serde_json::to_string(&ServerMsg::Joined {
+            connector_id: "c1".into(),
+            secret: "s1".into(),
+            cert_pem: Some("CERT".into()),
+            key_pem: Some("KEY".into()),
+        })
+        .unwrap();
+        let OldServerMsg::Joined {
+            connector_id,
+            secret,
+        } = serde_json::from_str(&new).unwrap();
+        assert_eq!((connector_id.as_str(), secret.as_str()), ("c1", "s1"));
     }
 }

@@ -171,7 +171,7 @@ pub fn router(server: AppState) -> Router {
         .route("/api/v1/whoami", get(whoami))
         .route("/api/v1/login-links", post(create_login_link))
         .route("/login", get(redeem_login_link))
-        .route("/", get(index))
+        .merge(crate::console::routes())
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/clusters", get(list_clusters).post(add_cluster))
         .route(
@@ -189,6 +189,11 @@ pub fn router(server: AppState) -> Router {
             axum::routing::delete(crate::admin::remove_grant),
         )
         .route("/api/v1/access-log", get(crate::admin::access_log))
+        .route(
+            "/api/v1/db/backups",
+            get(crate::maintenance::list_backups).post(crate::maintenance::create_backup),
+        )
+        .route("/api/v1/db/prune", post(crate::maintenance::prune))
         .route("/api/v1/faults", get(faults))
         .route("/api/v1/search", get(search))
         .route("/api/v1/systems/{system}", get(system))
@@ -242,13 +247,7 @@ impl
 struct Peer(String);
 
 /// Paths anyone may call.
-const PUBLIC: &[&str] = &[
-    "/",
-    "/login",
-    "/api/v1/login",
-    "/api/v1/health",
-    "/api/v1/openapi.json",
-];
+const PUBLIC: &[&str] = &["/api/v1/login", "/api/v1/health", "/api/v1/openapi.json"];
 
 /// The session cookie.
 const COOKIE: &str = "haven_session";
@@ -324,14 +323,29 @@ async fn identify(
         },
         Some(auth) => {
             let path = request.uri().path().to_string();
-            if PUBLIC.contains(&path.as_str()) {
+            if PUBLIC.contains(&path.as_str()) || crate::console::PUBLIC.contains(&path.as_str()) {
                 return next.run(request).await;
             }
+            // A browser without a session goes to the login page.
+            let page = !path.starts_with("/api/") && path != "/metrics";
+            let browser_login = |why: &str| -> Response {
+                let next = request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                let next = crate::console::html::seg(&next);
+                tracing::debug!("to the login page: {why}");
+                axum::response::Redirect::to(&format!("/login?next={next}")).into_response()
+            };
             let (token, from_cookie) = match bearer_token(&headers) {
                 Some(t) => (Some(t), false),
                 None => (cookie_token(&headers), true),
             };
             let Some(token) = token else {
+                if page {
+                    return browser_login("no session");
+                }
                 return ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "unauthenticated",
@@ -349,6 +363,7 @@ async fn identify(
             }
             match auth.sessions.check(&token, std::time::Instant::now()) {
                 Ok(identity) => Caller::User(identity),
+                Err(e) if page => return browser_login(&e.to_string()),
                 Err(e) => {
                     return ApiError::new(
                         StatusCode::UNAUTHORIZED,
@@ -562,10 +577,10 @@ async fn create_login_link(
     ))
 }
 
-/// `?code=CODE`
+/// `?code=CODE` (without it, the login page)
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct CodeQuery {
-    pub code: String,
+    pub code: Option<String>,
 }
 
 /// Spends a one-time login link: sets the session cookie and goes to the
@@ -577,8 +592,11 @@ async fn redeem_login_link(
     let Some(auth) = &s.auth else {
         return Ok(axum::response::Redirect::to("/").into_response());
     };
+    let Some(code) = q.code else {
+        return Ok(crate::console::login_page(None));
+    };
     let now = std::time::Instant::now();
-    let identity = auth.links.redeem(&q.code, now).ok_or_else(|| {
+    let identity = auth.links.redeem(&code, now).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "login_failed",
@@ -601,28 +619,6 @@ async fn redeem_login_link(
 fn session_cookie(token: &str) -> String {
     format!("{COOKIE}={token}; HttpOnly; Secure; SameSite=Strict; Path=/")
 }
-
-/// The start page (the web console takes its place).
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(INDEX_PAGE)
-}
-
-const INDEX_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Haven</title></head>
-<body style="font-family: sans-serif; max-width: 42em; margin: 2em auto">
-<h1>Haven</h1>
-<p>The management server is running. The web console is not built yet; the API is:</p>
-<ul>
-<li><a href="/api/v1/whoami">who am I</a></li>
-<li><a href="/api/v1/summary">fleet summary</a></li>
-<li><a href="/api/v1/clusters">clusters</a></li>
-<li><a href="/api/v1/faults">what needs attention</a></li>
-<li><a href="/api/v1/history?limit=50">history</a></li>
-<li><a href="/api/v1/operations">audit log</a></li>
-<li><a href="/api/v1/openapi.json">API document (OpenAPI)</a></li>
-</ul>
-</body></html>
-"#;
 
 /// Who the caller is and what they may do fleet-wide.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
@@ -755,13 +751,18 @@ pub struct NewCluster {
 }
 
 /// An access log entry for a change the Server Administrator made.
-fn admin_change(caller: &Caller, action: &str, cluster: &str) -> haven_store::NewAccess {
+pub(crate) fn admin_change(
+    caller: &Caller,
+    action: &str,
+    cluster: &str,
+    target: Option<String>,
+) -> haven_store::NewAccess {
     haven_store::NewAccess {
         time_ms: crate::now_ms(),
         user: caller.name().to_string(),
         source: None,
         action: action.into(),
-        target: Some(cluster.to_string()).filter(|c| !c.is_empty()),
+        target: target.or_else(|| Some(cluster.to_string()).filter(|c| !c.is_empty())),
         cluster: Some(cluster.to_string()).filter(|c| !c.is_empty()),
         outcome: haven_store::AccessOutcome::Allowed,
         reason: None,
@@ -792,7 +793,7 @@ async fn add_cluster(
     })
     .await
     .map_err(manage_error)?;
-    s.record_access(admin_change(&caller, "add_cluster", &name))
+    s.record_access(admin_change(&caller, "add_cluster", &name, None))
         .await;
     let link = s
         .fleet
@@ -808,7 +809,7 @@ async fn remove_cluster(
 ) -> Result<StatusCode, ApiError> {
     need_server_admin(&s, &caller)?;
     s.remove_cluster(&name).await.map_err(manage_error)?;
-    s.record_access(admin_change(&caller, "remove_cluster", &name))
+    s.record_access(admin_change(&caller, "remove_cluster", &name, None))
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -924,7 +925,7 @@ async fn create_token(
         .create_join_token(body.cluster, ttl)
         .await
         .map_err(ApiError::internal)?;
-    s.record_access(admin_change(&caller, "create_token", &cluster))
+    s.record_access(admin_change(&caller, "create_token", &cluster, None))
         .await;
     Ok((StatusCode::CREATED, Json(token)))
 }

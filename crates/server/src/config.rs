@@ -27,6 +27,20 @@ insecure_plain_http = false
 # are relative to the directory `haven server` runs in.
 data_dir = "haven-data"
 
+[database]
+# Backups: a consistent copy of the database, taken while the server keeps
+# running (also: `haven db backup FILE`, POST /api/v1/db/backups). Every
+# this many hours (0: no scheduled backups), into backup_dir (relative to
+# data_dir), keeping the newest backup_keep copies.
+backup_every_hours = 24
+backup_dir = "backups"
+backup_keep = 7
+# History older than this many days is pruned once a day, keeping each
+# object's last state change before the cut-off (0: keep everything). The
+# audit (operations, access log) has its own, longer retention.
+retention_days = 0
+audit_retention_days = 0
+
 [links]
 # First reconnect delay after a link to an engine breaks; doubles on each
 # failure (with +-25% jitter) up to max_backoff_ms.
@@ -65,6 +79,15 @@ private_key = ""
 listen = "0.0.0.0:8441"
 # How long a join token stays valid.
 token_ttl_secs = 3600
+
+[sql]
+# Read-only SQL access for psql, JDBC and ODBC drivers and BI tools: the
+# PostgreSQL wire protocol, with the same logins and roles as the API, on
+# documented views of the history and configuration (docs/sql.md).
+# Clients use TLS with the API's certificate (required beyond this host);
+# with logins off or plain HTTP it listens on a loopback address only.
+enabled = true
+listen = "127.0.0.1:8442"
 
 [auth]
 # Require a login (an OS account: PAM, or LDAP for user@domain) on every
@@ -134,10 +157,12 @@ server_admins = ["root"]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     pub server: ServerSection,
+    pub database: DatabaseSection,
     pub links: LinkSection,
     pub history: HistorySection,
     pub tls: TlsSection,
     pub connectors: ConnectorSection,
+    pub sql: SqlSection,
     pub auth: AuthSection,
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterEntry>,
@@ -167,6 +192,28 @@ pub struct TlsSection {
     pub names: Vec<String>,
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub backup_every_hours: u64,
+    pub backup_dir: PathBuf,
+    pub backup_keep: usize,
+    pub retention_days: u64,
+    pub audit_retention_days: u64,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            backup_every_hours: 24,
+            backup_dir: PathBuf::from("backups"),
+            backup_keep: 7,
+            retention_days: 0,
+            audit_retention_days: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,6 +281,23 @@ impl Default for ConnectorSection {
         ConnectorSection {
             listen: "0.0.0.0:8441".into(),
             token_ttl_secs: 3600,
+        }
+    }
+}
+
+/// `[sql]`: the read-only SQL port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlSection {
+    pub enabled: bool,
+    pub listen: String,
+}
+
+impl Default for SqlSection {
+    fn default() -> Self {
+        SqlSection {
+            enabled: true,
+            listen: "127.0.0.1:8442".into(),
         }
     }
 }
@@ -374,6 +438,11 @@ impl ServerConfig {
     /// The database file.
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("haven.db")
+    }
+
+    /// Where backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.server.data_dir.join(&self.database.backup_dir)
     }
 }
 

@@ -8,8 +8,28 @@
 //! - the server acknowledges only what the history writer has stored, so a
 //!   connector drops nothing the server could still lose;
 //! - one session per cluster: a new session of the same connector replaces
-//!   the old one (a connector that was killed reconnects at once).
+//!   the old one (a connector that was killed reconnects at once);
+//! - a session speaks only for the cluster its credentials are for: the
+//!   secret must be the one issued for that cluster, and a client
+//!   certificate, if presented, must name that cluster.
+//!
+//! Connector certificates (mutual TLS). At join the server issues the
+//! connector a certificate for the token's cluster from the fleet CA
+//! (`Authority::issue_client`) and sends it with its key in the `joined`
+//! answer; it keeps neither. The port asks every client for a certificate
+//! but does not require one. One that is presented is verified at the
+//! handshake (fleet CA, clientAuth, validity: anything else fails there),
+//! and the cluster it names must be the one the `hello` claims, else the
+//! session is refused (`authentication_failed`) and logged. The secret is
+//! still checked as well: it is what the server can take back (deleting the
+//! connector's record), since certificates have no revocation list yet.
+//!
+//! Migration: a connector that joined before certificates existed presents
+//! none and is admitted on its secret alone, with a note in the log; join it
+//! again with a new token to give it a certificate. Refusing secret-only
+//! sessions altogether would need a setting (not built).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +66,16 @@ pub fn hash_secret(secret: &str) -> String {
         .collect()
 }
 
+/// Whether a failed handshake failed on the client's certificate (one the
+/// fleet CA did not issue, an expired one, or one not for client use).
+fn refused_certificate(err: &std::io::Error) -> bool {
+    use tokio_rustls::rustls::Error;
+    matches!(
+        err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+        Some(Error::InvalidCertificate(_) | Error::NoCertificatesPresented)
+    )
+}
+
 /// The refusal for a connector that speaks no version we know.
 fn version_refusal(offered: &[u32]) -> Option<ServerMsg> {
     (!offered.iter().any(|v| CONNECTOR_VERSIONS.contains(v))).then(|| ServerMsg::Error {
@@ -54,6 +84,47 @@ fn version_refusal(offered: &[u32]) -> Option<ServerMsg> {
             "this server speaks connector protocol {CONNECTOR_VERSIONS:?}, the connector {offered:?}; upgrade the older side"
         ),
     })
+}
+
+/// What a connector proved at the TLS handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PeerCertificate {
+    /// None presented: a connector that is joining, or one that joined
+    /// before connector certificates.
+    Absent,
+    /// A certificate the fleet CA issued (the handshake verified it), for this cluster.
+    Cluster(String),
+    /// A certificate the fleet CA issued that names no cluster.
+    Unnamed,
+}
+
+impl PeerCertificate {
+    /// What the client of `tls` presented.
+    fn of<IO>(tls: &tokio_rustls::server::TlsStream<IO>) -> PeerCertificate {
+        match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            None => PeerCertificate::Absent,
+            Some(cert) => haven_pki::client_cluster(cert)
+                .map_or(PeerCertificate::Unnamed, PeerCertificate::Cluster),
+        }
+    }
+
+    /// Why a session claiming `cluster` may not go on with this certificate, if it may not.
+    fn refusal(&self, cluster: &str) -> Option<String> {
+        match self {
+            PeerCertificate::Absent => None,
+            PeerCertificate::Cluster(named) if named == cluster => None,
+            PeerCertificate::Cluster(named) => Some(format!(
+                "the connector's certificate is for cluster {named}, but the connector claims \
+                 cluster {cluster}; a connector speaks only for the cluster it joined for (its \
+                 connector.pem may have been copied from another connector: join again with a \
+                 new token)"
+            )),
+            PeerCertificate::Unnamed => Some(format!(
+                "the connector's certificate names no cluster, but the connector claims cluster \
+                 {cluster}; join again with a new token"
+            )),
+        }
+    }
 }
 
 /// A secret from the OS's cryptographic random source.
@@ -114,7 +185,7 @@ impl Server {
 
     /// Accepts connectors on `listener` until the server stops.
     pub async fn serve_connectors(self: Arc<Self>, listener: TcpListener) {
-        let acceptor = match self.authority.server_config() {
+        let acceptor = match self.authority.server_config_with_client_auth() {
             Ok(config) => haven_pki::TlsAcceptor::from(config),
             Err(e) => {
                 tracing::error!("connector port disabled: {e}");
@@ -133,18 +204,25 @@ impl Server {
             let me = self.clone();
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let tls =
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
+                let tls = match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    acceptor.accept(stream),
+                )
+                .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        if refused_certificate(&e) {
+                            tracing::warn!(%peer, "refused a connector's certificate at the TLS handshake: {e} (only certificates the fleet CA issued at join, still valid, are accepted)");
+                        } else {
                             tracing::debug!(%peer, "TLS handshake with a connector failed: {e}");
-                            return;
                         }
-                        Err(_) => return,
-                    };
-                if let Err(e) = me.connector_session(tls).await {
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let certificate = PeerCertificate::of(&tls);
+                if let Err(e) = me.connector_session(tls, peer, certificate).await {
                     tracing::debug!(%peer, "connector session ended: {e}");
                 }
             });
@@ -154,6 +232,8 @@ impl Server {
     async fn connector_session<S: AsyncRead + AsyncWrite + Unpin>(
         self: &Arc<Self>,
         tls: S,
+        peer: SocketAddr,
+        certificate: PeerCertificate,
     ) -> Result<(), String> {
         let mut wire = Framed::new(
             tls,
@@ -176,9 +256,11 @@ impl Server {
                 }
                 let answer = self.join(&token, &cluster, &version).await;
                 let msg = match &answer {
-                    Ok((id, secret)) => ServerMsg::Joined {
+                    Ok((id, secret, issued)) => ServerMsg::Joined {
                         connector_id: id.clone(),
                         secret: secret.clone(),
+                        cert_pem: Some(issued.cert_pem.clone()),
+                        key_pem: Some(issued.key_pem.clone()),
                     },
                     Err(why) => {
                         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -186,8 +268,8 @@ impl Server {
                     }
                 };
                 let _ = wire.send(msg).await;
-                return answer.map(|(id, _)| {
-                    tracing::info!(cluster = %cluster, "connector {id} joined");
+                return answer.map(|(id, _, _)| {
+                    tracing::info!(cluster = %cluster, "connector {id} joined; it was issued a certificate for cluster {cluster}");
                 });
             }
             Some(Ok(ConnectorMsg::Hello {
@@ -200,6 +282,16 @@ impl Server {
                 if let Some(refusal) = version_refusal(&versions) {
                     let _ = wire.send(refusal).await;
                     return Err("unsupported version".into());
+                }
+                // The certificate first: it was proven at the handshake, and
+                // says which cluster this peer may speak for at all.
+                if let Some(why) = certificate.refusal(&cluster) {
+                    tracing::warn!(%peer, cluster = %cluster, "refused connector {connector_id}: {why}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let _ = wire
+                        .send(refuse(ConnectorError::AuthenticationFailed, why))
+                        .await;
+                    return Err("client certificate refused".into());
                 }
                 // A fresh connection: a connector that just joined must be
                 // seen, whatever snapshot the shared reader is on.
@@ -220,6 +312,9 @@ impl Server {
                         ))
                         .await;
                     return Err("authentication failed".into());
+                }
+                if certificate == PeerCertificate::Absent {
+                    tracing::info!(cluster = %cluster, "connector {connector_id} presented no certificate (it joined before connector certificates); admitted on its secret alone. Join it again with a new token to give it one");
                 }
                 (cluster, connector_id, version)
             }
@@ -268,7 +363,11 @@ impl Server {
         })
         .await
         .map_err(|e| e.to_string())?;
-        tracing::info!(cluster = %cluster, "connector {connector_id} connected");
+        let how = match &certificate {
+            PeerCertificate::Cluster(_) => "by its certificate and its secret",
+            _ => "by its secret alone",
+        };
+        tracing::info!(cluster = %cluster, "connector {connector_id} connected, authenticated {how}");
 
         let mut acked = stored;
         let mut pending: std::collections::HashMap<u64, Reply> = Default::default();
@@ -392,13 +491,14 @@ impl Server {
         result
     }
 
-    /// Spends a token and registers a new connector for `cluster`.
+    /// Spends a token and registers a new connector for `cluster`: its id,
+    /// its secret, and its certificate for `cluster` with the key.
     async fn join(
         self: &Arc<Self>,
         token: &str,
         cluster: &Name,
         version: &str,
-    ) -> Result<(String, String), String> {
+    ) -> Result<(String, String, haven_pki::IssuedClient), String> {
         let token = JoinToken::parse(token)?;
         if token.ca_fingerprint != self.authority.ca_fingerprint() {
             return Err("this token was made by another server (CA fingerprint differs)".into());
@@ -408,6 +508,11 @@ impl Server {
                 "cluster {cluster} is managed through a direct connection; remove it first (DELETE /api/v1/clusters/{cluster})"
             ));
         }
+        // Issued before the token is spent, so a failure here leaves the token usable.
+        let issued = self.authority.issue_client(cluster).map_err(|e| {
+            tracing::error!(cluster = %cluster, "cannot issue a connector certificate: {e}");
+            format!("the server cannot issue a connector certificate: {e}")
+        })?;
         let (id, hash, name) = (
             token.id.clone(),
             hash_secret(&token.secret),
@@ -436,7 +541,7 @@ impl Server {
             s.upsert_cluster(&cluster_record)
         })
         .await?;
-        Ok((connector_id, secret))
+        Ok((connector_id, secret, issued))
     }
 
     /// The last position stored for a cluster (the writer's, else the

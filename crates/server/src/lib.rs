@@ -9,6 +9,8 @@
 //! - [`writer`]: the history writer thread (batched, exactly once).
 //! - [`ops`]: the one path every operation takes (validate, audit,
 //!   forward, wait).
+//! - [`sql`]: the read-only SQL port (PostgreSQL protocol, `haven-sqlport`)
+//!   on top of the server's logins, sight and fleet.
 //! - [`api`]: REST under `/api/v1`, the live event stream, `/metrics`;
 //!   [`openapi`] generates the API's OpenAPI document from the same types.
 //!
@@ -22,10 +24,13 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod fleet;
 pub mod link;
+pub mod maintenance;
 pub mod openapi;
 pub mod ops;
+pub mod sql;
 pub mod tls;
 pub mod writer;
 
@@ -84,6 +89,11 @@ pub struct Server {
     pub connector_addr: OnceLock<SocketAddr>,
     /// Logins and roles, when `[auth] enabled`.
     pub auth: Option<auth::Auth>,
+    /// One backup or prune at a time.
+    maintenance: maintenance::Busy,
+    /// Held while the server runs: one server per data directory, and
+    /// `haven db restore` knows to wait.
+    _lock: std::fs::File,
 }
 
 impl Server {
@@ -95,6 +105,7 @@ impl Server {
                 config.server.data_dir.display()
             )
         })?;
+        let lock = lock_data_dir(&config.server.data_dir)?;
         let path = config.database_path();
         let mut store = SqliteStore::open(&path)
             .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -151,6 +162,8 @@ impl Server {
             stored,
             connector_addr: OnceLock::new(),
             auth,
+            maintenance: maintenance::Busy::default(),
+            _lock: lock,
         });
         for rec in known {
             let cursor = cursors.get(&rec.name).copied();
@@ -341,25 +354,7 @@ impl Server {
     /// can reach it, so either is allowed on loopback addresses only.
     pub async fn listen(self: &Arc<Self>) -> anyhow::Result<SocketAddr> {
         let listen = &self.config.server.listen;
-        let candidates = tokio::net::lookup_host(listen.as_str())
-            .await
-            .with_context(|| format!("cannot resolve the listen address {listen}"))?;
-        let unsafe_mode = if !self.https() {
-            Some("plain HTTP (insecure_plain_http)")
-        } else if self.auth.is_none() {
-            Some("logins off ([auth] enabled = false)")
-        } else {
-            None
-        };
-        if let Some(mode) = unsafe_mode {
-            for candidate in candidates {
-                if !candidate.ip().is_loopback() {
-                    anyhow::bail!(
-                        "refusing to listen on {listen} with {mode}: that is for development on a loopback address only (127.0.0.1:PORT or [::1]:PORT)"
-                    );
-                }
-            }
-        }
+        self.refuse_beyond_loopback(listen).await?;
         let tls = if self.https() {
             Some(self.https_config().context("cannot set up HTTPS")?)
         } else {
@@ -371,6 +366,7 @@ impl Server {
                 format!("cannot listen on {listen} (in use? set [server] listen in haven.toml)")
             })?;
         let addr = listener.local_addr()?;
+        self.spawn_maintenance();
         let app = api::router(self.clone());
         tokio::spawn(async move {
             let served = match tls {
@@ -406,7 +402,88 @@ impl Server {
             })?;
         let _ = self.connector_addr.set(connectors.local_addr()?);
         tokio::spawn(self.clone().serve_connectors(connectors));
+        // A read-only reporting port that cannot listen does not stop the
+        // server from managing clusters; it says so loudly.
+        match self.listen_sql().await {
+            Ok(Some(sql)) => tracing::info!("haven sql port listening on {sql}"),
+            Ok(None) => {}
+            Err(e) => tracing::error!("the SQL port is off: {e:#}"),
+        }
         Ok(addr)
+    }
+
+    /// Refuses a listen address beyond loopback when whoever reaches it
+    /// would be unchecked (logins off) or talk in clear (no TLS): that is
+    /// for development on a loopback address only.
+    pub async fn refuse_beyond_loopback(&self, listen: &str) -> anyhow::Result<()> {
+        let candidates = tokio::net::lookup_host(listen)
+            .await
+            .with_context(|| format!("cannot resolve the listen address {listen}"))?;
+        let unsafe_mode = if !self.https() {
+            Some("plain HTTP (insecure_plain_http)")
+        } else if self.auth.is_none() {
+            Some("logins off ([auth] enabled = false)")
+        } else {
+            None
+        };
+        if let Some(mode) = unsafe_mode {
+            for candidate in candidates {
+                if !candidate.ip().is_loopback() {
+                    anyhow::bail!(
+                        "refusing to listen on {listen} with {mode}: that is for development on a loopback address only (127.0.0.1:PORT or [::1]:PORT)"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The file a running server holds locked in its data directory.
+pub const LOCK_FILE: &str = "server.lock";
+
+/// Takes the data directory's lock (and writes this process's id in it),
+/// or says which process has it.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "another haven server (pid {}) is using the data directory {}: stop it first, or give this one its own data_dir",
+            pid.trim(),
+            dir.display()
+        );
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// Whether a server holds the data directory (for tools that must not run
+/// beside one, such as restore).
+pub fn data_dir_in_use(dir: &std::path::Path) -> Option<String> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ok()?;
+    match file.try_lock() {
+        Ok(()) => None,
+        Err(_) => Some(
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
     }
 }
 

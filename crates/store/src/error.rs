@@ -105,9 +105,94 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// A backup, restore or prune could not be done; the message says
+    /// what was (not) changed and what to do.
+    #[error("{0}")]
+    Maintenance(String),
+
     /// Any other database error.
     #[error("database error: {0}")]
     Sqlite(#[source] rusqlite::Error),
+
+    /// The PostgreSQL URL cannot be used. The message never repeats the
+    /// URL, which may hold a password.
+    #[error("the PostgreSQL URL is not usable: {problem}")]
+    PgUrl {
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The PostgreSQL server could not be reached, or did not let haven
+    /// in.
+    #[error("cannot connect to PostgreSQL database {target}: {}; check the URL's host, port and database, that the server is running and reachable from here, that its pg_hba.conf admits this user from this host, and the password", pg_text(source))]
+    PgConnect {
+        /// Where: `host:port/database as user` (never the password).
+        target: String,
+        /// What the client library said.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// A PostgreSQL migration script failed; the database stays at the
+    /// version before it.
+    #[error("upgrading PostgreSQL database {target} to schema version {version} failed: {}; the database is unchanged at version {}; check that this user owns the database (or may create tables in its schema), and restore a backup if this repeats", pg_text(source), version - 1)]
+    PgMigration {
+        /// Where: `host:port/database as user`.
+        target: String,
+        /// The version the script would have made.
+        version: u32,
+        /// What PostgreSQL said.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// Any other PostgreSQL error: a statement failed, or the connection
+    /// was lost (the store reconnects at its next call).
+    #[error("PostgreSQL error: {}{}", pg_text(.0), pg_hint(.0))]
+    Postgres(#[source] postgres::Error),
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(err: postgres::Error) -> Self {
+        StoreError::Postgres(err)
+    }
+}
+
+/// What to check after a PostgreSQL error, if it is about the connection
+/// rather than a statement.
+fn pg_hint(err: &postgres::Error) -> &'static str {
+    let fatal = err.as_db_error().is_some_and(|db| db.severity() == "FATAL");
+    let io = std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>());
+    if err.is_closed() || fatal || io {
+        "; the connection to the database was lost: check that the PostgreSQL server is running (haven reconnects at its next call)"
+    } else {
+        ""
+    }
+}
+
+/// The whole of a PostgreSQL error: the client library's `Display` names
+/// only the kind ("db error"), the server's words are in its source.
+pub(crate) fn pg_text(err: &postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str("; ");
+            text.push_str(detail);
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str("; hint: ");
+            text.push_str(hint);
+        }
+        return text;
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl From<rusqlite::Error> for StoreError {

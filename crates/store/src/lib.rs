@@ -7,6 +7,8 @@
 //! (one SQLite file in the data directory, write-ahead logging). The trait
 //! speaks only in this crate's records and `haven-model` types, so a
 //! PostgreSQL backend can follow without touching its callers.
+//! [`PgStore`] is that backend: the same schema versions, behaviour and
+//! tests, in a PostgreSQL database reached by URL.
 //!
 //! # Invariants
 //!
@@ -38,13 +40,16 @@
 #![warn(missing_docs)]
 
 mod error;
+mod postgres;
 mod records;
 mod sqlite;
 
 use std::collections::HashMap;
 
 pub use error::StoreError;
+pub use postgres::PgStore;
 pub use records::*;
+pub use sqlite::maintenance;
 pub use sqlite::SqliteStore;
 
 /// The management server's database, whatever the engine behind it.

@@ -230,12 +230,18 @@ impl ServerProc {
             std::fs::write(
                 &config,
                 format!(
-                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}{}{extra}",
+                    "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n{}{}{}{extra}",
                     dir.join("data").display(),
                     if extra.contains("[connectors]") {
                         ""
                     } else {
                         "[connectors]\nlisten = \"127.0.0.1:0\"\n"
+                    },
+                    // Every server of a test has its own SQL port.
+                    if extra.contains("[sql]") {
+                        ""
+                    } else {
+                        "[sql]\nlisten = \"127.0.0.1:0\"\n"
                     },
                     // Tests of other things than logins run with logins
                     // off (allowed on loopback), still over HTTPS.
@@ -435,12 +441,18 @@ pub fn exchange(
     request.push_str(body);
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
-    // A TLS peer may close without close_notify after Connection: close.
-    if let Err(e) = stream.read_to_end(&mut raw) {
-        assert!(
-            e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty(),
-            "reading the answer to {method} {path}: {e}"
-        );
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if answer_complete(&raw) {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A TLS peer may close without close_notify after Connection: close.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => panic!("reading the answer to {method} {path}: {e}"),
+        }
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
@@ -461,6 +473,24 @@ pub fn exchange(
             rest.to_string()
         },
     }
+}
+
+/// Whether `raw` holds a whole answer (by Content-Length, or the last
+/// chunk), so a peer that keeps the connection open is not waited for.
+fn answer_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let body = raw.len() - end - 4;
+    if let Some(len) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return body >= len;
+    }
+    head.contains("transfer-encoding: chunked") && raw.ends_with(b"0\r\n\r\n")
 }
 
 fn dechunk(mut rest: &str) -> String {

@@ -1,0 +1,267 @@
+//! The console's stylesheet and script, embedded in the binary.
+
+/// Light and dark themes (the system's choice unless the user picked one),
+/// state colours that also differ in shape (bold, borders) for readers who
+/// do not see colour.
+pub const CSS: &str = r##"
+:root { --bg:#fafafa; --fg:#1d1f21; --muted:#5f6368; --line:#d9dce0; --card:#fff;
+  --ok:#1e7b34; --bad:#b3261e; --warn:#9a6700; --busy:#1a5fb4; --off:#5f6368; --link:#1a5fb4; }
+:root[data-theme=dark] { --bg:#16181b; --fg:#e6e6e6; --muted:#a0a4a8; --line:#33373c; --card:#1f2226;
+  --ok:#5cc97b; --bad:#ff8a80; --warn:#e5b454; --busy:#8ab4f8; --off:#a0a4a8; --link:#8ab4f8; }
+@media (prefers-color-scheme: dark) { :root:not([data-theme=light]) { --bg:#16181b; --fg:#e6e6e6;
+  --muted:#a0a4a8; --line:#33373c; --card:#1f2226; --ok:#5cc97b; --bad:#ff8a80; --warn:#e5b454;
+  --busy:#8ab4f8; --off:#a0a4a8; --link:#8ab4f8; } }
+* { box-sizing: border-box; }
+body { margin:0; font: 14px/1.45 system-ui, sans-serif; background:var(--bg); color:var(--fg); }
+a { color:var(--link); }
+header nav { display:flex; gap:1em; align-items:center; padding:.5em 1em; border-bottom:1px solid var(--line);
+  background:var(--card); flex-wrap:wrap; }
+header .brand { font-weight:700; text-decoration:none; }
+header .find { flex:1; min-width:12em; }
+header .find input { width:100%; padding:.3em .5em; background:var(--bg); color:var(--fg);
+  border:1px solid var(--line); border-radius:4px; }
+.who { color:var(--muted); }
+button { font:inherit; padding:.25em .7em; border:1px solid var(--line); border-radius:4px;
+  background:var(--card); color:var(--fg); cursor:pointer; }
+button:focus-visible, a:focus-visible, input:focus-visible, select:focus-visible { outline:2px solid var(--link); outline-offset:1px; }
+button.op { margin:.1em; }
+button.op[disabled] { opacity:.5; cursor:progress; }
+main { padding:1em; max-width:90em; }
+h1 { font-size:1.4em; margin:.2em 0 .6em; } h2 { font-size:1.1em; margin:1.2em 0 .4em; }
+.cards { display:flex; gap:1em; flex-wrap:wrap; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:6px; padding:.6em 1em; min-width:11em; }
+.card b { font-size:1.6em; display:block; }
+table { border-collapse:collapse; background:var(--card); }
+th, td { border:1px solid var(--line); padding:.25em .6em; text-align:left; vertical-align:top; }
+th { font-weight:600; }
+.st { font-weight:600; padding:0 .3em; border-radius:3px; white-space:nowrap; }
+.st-online, .st-running, .st-connected { color:var(--ok); }
+.st-faulted, .st-exited, .st-disconnected { color:var(--bad); border:1px solid var(--bad); }
+.st-partial, .st-stale, .st-concurrency { color:var(--warn); border:1px dashed var(--warn); }
+.st-starting, .st-stopping, .st-going-online, .st-going-offline, .st-connecting { color:var(--busy); font-style:italic; }
+.st-offline, .st-unknown { color:var(--off); }
+.frozen { color:var(--busy); } .disabled { color:var(--bad); }
+.muted { color:var(--muted); }
+.banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }
+.livestate { font-size:.85em; color:var(--muted); padding:0 1em; }
+.livestate.lost { color:var(--bad); font-weight:600; }
+.stale td .st { opacity:.55; }
+.result { margin:.5em 0; padding:.4em .8em; border-left:4px solid var(--line); background:var(--card); }
+.result.ok { border-color:var(--ok); } .result.bad { border-color:var(--bad); } .result.busy { border-color:var(--busy); }
+#cmdlog { margin:1em; padding:.5em 1em; border:1px solid var(--line); border-radius:6px; background:var(--card); max-width:90em; }
+#cmdlog h2 { margin:0; font-size:1em; } #cmdlog ol { font-family: ui-monospace, monospace; margin:.3em 0; }
+#cmdlog:not(.used) { display:none; }
+.pager a { margin-right:1em; }
+.graph { font-family: ui-monospace, monospace; white-space:pre; background:var(--card); border:1px solid var(--line); padding:.5em 1em; display:inline-block; }
+form.login { max-width:22em; margin:4em auto; background:var(--card); border:1px solid var(--line); border-radius:6px; padding:1.5em; }
+form.login label { display:block; margin:.6em 0 .2em; }
+form.login input { width:100%; padding:.4em; background:var(--bg); color:var(--fg); border:1px solid var(--line); border-radius:4px; }
+form.login button { margin-top:1em; width:100%; }
+.error { color:var(--bad); font-weight:600; }
+@media (max-width: 700px) { main { padding:.5em; } th, td { padding:.2em .3em; } }
+"##;
+
+/// Live updates, operations with progress, the command log, the theme.
+/// No framework: the server renders every page; on a change the page's
+/// main part is fetched again (`?fragment=1`) and replaced.
+pub const JS: &str = r##"
+"use strict";
+(function () {
+  const root = document.documentElement;
+  const saved = localStorage.getItem("haven-theme");
+  if (saved) root.dataset.theme = saved;
+  const $ = (sel, el) => (el || document).querySelector(sel);
+
+  function ready(f) { if (document.readyState !== "loading") f(); else document.addEventListener("DOMContentLoaded", f); }
+
+  ready(function () {
+    const theme = $("#theme");
+    if (theme) theme.addEventListener("click", function () {
+      const dark = root.dataset.theme === "dark" ||
+        (!root.dataset.theme && matchMedia("(prefers-color-scheme: dark)").matches);
+      root.dataset.theme = dark ? "light" : "dark";
+      localStorage.setItem("haven-theme", root.dataset.theme);
+    });
+    const logout = $("#logout");
+    if (logout) logout.addEventListener("click", async function () {
+      await fetch("/api/v1/logout", { method: "POST", headers: { "x-haven-csrf": "1" } });
+      location.href = "/login";
+    });
+    showLog();
+    document.addEventListener("click", onClick);
+    live();
+  });
+
+  // Operations -----------------------------------------------------------
+  async function onClick(ev) {
+    const button = ev.target.closest("button.op");
+    if (!button) return;
+    const op = JSON.parse(button.dataset.op);
+    const pick = button.dataset.pick && document.getElementById(button.dataset.pick);
+    let cli = button.dataset.cli;
+    if (pick) {
+      if (pick.value) { op.to = pick.value; cli += " --to " + pick.value; }
+    }
+    if (button.dataset.confirm && !confirm(button.dataset.confirm + (op.to ? " (to " + op.to + ")" : "") + "?")) return;
+    const out = resultBox(button);
+    out.className = "result busy";
+    out.textContent = "⟳ " + cli + " — running…";
+    button.disabled = true;
+    const started = Date.now();
+    const tick = setInterval(function () {
+      out.textContent = "⟳ " + cli + " — running, " + Math.round((Date.now() - started) / 1000) + " s";
+    }, 1000);
+    try {
+      op.wait = true; op.timeout_secs = 300;
+      const r = await fetch("/api/v1/clusters/" + encodeURIComponent(button.dataset.cluster) + "/operations", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-haven-csrf": "1" },
+        body: JSON.stringify(op),
+      });
+      const body = await r.json().catch(() => ({}));
+      const outcome = body.outcome || (body.error && body.error.code) || ("HTTP " + r.status);
+      const reason = body.reason || (body.error && body.error.message) || "";
+      out.className = "result " + (outcome === "completed" ? "ok" : "bad");
+      out.textContent = (outcome === "completed" ? "✔ " : "✘ ") + cli + " — " + outcome + (reason ? ": " + reason : "");
+      log(cli, outcome);
+      refresh();
+    } catch (e) {
+      out.className = "result bad";
+      out.textContent = "✘ " + cli + " — " + e;
+    } finally {
+      clearInterval(tick);
+      button.disabled = false;
+    }
+  }
+
+  function resultBox(button) {
+    let out = document.getElementById("opresult");
+    if (!out) {
+      out = document.createElement("div");
+      out.id = "opresult";
+      out.setAttribute("role", "status");
+      const main = $("#main");
+      main.insertBefore(out, main.firstChild);
+    }
+    return out;
+  }
+
+  // Administration: buttons and forms that call the API -------------------
+  document.addEventListener("click", async function (ev) {
+    const button = ev.target.closest("button.api");
+    if (!button || button.closest("form")) return;
+    if (button.dataset.confirm && !confirm(button.dataset.confirm + "?")) return;
+    await callApi(button, button.dataset.method, button.dataset.url, null, button.dataset.cli);
+  });
+  document.addEventListener("submit", async function (ev) {
+    const form = ev.target.closest("form.api");
+    if (!form) return;
+    ev.preventDefault();
+    if (form.dataset.confirm && !confirm(form.dataset.confirm + "?")) return;
+    const body = {};
+    for (const el of form.elements) {
+      if (!el.name || el.value === "") continue;
+      body[el.name] = el.hasAttribute("data-number") ? Number(el.value) : el.value;
+    }
+    await callApi(form, form.dataset.method, form.dataset.url, body, form.dataset.cli);
+  });
+  async function callApi(el, method, url, body, cli) {
+    const out = resultBox(el);
+    out.className = "result busy";
+    out.textContent = "⟳ " + (cli || url) + " — running…";
+    const r = await fetch(url, {
+      method: method,
+      headers: Object.assign({ "x-haven-csrf": "1" }, body ? { "content-type": "application/json" } : {}),
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    let shown = text;
+    try { const j = JSON.parse(text); shown = j.error ? j.error.message : JSON.stringify(j, null, 1); } catch (e) { /* not JSON */ }
+    out.className = "result " + (r.ok ? "ok" : "bad");
+    out.textContent = (r.ok ? "✔ " : "✘ ") + (cli || url) + (shown ? " — " + shown : "");
+    log(cli || (method + " " + url), r.ok ? "ok" : "HTTP " + r.status);
+    if (r.ok) refresh();
+  }
+
+  // The command log: what the console did, as `haven` commands -----------
+  function log(cli, outcome) {
+    const entries = JSON.parse(sessionStorage.getItem("haven-cmdlog") || "[]");
+    entries.push(cli + "   # " + outcome);
+    sessionStorage.setItem("haven-cmdlog", JSON.stringify(entries.slice(-50)));
+    showLog();
+  }
+  function showLog() {
+    const aside = $("#cmdlog");
+    if (!aside) return;
+    const entries = JSON.parse(sessionStorage.getItem("haven-cmdlog") || "[]");
+    const list = $("ol", aside);
+    list.textContent = "";
+    for (const e of entries) { const li = document.createElement("li"); li.textContent = e; list.appendChild(li); }
+    aside.classList.toggle("used", entries.length > 0);
+  }
+
+  // Live updates -----------------------------------------------------------
+  let pending = null;
+  function refresh() {
+    if (pending) return;
+    pending = setTimeout(async function () {
+      pending = null;
+      const url = new URL(location.href);
+      url.searchParams.set("fragment", "1");
+      try {
+        const r = await fetch(url, { headers: { accept: "text/html" } });
+        if (r.status === 401 || r.redirected) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+        if (!r.ok) return;
+        const html = await r.text();
+        const main = $("#main");
+        const keep = document.getElementById("opresult");
+        const focused = document.activeElement && document.activeElement.id;
+        const picks = {};
+        main.querySelectorAll("select[id]").forEach(s => picks[s.id] = s.value);
+        main.innerHTML = html;
+        if (keep) main.insertBefore(keep, main.firstChild);
+        for (const id in picks) { const s = document.getElementById(id); if (s) s.value = picks[id]; }
+        if (focused) { const f = document.getElementById(focused); if (f) f.focus(); }
+      } catch (e) { /* the next event tries again */ }
+    }, 400);
+  }
+
+  function live() {
+    const url = document.body.dataset.live;
+    if (!url) return;
+    const state = $("#livestate");
+    const source = new EventSource(url);
+    const mark = (text, lost) => { if (state) { state.textContent = text; state.classList.toggle("lost", !!lost); } };
+    source.onopen = () => mark("live");
+    source.onerror = () => mark("live updates lost — reconnecting; what you see may be out of date", true);
+    for (const kind of ["events", "resynced", "link", "added", "removed", "lagged"]) {
+      source.addEventListener(kind, function () { mark("live · updated " + new Date().toLocaleTimeString()); refresh(); });
+    }
+  }
+
+  // The login form ----------------------------------------------------------
+  ready(function () {
+    const form = document.getElementById("login");
+    if (!form) return;
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const error = document.getElementById("loginerror");
+      error.textContent = "";
+      const r = await fetch("/api/v1/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ user: form.user.value, password: form.password.value }),
+      });
+      if (r.ok) {
+        const next = new URLSearchParams(location.search).get("next");
+        location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      } else {
+        const body = await r.json().catch(() => ({}));
+        error.textContent = (body.error && body.error.message) || ("login failed (HTTP " + r.status + ")");
+        form.password.value = "";
+        form.password.focus();
+      }
+    });
+  });
+})();
+"##;

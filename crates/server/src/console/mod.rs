@@ -1,0 +1,245 @@
+//! The web console: server-rendered pages over the same state, roles and
+//! operations path as the API, with a small script for live updates and
+//! operations (no framework, nothing to build).
+//!
+//! Every page is rendered for its caller: what they may not see is not on
+//! it, and operation buttons their role does not allow are not offered
+//! (the API refuses them anyway). A page asked with `?fragment=1` answers
+//! only its main part, which the script swaps in when the page's live
+//! stream (`/console/ticks`, at most one tick a second) says something
+//! changed.
+
+mod assets;
+pub mod html;
+mod pages;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use futures_util::Stream;
+use haven_model::Operation;
+use serde::Deserialize;
+
+use crate::access::Limited;
+use crate::auth::Caller;
+use crate::fleet::{FleetUpdate, Sight};
+use crate::Server;
+
+type AppState = Arc<Server>;
+
+/// Paths of the console that need no session.
+pub const PUBLIC: &[&str] = &["/login", "/assets/haven.css", "/assets/haven.js"];
+
+/// The console's routes (merged into the API's router, behind the same
+/// identification).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::summary))
+        .route("/clusters", get(pages::clusters))
+        .route("/faults", get(pages::faults))
+        .route("/find", get(pages::find))
+        .route("/c/{cluster}", get(pages::cluster))
+        .route("/c/{cluster}/g/{group}", get(pages::group))
+        .route("/c/{cluster}/r/{resource}", get(pages::resource))
+        .route("/c/{cluster}/s/{system}", get(pages::system))
+        .route("/admin", get(pages::admin))
+        .route("/console/ticks", get(ticks))
+        .route("/assets/haven.css", get(css))
+        .route("/assets/haven.js", get(js))
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        assets::CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        assets::JS,
+    )
+}
+
+/// The login page (`/login?code=` spends a one-time link instead; see
+/// the API).
+pub fn login_page(message: Option<&str>) -> Response {
+    let message = message
+        .map(|m| format!("<p class=\"error\">{}</p>", html::esc(m)))
+        .unwrap_or_default();
+    Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Log in · Haven</title>\
+<link rel=\"stylesheet\" href=\"/assets/haven.css\"><script src=\"/assets/haven.js\" defer></script></head>\
+<body><main><form class=\"login\" id=\"login\"><h1>Haven</h1>{message}\
+<p class=\"muted\">Log in with your operating system account, or <i>user@domain</i> for a directory account.</p>\
+<label for=\"user\">User</label><input id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<p id=\"loginerror\" class=\"error\" role=\"alert\"></p><button type=\"submit\">Log in</button></form></main></body></html>\n"
+    ))
+    .into_response()
+}
+
+/// Who is looking, and how much they see.
+pub(crate) struct Viewer {
+    pub server: Arc<Server>,
+    pub caller: Caller,
+    pub sight: Option<Limited>,
+    pub fragment: bool,
+}
+
+impl Viewer {
+    pub fn new(server: Arc<Server>, caller: Caller, fragment: bool) -> Self {
+        let sight = server.sight(&caller);
+        Viewer {
+            server,
+            caller,
+            sight,
+            fragment,
+        }
+    }
+
+    pub fn sees_cluster(&self, cluster: &str) -> bool {
+        self.sight.as_ref().is_none_or(|l| l.cluster(cluster))
+    }
+
+    pub fn sees_group(&self, cluster: &str, group: &str) -> bool {
+        self.sight.as_ref().is_none_or(|l| l.group(cluster, group))
+    }
+
+    /// Whether the caller's roles allow `op` on `cluster`.
+    pub fn may(&self, cluster: &str, op: &Operation) -> bool {
+        match (&self.caller, &self.server.auth) {
+            (Caller::User(who), Some(auth)) => {
+                let group_of = |resource: &str| {
+                    self.server
+                        .fleet
+                        .with_snapshot(cluster, |s| {
+                            s.config.resource(resource).map(|(g, _)| g.name.clone())
+                        })
+                        .flatten()
+                };
+                auth.policy().authorize(who, cluster, op, group_of).is_ok()
+            }
+            _ => true,
+        }
+    }
+
+    pub fn admin(&self) -> bool {
+        match (&self.caller, &self.server.auth) {
+            (Caller::User(who), Some(auth)) => auth.policy().is_server_admin(who),
+            _ => true,
+        }
+    }
+
+    /// The page (or, for a live refresh, just its main part).
+    pub fn render(
+        &self,
+        title: &str,
+        live: Option<String>,
+        banner: Option<String>,
+        main: String,
+    ) -> Response {
+        let mut response = if self.fragment {
+            Html(main).into_response()
+        } else {
+            Html(html::page(
+                &html::Shell {
+                    title,
+                    user: self.caller.name(),
+                    admin: self.admin(),
+                    live,
+                    banner,
+                },
+                &main,
+            ))
+            .into_response()
+        };
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            "no-store".parse().expect("a header value"),
+        );
+        response
+    }
+}
+
+/// `?cluster=NAME`
+#[derive(Debug, Deserialize)]
+pub(crate) struct TickFilter {
+    cluster: Option<String>,
+}
+
+/// A live stream for a page: one `events` tick at most every second when
+/// something the caller may see (in `cluster`, if given) changed, however
+/// many events there were — a browser never drinks from the firehose.
+async fn ticks(
+    State(s): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(f): Query<TickFilter>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let sight = s.sight(&caller);
+    let mut updates = s.fleet.subscribe();
+    let stream = async_stream(move |tx| async move {
+        let mut changed = false;
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                update = updates.recv() => match update {
+                    Ok(update) => {
+                        let cluster = match &*update {
+                            FleetUpdate::Events { cluster, .. }
+                            | FleetUpdate::Resynced { cluster, .. }
+                            | FleetUpdate::Link { cluster, .. }
+                            | FleetUpdate::Added { cluster }
+                            | FleetUpdate::Removed { cluster } => cluster.clone(),
+                        };
+                        if f.cluster.as_deref().is_none_or(|c| c == &*cluster)
+                            && sight.as_ref().is_none_or(|l| l.cluster(&cluster))
+                        {
+                            changed = true;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => changed = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = every.tick() => {
+                    if changed {
+                        changed = false;
+                        if tx.send(SseEvent::default().event("events").data("{}")).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A stream fed by a task (ends when the client goes away).
+fn async_stream<F, Fut>(run: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<SseEvent>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(run(tx));
+    futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
+}

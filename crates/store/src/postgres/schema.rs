@@ -1,0 +1,232 @@
+//! The PostgreSQL schema and its migrations.
+//!
+//! Version numbers are SQLite's: schema version N has the same tables,
+//! columns, constraints and indexes on both backends (`sqlite/schema.rs`
+//! documents each table), written in PostgreSQL's types. A change to the
+//! schema is a new script at the end of both lists; scripts are never
+//! edited once released.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`. The
+//! version is the highest row of `haven_schema` (0 when that table does not
+//! exist yet). Each script runs in its own transaction together with its
+//! `haven_schema` row, after taking a transaction-level advisory lock
+//! ([`MIGRATION_LOCK`]) and only then reading the version: two servers
+//! starting at once on a new database migrate it once, the second finding
+//! it current. A database of a newer version is refused before anything is
+//! written.
+//!
+//! Differences from SQLite, and why:
+//! - integers are `BIGINT` (SQLite's are 64-bit too); ids are `BIGSERIAL`,
+//!   so an id is never reused (SQLite's `history` and `gaps` may reuse the
+//!   highest id after it is deleted), and a grant refused as a duplicate
+//!   still consumes an id;
+//! - names and other identifiers are `TEXT COLLATE "C"`: they compare and
+//!   sort byte by byte, as in SQLite, whatever the database's locale, so
+//!   both backends list clusters in the same order;
+//! - `detail` and `op` stay `TEXT` holding the same JSON as in SQLite, so
+//!   both backends read back identical events and operations (cast to
+//!   `jsonb` in a query to reach inside);
+//! - the version is a table, not SQLite's `PRAGMA user_version`.
+
+use postgres::{Client, GenericClient};
+
+use crate::StoreError;
+
+/// Every migration, in order.
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+
+/// The schema version this build creates and understands.
+pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// The advisory lock (in the database's own lock space) that serialises
+/// migrations: "haven" in ASCII.
+pub(crate) const MIGRATION_LOCK: i64 = 0x68_61_76_65_6e;
+
+/// Created with the first migration, in its transaction.
+const VERSION_TABLE: &str = r#"
+-- One row per schema version applied; the database's version is the
+-- highest. Written only by haven's migrations.
+CREATE TABLE haven_schema (
+    version     INT    NOT NULL PRIMARY KEY,
+    applied_ms  BIGINT NOT NULL              -- when it was applied
+);
+"#;
+
+const V3: &str = r#"
+CREATE TABLE access_log (
+    id        BIGSERIAL NOT NULL PRIMARY KEY,
+    time_ms   BIGINT    NOT NULL,
+    username  TEXT COLLATE "C" NOT NULL,
+    source    TEXT,
+    action    TEXT COLLATE "C" NOT NULL,
+    target    TEXT,
+    cluster   TEXT COLLATE "C",
+    outcome   TEXT      NOT NULL CHECK (outcome IN ('allowed', 'denied', 'failed')),
+    reason    TEXT
+);
+CREATE INDEX access_log_time ON access_log (time_ms);
+CREATE INDEX access_log_user_time ON access_log (username, time_ms);
+
+CREATE TABLE grants (
+    id              BIGSERIAL NOT NULL PRIMARY KEY,
+    principal_kind  TEXT      NOT NULL CHECK (principal_kind IN ('user', 'group')),
+    principal       TEXT COLLATE "C" NOT NULL,
+    role            TEXT COLLATE "C" NOT NULL,
+    cluster         TEXT COLLATE "C",
+    service_group   TEXT COLLATE "C",
+    created_ms      BIGINT    NOT NULL,
+    created_by      TEXT COLLATE "C" NOT NULL,
+    CHECK (service_group IS NULL OR cluster IS NOT NULL)
+);
+-- NULLs are distinct in a UNIQUE constraint, so the scope columns are
+-- compared as '' instead.
+CREATE UNIQUE INDEX grants_unique ON grants
+    (principal_kind, principal, role, COALESCE(cluster, ''), COALESCE(service_group, ''));
+"#;
+
+const V2: &str = r#"
+CREATE TABLE join_tokens (
+    id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    secret_hash TEXT   NOT NULL,
+    cluster     TEXT COLLATE "C",
+    created_ms  BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL,
+    used_ms     BIGINT,
+    used_by     TEXT COLLATE "C"
+);
+
+CREATE TABLE connectors (
+    id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    cluster     TEXT COLLATE "C" NOT NULL UNIQUE,
+    secret_hash TEXT   NOT NULL,
+    version     TEXT   NOT NULL,
+    joined_ms   BIGINT NOT NULL
+);
+"#;
+
+const V1: &str = r#"
+CREATE TABLE clusters (
+    name      TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    address   TEXT   NOT NULL,
+    username  TEXT,
+    password  TEXT,
+    added_ms  BIGINT NOT NULL
+);
+
+CREATE TABLE settings (
+    key    TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+
+CREATE TABLE history (
+    id         BIGSERIAL NOT NULL PRIMARY KEY,
+    cluster    TEXT COLLATE "C" NOT NULL,
+    epoch      BIGINT    NOT NULL,
+    seq        BIGINT    NOT NULL,
+    time_ms    BIGINT    NOT NULL,
+    type       TEXT COLLATE "C" NOT NULL,
+    grp        TEXT COLLATE "C",
+    resource   TEXT COLLATE "C",
+    system     TEXT COLLATE "C",
+    object     TEXT COLLATE "C",
+    old_state  TEXT COLLATE "C",
+    new_state  TEXT COLLATE "C",
+    detail     TEXT      NOT NULL,
+    UNIQUE (cluster, epoch, seq)
+);
+CREATE INDEX history_cluster_time ON history (cluster, time_ms);
+CREATE INDEX history_time ON history (time_ms);
+
+CREATE TABLE cursors (
+    cluster  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    epoch    BIGINT NOT NULL,
+    seq      BIGINT NOT NULL
+);
+
+CREATE TABLE gaps (
+    id             BIGSERIAL NOT NULL PRIMARY KEY,
+    cluster        TEXT COLLATE "C" NOT NULL,
+    after_epoch    BIGINT,
+    after_seq      BIGINT,
+    resumed_epoch  BIGINT NOT NULL,
+    resumed_seq    BIGINT NOT NULL,
+    time_ms        BIGINT NOT NULL,
+    reason         TEXT   NOT NULL,
+    CHECK ((after_epoch IS NULL) = (after_seq IS NULL))
+);
+CREATE INDEX gaps_cluster ON gaps (cluster);
+
+CREATE TABLE operations (
+    id            BIGSERIAL NOT NULL PRIMARY KEY,
+    cluster       TEXT COLLATE "C" NOT NULL,
+    username      TEXT COLLATE "C" NOT NULL,
+    verb          TEXT COLLATE "C" NOT NULL,
+    op            TEXT   NOT NULL,
+    requested_ms  BIGINT NOT NULL,
+    outcome       TEXT CHECK (outcome IN
+                    ('accepted', 'refused', 'completed', 'failed', 'timed_out')),
+    reason        TEXT,
+    finished_ms   BIGINT
+);
+CREATE INDEX operations_requested ON operations (requested_ms);
+"#;
+
+/// The database's schema version: 0 before the first migration.
+pub(crate) fn version(client: &mut impl GenericClient) -> Result<u32, postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('haven_schema') IS NOT NULL", &[])?
+        .try_get(0)?;
+    if !exists {
+        return Ok(0);
+    }
+    let version: i32 = client
+        .query_one("SELECT coalesce(max(version), 0) FROM haven_schema", &[])?
+        .try_get(0)?;
+    // A negative version was never written by haven; reading it as 0
+    // makes the first migration fail on the existing tables, loudly.
+    Ok(u32::try_from(version).unwrap_or(0))
+}
+
+/// Refuses a database newer than this build, before anything is written.
+fn check_not_newer(found: u32) -> Result<(), StoreError> {
+    if found > LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            known: LATEST,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the migrations the database lacks, one transaction each.
+/// `target` names the database in errors.
+pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), StoreError> {
+    loop {
+        let mut tx = client.transaction()?;
+        // Held until this transaction ends; the version is read after it,
+        // since another server may have migrated meanwhile.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        let current = version(&mut tx)?;
+        check_not_newer(current)?;
+        let Some(script) = MIGRATIONS.get(current as usize) else {
+            return Ok(()); // dropping `tx` ends it, having written nothing
+        };
+        let next = current + 1;
+        let failed = |source| StoreError::PgMigration {
+            target: target.to_owned(),
+            version: next,
+            source,
+        };
+        if current == 0 {
+            tx.batch_execute(VERSION_TABLE).map_err(failed)?;
+        }
+        tx.batch_execute(script).map_err(failed)?;
+        tx.execute(
+            "INSERT INTO haven_schema (version, applied_ms)
+             VALUES ($1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)",
+            &[&(next as i32)],
+        )
+        .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+    }
+}
