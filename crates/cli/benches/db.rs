@@ -6,6 +6,9 @@
 //! `cargo bench --bench db`. Absolute times on a shared 2-core machine are
 //! noisy; compare figures from one run.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use haven_model::{name, Event, EventKind, GroupState, ResourceState, Severity};
@@ -108,6 +111,10 @@ fn main() {
         ms(t.elapsed())
     );
 
+    // The same question through the SQL port, as psql asks it: a real
+    // `haven server` on this database (logins off, loopback).
+    sql_query(dir.path(), start_ms + span_ms - 30 * DAY_MS);
+
     // Backup.
     let dest = dir.path().join("backup.db");
     let report = store.backup_to(&dest, &|_| {}).expect("backup");
@@ -140,6 +147,64 @@ fn main() {
         report.history_removed as f64 / report.took.as_secs_f64(),
         report.bytes_freed as f64 / 1e6
     );
+}
+
+/// Times a 30-day history query of one group through the SQL port, with
+/// psql's own `\timing` (the server round trip), best of five.
+fn sql_query(data_dir: &std::path::Path, since_ms: i64) {
+    let config = data_dir.join("haven.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[database]\nbackup_every_hours = 0\n\
+             [auth]\nenabled = false\n[sql]\nlisten = \"127.0.0.1:0\"\n[connectors]\nlisten = \"127.0.0.1:0\"\n",
+            data_dir.display()
+        ),
+    )
+    .unwrap();
+    let (server, line) = support::Proc::start(
+        &["server", "--config", config.to_str().unwrap()],
+        "haven sql port listening on",
+    );
+    let addr = line.rsplit("listening on ").next().unwrap().trim().to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let query = format!(
+        "SELECT seq, time_ms, event_type, new_state FROM history \
+         WHERE cluster = 'cluster-0042' AND service_group = 'grp07' AND time_ms >= {since_ms} ORDER BY time_ms DESC"
+    );
+    let mut best = f64::MAX;
+    let mut rows = String::new();
+    for _ in 0..5 {
+        let out = std::process::Command::new("psql")
+            .args([
+                &format!("host={host} port={port} user=bench dbname=haven sslmode=disable"),
+                "-X",
+                "-q",
+                "-c",
+                "\\timing on",
+                "-c",
+                &query,
+            ])
+            .output()
+            .expect("psql (scripts/test installs postgresql-client)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        if let Some(ms) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Time: "))
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse::<f64>().ok())
+        {
+            best = best.min(ms);
+        }
+        rows = text
+            .lines()
+            .find(|l| l.starts_with('(') && l.contains("row"))
+            .unwrap_or_default()
+            .to_string();
+    }
+    println!("query: the same through the SQL port with psql: {rows} in {best:.1} ms (best of 5)");
+    drop(server);
 }
 
 fn ms(d: Duration) -> f64 {

@@ -116,6 +116,9 @@ struct DemoArgs {
     /// Where the demo's connectors dial in.
     #[arg(long, default_value = "127.0.0.1:8441", value_name = "ADDR")]
     connector_listen: String,
+    /// Where the demo's read-only SQL port listens.
+    #[arg(long, default_value = "127.0.0.1:8442", value_name = "ADDR")]
+    sql_listen: String,
 }
 
 #[derive(Args)]
@@ -388,6 +391,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.server.listen = args.listen;
     config.server.data_dir = args.data_dir;
     config.connectors.listen = args.connector_listen;
+    config.sql.listen = args.sql_listen;
     config.clusters = clusters;
     config.auth.server_admins = vec![me.clone()];
     config.auth.grants = vec![GrantEntry {
@@ -459,35 +463,55 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         )
         .context("cannot make a login link")?;
     let ca = data_dir.join("pki").join("ca.pem");
+    // Absolute: a saved CLI context must work from any directory.
+    let socket = std::fs::canonicalize(&socket).unwrap_or(socket);
     let sock = socket.display();
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            p.strip_prefix(&cwd).map(|r| r.to_path_buf()).unwrap_or(p)
+        })
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "haven".into());
+    let sql = server
+        .sql_addr
+        .get()
+        .map(|a| {
+            format!(
+                "SQL (psql, JDBC, ODBC; read-only):\n    psql 'host={} port={} user={me} dbname=haven' -c 'SELECT * FROM group_states LIMIT 5'\n\n",
+                a.ip(),
+                a.port()
+            )
+        })
+        .unwrap_or_default();
     println!(
-        "\nHaven demo: a management server and {} simulated clusters with occasional faults\n(the edge-* clusters come in through connectors, the others through direct connections).\n\n\
-         Open in a browser (logs you in as {me}, once, within {} minutes):\n  \
-         {base}/login?code={code}\n\
-         The certificate is signed by the demo's own CA, {}: accept the browser's\n\
-         warning, or import that file as a trusted authority.\n\n\
-         From a shell on this machine no password is needed (the local socket knows who you are):\n  \
-         fleet summary   curl -s --unix-socket {sock} http://haven/api/v1/summary\n  \
-         clusters        curl -s --unix-socket {sock} http://haven/api/v1/clusters\n  \
-         what is wrong   curl -s --unix-socket {sock} http://haven/api/v1/faults\n  \
-         history         curl -s --unix-socket {sock} 'http://haven/api/v1/history?limit=20'\n  \
-         audit log       curl -s --unix-socket {sock} http://haven/api/v1/operations\n  \
-         live events     curl -sN --unix-socket {sock} http://haven/api/v1/events\n  \
-         API document    {base}/api/v1/openapi.json\n  \
-         metrics         curl -s --unix-socket {sock} http://haven/metrics\n  \
-         database        {}\n\n\
-         Switch a group and wait for it:\n  \
-         curl -s --unix-socket {sock} -H 'content-type: application/json' \\\n    \
-         -d '{{\"op\":\"group_switch\",\"group\":\"web01\",\"wait\":true}}' http://haven/api/v1/clusters/{example}/operations\n\n\
-         Over HTTPS, log in with an OS account (PAM) for a bearer token:\n  \
-         curl -s --cacert {} -H 'content-type: application/json' \\\n    \
+        "\nHaven demo: a management server and {} simulated clusters with occasional faults\n\
+         (the edge-* clusters come in through connectors, the others through direct connections).\n\n\
+         The web console (this link logs you in as {me}, once, within {} minutes):\n    \
+         {base}/login?code={code}\n  \
+         The certificate is the demo's own CA, {}: accept the browser's warning,\n  \
+         or import that file as a trusted authority.\n\n\
+         The command line, on this machine (no password: the local socket knows who you are):\n    \
+         {exe} login --socket {sock}\n    \
+         {exe} status                 # the fleet\n    \
+         {exe} faults                 # what needs attention\n    \
+         {exe} status {example}        # groups x systems\n    \
+         {exe} group switch {example}/web01 --wait\n    \
+         {exe} watch                  # live events (Ctrl-C ends)\n\n\
+         The REST API (OpenAPI at {base}/api/v1/openapi.json):\n    \
+         curl -s --unix-socket {sock} http://haven/api/v1/summary\n    \
+         curl -s --cacert {} -H 'content-type: application/json' \\\n      \
          -d '{{\"user\":\"{me}\",\"password\":\"...\"}}' {base}/api/v1/login\n\n\
+         {sql}\
+         The database: {} (haven db backup FILE --data-dir {} while it runs)\n\n\
          Ctrl-C stops the demo.",
         DEMO_FLEET.iter().map(|f| f.1).sum::<usize>(),
         auth.links.ttl().as_secs() / 60,
         ca.display(),
-        server.config.database_path().display(),
         ca.display(),
+        server.config.database_path().display(),
+        data_dir.display(),
     );
     stop_signal().await?;
     server.flush_history().await;

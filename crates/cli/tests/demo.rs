@@ -22,6 +22,8 @@ fn the_demo_connects_its_whole_fleet_and_says_where_to_look() {
             "127.0.0.1:0",
             "--connector-listen",
             "127.0.0.1:0",
+            "--sql-listen",
+            "127.0.0.1:0",
             "--engine-ports",
             &base.to_string(),
         ],
@@ -42,6 +44,10 @@ fn the_demo_connects_its_whole_fleet_and_says_where_to_look() {
         let out = demo.printed();
         out.contains("Ctrl-C stops the demo").then_some(out)
     });
+    assert!(
+        printed.contains("login --socket") && printed.contains("psql 'host=127.0.0.1"),
+        "the console, the CLI and SQL are all explained:\n{printed}"
+    );
     let link = printed
         .split_whitespace()
         .find_map(|w| w.strip_prefix(&format!("https://{addr}")))

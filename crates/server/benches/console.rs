@@ -1,8 +1,8 @@
 //! The console's summary page at fleet scale: server time and bytes of
 //! `/`, `/clusters` and `/faults` with 1,000 and 10,000 clusters of
 //! 4 systems x 20 groups x 10 resources in the fleet (built in memory from
-//! the engine's own state machine, no sockets), as an administrator with
-//! a fleet-wide view and as a user who sees one cluster.
+//! the engine's own state machine, no sockets; one cluster in 20 has a
+//! dead system), as a caller with a fleet-wide view.
 //!
 //! `cargo bench -p haven-server --bench console` (HAVEN_BENCH_SIZES,
 //! default "1000,10000").

@@ -87,6 +87,8 @@ pub struct Server {
     pub stored: writer::StoredCursors,
     /// Where connectors reach this server, once listening.
     pub connector_addr: OnceLock<SocketAddr>,
+    /// Where the read-only SQL port listens, once listening.
+    pub sql_addr: OnceLock<SocketAddr>,
     /// Logins and roles, when `[auth] enabled`.
     pub auth: Option<auth::Auth>,
     /// One backup or prune at a time.
@@ -161,6 +163,7 @@ impl Server {
             authority,
             stored,
             connector_addr: OnceLock::new(),
+            sql_addr: OnceLock::new(),
             auth,
             maintenance: maintenance::Busy::default(),
             _lock: lock,
@@ -405,7 +408,10 @@ impl Server {
         // A read-only reporting port that cannot listen does not stop the
         // server from managing clusters; it says so loudly.
         match self.listen_sql().await {
-            Ok(Some(sql)) => tracing::info!("haven sql port listening on {sql}"),
+            Ok(Some(sql)) => {
+                let _ = self.sql_addr.set(sql);
+                tracing::info!("haven sql port listening on {sql}")
+            }
             Ok(None) => {}
             Err(e) => tracing::error!("the SQL port is off: {e:#}"),
         }

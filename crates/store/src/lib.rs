@@ -45,6 +45,7 @@ mod records;
 mod sqlite;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 pub use error::StoreError;
 pub use postgres::PgStore;
@@ -52,11 +53,68 @@ pub use records::*;
 pub use sqlite::maintenance;
 pub use sqlite::SqliteStore;
 
+/// How far a long task has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes written, or rows removed, so far.
+    pub done: u64,
+    /// What `done` grows to (bytes for a backup, rows for a prune); an
+    /// estimate, `done` may pass it.
+    pub total: u64,
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// History rows removed.
+    pub history_removed: u64,
+    /// State changes before the cut-off kept because they are the last of
+    /// their object.
+    pub history_kept: u64,
+    /// Gap records removed.
+    pub gaps_removed: u64,
+    /// Audited operations and access log entries removed.
+    pub audit_removed: u64,
+    /// Space freed. SQLite: pages freed inside the file (reused by new
+    /// history; the file itself shrinks when it is compacted, e.g. by a
+    /// backup and restore). PostgreSQL: the size of the history rows
+    /// removed, reusable once the prune's `VACUUM` has run.
+    pub bytes_freed: u64,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// History rows deleted per transaction by a prune: the server's writer
+/// waits at most this long for the lock.
+pub(crate) const PRUNE_BATCH: i64 = 20_000;
+
+/// Event types that set a state; a prune keeps the last of each object
+/// (cluster, type, group, resource, system) before its cut-off.
+pub(crate) const STATE_TYPES: &str = "'resource_state', 'group_state', 'system_state', 'group_freeze', 'system_freeze', 'group_enabled'";
+
+/// Keeping the database small, the same way on every backend.
+pub trait Maintenance {
+    /// Removes history, and gaps, older than `cut_ms` — except, for every
+    /// object, the last state change before it, so each object's state at
+    /// the cut-off is still known — and the audit (operations, access log)
+    /// older than `audit_cut_ms`. Deletes in transactions of 20,000 rows,
+    /// so ingestion beside it never waits long; calls `progress` with the
+    /// rows removed so far. A second prune with the same cut-off removes
+    /// nothing and keeps the same rows.
+    fn prune(
+        &mut self,
+        cut_ms: i64,
+        audit_cut_ms: Option<i64>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<PruneReport, StoreError>;
+}
+
 /// The management server's database, whatever the engine behind it.
 ///
 /// Reads take `&self` and writes `&mut self`; a backend may serialise
-/// everything on one connection (as [`SqliteStore`] does).
-pub trait Store: Send {
+/// everything on one connection (as [`SqliteStore`] does). Every store
+/// can also be pruned ([`Maintenance`]).
+pub trait Store: Send + Maintenance {
     /// Every managed cluster, by name.
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
 

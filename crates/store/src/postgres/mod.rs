@@ -28,6 +28,7 @@
 //!   network; a URL with `sslmode=require` is refused.
 
 mod columns;
+mod maintenance;
 mod schema;
 
 use std::cell::{RefCell, RefMut};
@@ -91,7 +92,19 @@ pub struct PgStore {
     config: Config,
     /// `host:port/database as user`, for messages.
     target: String,
-    conn: RefCell<Conn>,
+    /// Always `Some` but while the store is dropped (see its `Drop`).
+    conn: RefCell<Option<Conn>>,
+}
+
+impl Drop for PgStore {
+    /// Closing the connection runs the client's own small runtime, which
+    /// panics on a thread that drives async tasks (a server dropping its
+    /// stores when it ends): it is closed on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.get_mut().take() {
+            let _ = std::thread::spawn(move || drop(conn)).join();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -147,7 +160,7 @@ impl PgStore {
         Ok(PgStore {
             config,
             target,
-            conn: RefCell::new(conn),
+            conn: RefCell::new(Some(conn)),
         })
     }
 
@@ -156,13 +169,21 @@ impl PgStore {
         Ok(schema::version(&mut self.conn()?.client)?)
     }
 
+    /// Where it is connected: `host:port/database as user` (never the
+    /// password), for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
     /// The connection, opened again if it was lost.
     fn conn(&self) -> Result<RefMut<'_, Conn>, StoreError> {
-        let mut conn = self.conn.borrow_mut();
-        if conn.client.is_closed() {
-            *conn = Conn::open(&self.config, &self.target)?;
+        let mut slot = self.conn.borrow_mut();
+        if slot.as_ref().is_none_or(|conn| conn.client.is_closed()) {
+            *slot = Some(Conn::open(&self.config, &self.target)?);
         }
-        Ok(conn)
+        Ok(RefMut::map(slot, |conn| {
+            conn.as_mut().expect("the connection was opened above")
+        }))
     }
 }
 

@@ -23,17 +23,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{schema, SqliteStore};
-use crate::StoreError;
-
-/// How far a long task has come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes written, or rows removed, so far.
-    pub done: u64,
-    /// What `done` grows to (bytes for a backup, rows for a prune); an
-    /// estimate, `done` may pass it.
-    pub total: u64,
-}
+pub use crate::{Progress, PruneReport};
+use crate::{Maintenance, StoreError, PRUNE_BATCH, STATE_TYPES};
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,33 +53,6 @@ pub struct Verified {
     /// The newest event time in the history (ms), if any.
     pub newest_ms: Option<i64>,
 }
-
-/// What a prune removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PruneReport {
-    /// History rows removed.
-    pub history_removed: u64,
-    /// State changes before the cut-off kept because they are the last of
-    /// their object.
-    pub history_kept: u64,
-    /// Gap records removed.
-    pub gaps_removed: u64,
-    /// Audited operations and access log entries removed.
-    pub audit_removed: u64,
-    /// Space freed inside the file (reused by new history; the file itself
-    /// shrinks when it is compacted, e.g. by a backup and restore).
-    pub bytes_freed: u64,
-    /// How long it took.
-    pub took: Duration,
-}
-
-/// Rows deleted per transaction: the server's writer waits at most this
-/// long for the lock.
-const PRUNE_BATCH: i64 = 20_000;
-
-/// Event types that set a state; the last of each object before a cut-off
-/// is kept.
-const STATE_TYPES: &str = "'resource_state', 'group_state', 'system_state', 'group_freeze', 'system_freeze', 'group_enabled'";
 
 impl SqliteStore {
     /// Writes a consistent copy of the whole database to `dest` (which
@@ -246,6 +210,19 @@ impl SqliteStore {
             bytes_freed: ((free_after - free_before).max(0) * page_size) as u64,
             took: started.elapsed(),
         })
+    }
+}
+
+impl Maintenance for SqliteStore {
+    fn prune(
+        &mut self,
+        cut_ms: i64,
+        audit_cut_ms: Option<i64>,
+        progress: &dyn Fn(Progress),
+    ) -> Result<PruneReport, StoreError> {
+        // The inherent method above (inherent methods win over the trait's
+        // of the same name, so this is not a recursion).
+        SqliteStore::prune(self, cut_ms, audit_cut_ms, progress)
     }
 }
 
