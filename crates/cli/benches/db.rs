@@ -166,7 +166,12 @@ fn sql_query(data_dir: &std::path::Path, since_ms: i64) {
         &["server", "--config", config.to_str().unwrap()],
         "haven sql port listening on",
     );
-    let addr = line.rsplit("listening on ").next().unwrap().trim().to_string();
+    let addr = line
+        .rsplit("listening on ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
     let (host, port) = addr.rsplit_once(':').unwrap();
     let query = format!(
         "SELECT seq, time_ms, event_type, new_state FROM history \
@@ -188,7 +193,11 @@ fn sql_query(data_dir: &std::path::Path, since_ms: i64) {
             .output()
             .expect("psql (scripts/test installs postgresql-client)");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if let Some(ms) = text
             .lines()
             .find_map(|l| l.strip_prefix("Time: "))

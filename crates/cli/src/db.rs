@@ -1,6 +1,10 @@
 //! `haven db`: backup, restore, verify and prune of the management
 //! database, on the server host (the files are opened directly; a running
 //! server may keep running for backup and prune, not for restore).
+//!
+//! With a PostgreSQL database (`--database-url`, `HAVEN_DATABASE_URL`, or
+//! `[database] url` in `--config`), prune works the same; backup and
+//! restore are refused: PostgreSQL's own tools do them.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,9 +12,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use haven_server::config::ServerConfig;
+use haven_server::config::{Database, ServerConfig, DATABASE_URL_ENV};
+use haven_server::maintenance::PG_BACKUP_REFUSAL;
 use haven_store::maintenance::{self, Progress};
-use haven_store::SqliteStore;
+use haven_store::{Maintenance, PgStore, SqliteStore};
 
 #[derive(Subcommand)]
 pub enum DbCommand {
@@ -56,12 +61,43 @@ pub struct Place {
     /// The server's data directory (default: from --config, else haven-data).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The server's haven.toml, to find its data directory.
+    /// The server's haven.toml, to find its data directory (or its
+    /// PostgreSQL database, `[database] url`).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// A PostgreSQL database instead of the SQLite file:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE. Wins over --config's
+    /// `[database] url`.
+    #[arg(long, value_name = "URL", env = DATABASE_URL_ENV, hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 impl Place {
+    /// The PostgreSQL URL, if the database is PostgreSQL: --database-url
+    /// (or its environment variable), else --config's `[database] url`.
+    fn postgres_url(&self) -> anyhow::Result<Option<String>> {
+        if let Some(url) = self.database_url.as_ref().filter(|u| !u.trim().is_empty()) {
+            return Ok(Some(url.trim().to_string()));
+        }
+        let Some(path) = &self.config else {
+            return Ok(None);
+        };
+        // The environment was read above, as --database-url.
+        Ok(match ServerConfig::load(path)?.database_with_env(None) {
+            Database::Postgres(url) => Some(url),
+            Database::Sqlite(_) => None,
+        })
+    }
+
+    /// Refuses what only works on the SQLite file when the database is
+    /// PostgreSQL.
+    fn sqlite_only(&self) -> anyhow::Result<()> {
+        if self.postgres_url()?.is_some() {
+            bail!("{PG_BACKUP_REFUSAL}; nothing was done");
+        }
+        Ok(())
+    }
+
     fn data_dir(&self) -> anyhow::Result<PathBuf> {
         if let Some(dir) = &self.data_dir {
             return Ok(dir.clone());
@@ -154,6 +190,7 @@ fn end_bar() {
 pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
     match cmd {
         DbCommand::Backup { file, place } => {
+            place.sqlite_only()?;
             let db = place.database()?;
             let store = SqliteStore::open(&db)?;
             let report = store.backup_to(&file, &bar("backup", true));
@@ -172,6 +209,7 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
             );
         }
         DbCommand::Restore { file, place } => {
+            place.sqlite_only()?;
             let dir = place.data_dir()?;
             if let Some(pid) = haven_server::data_dir_in_use(&dir) {
                 bail!(
@@ -219,17 +257,31 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
             audit_older_than,
             place,
         } => {
-            let db = place.database()?;
             let now = haven_server::now_ms();
             let cut = now - older_than.as_millis() as i64;
             let audit_cut = audit_older_than.map(|a| now - a.as_millis() as i64);
-            let mut store = SqliteStore::open(&db)?;
+            let (mut store, name, freed): (Box<dyn Maintenance>, String, &str) =
+                match place.postgres_url()? {
+                    Some(url) => {
+                        let store = PgStore::connect(&url)?;
+                        let name = store.target().to_string();
+                        (Box::new(store), name, "of rows freed for new history")
+                    }
+                    None => {
+                        let db = place.database()?;
+                        let store = SqliteStore::open(&db)?;
+                        (
+                            Box::new(store),
+                            db.display().to_string(),
+                            "freed inside the file",
+                        )
+                    }
+                };
             let report = store.prune(cut, audit_cut, &bar("prune", false));
             end_bar();
             let report = report?;
             println!(
-                "pruned {}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries; {} freed inside the file, in {:.1} s ({:.0} rows/s)",
-                db.display(),
+                "pruned {name}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries; {} {freed}, in {:.1} s ({:.0} rows/s)",
                 report.history_removed,
                 report.history_kept,
                 report.gaps_removed,

@@ -115,37 +115,10 @@ impl Cli {
     }
 }
 
-/// A simulated two-system cluster: `web` (web_httpd requires web_ip)
-/// starting on n1, `db` starting on n2.
-fn main_cf(cluster: &str) -> String {
-    format!(
-        r#"include "types.cf"
-cluster {cluster} ( )
-system n1 ( )
-system n2 ( )
-group web (
-        SystemList = {{ n1 = 0, n2 = 1 }}
-        AutoStartList = {{ n1 }}
-        )
-        IP web_ip ( Address = "192.0.2.10" )
-        Apache web_httpd ( )
-        web_httpd requires web_ip
-group db (
-        SystemList = {{ n2 = 0, n1 = 1 }}
-        AutoStartList = {{ n2 }}
-        )
-        Mount db_fs ( )
-"#
-    )
-}
-
 /// A simulated engine for `cluster` whose agents take `delay_ms`.
 fn engine(dir: &Path, cluster: &str, delay_ms: u64) -> Engine {
-    let cdir = dir.join(cluster);
-    std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), main_cf(cluster)).unwrap();
     let delay = delay_ms.to_string();
-    Engine::start(&cdir, &["--simulate", "--sim-delay", &delay])
+    simulated_engine(dir, cluster, &["--sim-delay", &delay])
 }
 
 fn cluster_toml(name: &str, addr: &str) -> String {

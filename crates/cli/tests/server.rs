@@ -1,7 +1,11 @@
 //! End-to-end: a real `haven server` process managing real engine
 //! processes over direct connections, driven through its REST API.
+//!
+//! `server_pg.rs` runs these same tests with the servers on PostgreSQL,
+//! so what they read from the database goes through [`server_store`].
 
-mod support;
+// Visible to server_pg.rs, which includes this file as a module.
+pub(crate) mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -10,38 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use haven_store::{SqliteStore, Store};
 use serde_json::Value;
 use support::*;
-
-/// A simulated two-system cluster with two groups.
-fn sim_cluster(cluster: &str) -> String {
-    format!(
-        r#"include "types.cf"
-cluster {cluster} ( )
-system n1 ( )
-system n2 ( )
-group web (
-        SystemList = {{ n1 = 0, n2 = 1 }}
-        AutoStartList = {{ n1 }}
-        )
-        IP web_ip ( Address = "192.0.2.10" )
-        Apache web_httpd ( )
-        web_httpd requires web_ip
-group db (
-        SystemList = {{ n2 = 0, n1 = 1 }}
-        AutoStartList = {{ n2 }}
-        )
-        Mount db_fs ( )
-"#
-    )
-}
 
 /// Starts a simulated engine for `cluster` in `dir/cluster`.
 fn engine(dir: &Path, cluster: &str, extra: &[&str]) -> Engine {
     let cdir = dir.join(cluster);
     std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), sim_cluster(cluster)).unwrap();
+    std::fs::write(cdir.join("main.cf"), two_group_cluster(cluster)).unwrap();
     let mut args = vec!["--simulate", "--sim-delay", "0", "--journal", "100000"];
     args.extend_from_slice(extra);
     Engine::start(&cdir, &args)
@@ -193,10 +173,11 @@ fn an_operation_through_the_api_switches_a_group_and_is_audited_with_its_request
     assert_eq!(alice_only.as_array().unwrap().len(), 1);
 }
 
-/// Checks the history of `cluster` in the database: one engine run, every
-/// sequence from the first recorded to `head` exactly once, no gap.
-fn assert_history_complete(data: &Path, cluster: &str, head: u64) {
-    let store = SqliteStore::open(&data.join("haven.db")).unwrap();
+/// Checks the history of `cluster` in the database of the server in
+/// `dir`: one engine run, every sequence from the first recorded to `head`
+/// exactly once, no gap.
+fn assert_history_complete(dir: &Path, cluster: &str, head: u64) {
+    let store = server_store(dir);
     let ranges = store.seq_ranges(Some(cluster)).unwrap();
     assert_eq!(ranges.len(), 1, "one engine run: {ranges:?}");
     let r = &ranges[0];
@@ -232,8 +213,7 @@ fn killing_the_server_mid_stream_loses_and_doubles_nothing() {
     // Let the writer flush, then check the rows against the engine.
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let store = SqliteStore::open(&dir.path().join("data/haven.db")).unwrap();
-        let done = store
+        let done = server_store(dir.path())
             .seq_ranges(Some("gamma"))
             .unwrap()
             .first()
@@ -243,7 +223,7 @@ fn killing_the_server_mid_stream_loses_and_doubles_nothing() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_history_complete(&dir.path().join("data"), "gamma", head);
+    assert_history_complete(dir.path(), "gamma", head);
     drop(server);
 }
 
@@ -347,8 +327,7 @@ fn a_dropped_link_reconnects_and_resumes_without_a_gap() {
         "resumed from the journal, no gap"
     );
     let deadline = Instant::now() + PATIENCE;
-    while SqliteStore::open(&dir.path().join("data/haven.db"))
-        .unwrap()
+    while server_store(dir.path())
         .seq_ranges(Some("delta"))
         .unwrap()
         .first()
@@ -358,7 +337,7 @@ fn a_dropped_link_reconnects_and_resumes_without_a_gap() {
         assert!(Instant::now() < deadline, "history caught up");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_history_complete(&dir.path().join("data"), "delta", head);
+    assert_history_complete(dir.path(), "delta", head);
 }
 
 #[test]
@@ -653,10 +632,7 @@ fn a_server_stopped_before_any_event_still_records_what_happened_meanwhile() {
     });
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let ranges = SqliteStore::open(&dir.path().join("data/haven.db"))
-            .unwrap()
-            .seq_ranges(Some("theta"))
-            .unwrap();
+        let ranges = server_store(dir.path()).seq_ranges(Some("theta")).unwrap();
         if let Some(r) = ranges.first() {
             if r.max_seq == head {
                 assert_eq!(

@@ -12,33 +12,8 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn cluster_config(cluster: &str) -> String {
-    format!(
-        r#"include "types.cf"
-cluster {cluster} ( )
-system n1 ( )
-system n2 ( )
-group web (
-        SystemList = {{ n1 = 0, n2 = 1 }}
-        AutoStartList = {{ n1 }}
-        )
-        IP web_ip ( Address = "192.0.2.10" )
-        Apache web_httpd ( )
-        web_httpd requires web_ip
-group db (
-        SystemList = {{ n2 = 0, n1 = 1 }}
-        AutoStartList = {{ n2 }}
-        )
-        Mount db_fs ( )
-"#
-    )
-}
-
 fn engine(dir: &Path, cluster: &str) -> Engine {
-    let cdir = dir.join(cluster);
-    std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), cluster_config(cluster)).unwrap();
-    Engine::start(&cdir, &["--simulate", "--sim-delay", "0"])
+    simulated_engine(dir, cluster, &["--sim-delay", "0"])
 }
 
 /// Whether a client program is installed; on CI its absence fails.

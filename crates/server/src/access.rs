@@ -60,6 +60,32 @@ impl Server {
         }
     }
 
+    /// Writes a login attempt to the access log (`target`: where, when not
+    /// the API; `failure`: why it was refused — never a password).
+    pub async fn record_login(
+        &self,
+        user: &str,
+        source: &str,
+        target: Option<&str>,
+        failure: Option<String>,
+    ) {
+        self.record_access(haven_store::NewAccess {
+            time_ms: crate::now_ms(),
+            user: user.to_string(),
+            source: Some(source.to_string()),
+            action: "login".into(),
+            target: target.map(String::from),
+            cluster: None,
+            outcome: if failure.is_none() {
+                haven_store::AccessOutcome::Allowed
+            } else {
+                haven_store::AccessOutcome::Denied
+            },
+            reason: failure,
+        })
+        .await;
+    }
+
     /// Whether `caller` may see `cluster` at all.
     pub fn may_see(&self, caller: &Caller, cluster: &str) -> bool {
         self.sight(caller).is_none_or(|l| l.cluster(cluster))

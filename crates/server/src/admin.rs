@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use haven_store::{AccessOutcome, AccessQuery, NewAccess, NewGrant, Store};
+use haven_store::{AccessOutcome, AccessQuery, NewAccess, NewGrant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

@@ -450,21 +450,14 @@ async fn login(
         ));
     };
     let result = auth.login(&body.user, &body.password, &peer).await;
-    s.record_access(haven_store::NewAccess {
-        time_ms: crate::now_ms(),
-        user: body.user.clone(),
-        source: Some(peer.clone()),
-        action: "login".into(),
-        target: None,
-        cluster: None,
-        outcome: match &result {
-            Ok(_) => haven_store::AccessOutcome::Allowed,
-            Err(_) => haven_store::AccessOutcome::Denied,
-        },
-        // What the log says (an unknown user and a wrong password alike
-        // are "rejected" to the caller; the server log has the detail).
-        reason: result.as_ref().err().map(|e| e.to_string()),
-    })
+    // An unknown user and a wrong password alike are "rejected" to the
+    // caller; the server log has the detail.
+    s.record_login(
+        &body.user,
+        &peer,
+        None,
+        result.as_ref().err().map(|e| e.to_string()),
+    )
     .await;
     match result {
         Ok((token, identity)) => {

@@ -28,10 +28,17 @@ insecure_plain_http = false
 data_dir = "haven-data"
 
 [database]
+# Where the database is. Empty: the SQLite file DATA_DIR/haven.db. Or a
+# PostgreSQL database, by its URL (see docs/database.md), e.g.
+#   url = "postgres://haven:PASSWORD@db.example.com:5432/haven"
+# The environment variable HAVEN_DATABASE_URL, when set and not empty,
+# wins over this key, so the password need not be in this file.
+url = ""
 # Backups: a consistent copy of the database, taken while the server keeps
 # running (also: `haven db backup FILE`, POST /api/v1/db/backups). Every
 # this many hours (0: no scheduled backups), into backup_dir (relative to
-# data_dir), keeping the newest backup_keep copies.
+# data_dir), keeping the newest backup_keep copies. SQLite only: back a
+# PostgreSQL database up with pg_dump or your PostgreSQL backup.
 backup_every_hours = 24
 backup_dir = "backups"
 backup_keep = 7
@@ -152,6 +159,59 @@ server_admins = ["root"]
 # password = "secret"
 "#;
 
+/// The environment variable that names the database (a PostgreSQL URL),
+/// winning over `[database] url`.
+pub const DATABASE_URL_ENV: &str = "HAVEN_DATABASE_URL";
+
+/// Where the server's database is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The SQLite file in the data directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL (which may hold a password: show it
+    /// with `Display`, which leaves the password out).
+    Postgres(String),
+}
+
+impl Database {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "the SQLite file {}", path.display()),
+            Database::Postgres(url) => {
+                // postgres://USER:PASSWORD@HOST...: everything but the password.
+                let shown = match url.split_once("://") {
+                    Some((scheme, rest)) => match rest.rsplit_once('@') {
+                        Some((user, host)) => {
+                            let user = user.split_once(':').map_or(user, |(u, _)| u);
+                            format!("{scheme}://{user}@{host}")
+                        }
+                        None => url.clone(),
+                    },
+                    // libpq's key=value form: leave the password out.
+                    None => url
+                        .split_whitespace()
+                        .filter(|kv| !kv.starts_with("password="))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                };
+                write!(f, "the PostgreSQL database {shown}")
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -197,6 +257,9 @@ pub struct TlsSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSection {
+    /// Empty: SQLite in the data directory; else a PostgreSQL URL.
+    /// [`DATABASE_URL_ENV`] wins over it (see [`ServerConfig::database`]).
+    pub url: String,
     pub backup_every_hours: u64,
     pub backup_dir: PathBuf,
     pub backup_keep: usize,
@@ -207,6 +270,7 @@ pub struct DatabaseSection {
 impl Default for DatabaseSection {
     fn default() -> Self {
         DatabaseSection {
+            url: String::new(),
             backup_every_hours: 24,
             backup_dir: PathBuf::from("backups"),
             backup_keep: 7,
@@ -435,7 +499,26 @@ impl ServerConfig {
         toml::from_str(text)
     }
 
-    /// The database file.
+    /// Where the database is: [`DATABASE_URL_ENV`] if it is set and not
+    /// empty, else `[database] url` if not empty, else the SQLite file in
+    /// the data directory.
+    pub fn database(&self) -> Database {
+        self.database_with_env(std::env::var(DATABASE_URL_ENV).ok())
+    }
+
+    /// [`Self::database`], with the environment's value given.
+    pub fn database_with_env(&self, env_url: Option<String>) -> Database {
+        let url = env_url
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| self.database.url.clone());
+        if url.trim().is_empty() {
+            Database::Sqlite(self.database_path())
+        } else {
+            Database::Postgres(url.trim().to_string())
+        }
+    }
+
+    /// The SQLite database file (used when no PostgreSQL URL is set).
     pub fn database_path(&self) -> PathBuf {
         self.server.data_dir.join("haven.db")
     }
@@ -475,6 +558,48 @@ mod tests {
                 .collect();
             ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
         }
+    }
+
+    #[test]
+    fn the_database_url_example_is_valid_when_uncommented() {
+        let line = DEFAULT_CONFIG
+            .lines()
+            .find(|l| l.contains("url = \"postgres://"))
+            .unwrap();
+        let text = format!("[database]\n{}\n", line.trim_start_matches(['#', ' ']));
+        let config = ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        assert!(config.database_with_env(None).is_postgres());
+    }
+
+    #[test]
+    fn the_environment_url_wins_over_the_file_and_empty_means_sqlite() {
+        let mut config = ServerConfig::default();
+        config.server.data_dir = PathBuf::from("d");
+        let sqlite = Database::Sqlite(PathBuf::from("d/haven.db"));
+        assert_eq!(config.database_with_env(None), sqlite);
+        assert_eq!(config.database_with_env(Some(" ".into())), sqlite);
+        let env = "postgres://env:pw@127.0.0.1:5432/haven";
+        assert_eq!(
+            config.database_with_env(Some(env.into())),
+            Database::Postgres(env.into())
+        );
+        config.database.url = "postgres://file:secret@db:5432/haven".into();
+        assert_eq!(
+            config.database_with_env(Some(env.into())),
+            Database::Postgres(env.into())
+        );
+        let from_file = config.database_with_env(Some(String::new()));
+        assert_eq!(from_file, Database::Postgres(config.database.url.clone()));
+        let shown = from_file.to_string();
+        assert!(
+            shown.contains("file@db:5432/haven") && !shown.contains("secret"),
+            "{shown}"
+        );
+        let kv = Database::Postgres("host=db user=haven password=secret".into()).to_string();
+        assert!(
+            kv.contains("host=db user=haven") && !kv.contains("secret"),
+            "{kv}"
+        );
     }
 
     #[test]

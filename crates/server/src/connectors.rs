@@ -39,7 +39,7 @@ use haven_protocol::connector::{
     ConnectorError, ConnectorMsg, JoinToken, Position, ServerMsg, CONNECTOR_VERSIONS,
 };
 use haven_protocol::FrameCodec;
-use haven_store::{ClusterRecord, ConnectorRecord, Cursor, Gap, JoinTokenRecord, Store};
+use haven_store::{ClusterRecord, ConnectorRecord, Cursor, Gap, JoinTokenRecord};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;

@@ -41,9 +41,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use haven_model::Name;
-use haven_store::{ClusterRecord, SqliteStore, Store};
+use haven_store::{ClusterRecord, PgStore, SqliteStore, Store, StoreError};
 
-use crate::config::{ClusterEntry, ServerConfig};
+use crate::config::{ClusterEntry, Database, ServerConfig};
 use crate::fleet::Fleet;
 use crate::link::{LinkContext, LinkHandle, Target};
 use crate::writer::{HistorySink, WriteMsg, WriterMetrics};
@@ -77,9 +77,14 @@ pub struct Server {
     pub metrics: Arc<WriterMetrics>,
     links: Mutex<HashMap<Name, LinkHandle>>,
     link_context: LinkContext,
-    /// A second connection, for reads (WAL lets it read while the writer
-    /// writes).
-    reader: Mutex<SqliteStore>,
+    /// Where the database is (SQLite or PostgreSQL), as resolved at start.
+    pub database: Database,
+    /// A second connection, for reads (on SQLite, WAL lets it read while
+    /// the writer writes).
+    reader: Mutex<Box<dyn Store>>,
+    /// On PostgreSQL, the connection for configuration changes (see
+    /// [`Server::write_store`]); on SQLite each change opens its own.
+    changes: Option<Arc<Mutex<Box<dyn Store>>>>,
     started_ms: i64,
     /// The fleet CA and this server's TLS identity (for connectors).
     pub authority: haven_pki::Authority,
@@ -108,15 +113,26 @@ impl Server {
             )
         })?;
         let lock = lock_data_dir(&config.server.data_dir)?;
-        let path = config.database_path();
-        let mut store = SqliteStore::open(&path)
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        for entry in &config.clusters {
-            store.upsert_cluster(&record(entry))?;
-        }
-        let known = store.list_clusters()?;
-        let cursors = store.cursors()?;
-        let reader = SqliteStore::open(&path)?;
+        let database = config.database();
+        // Connections to PostgreSQL must not be made (nor used) on a
+        // thread that drives async tasks, which this may be.
+        let opened = off_async(|| -> anyhow::Result<_> {
+            let mut store = open_store(&database)?;
+            for entry in &config.clusters {
+                store.upsert_cluster(&record(entry))?;
+            }
+            let known = store.list_clusters()?;
+            let cursors = store.cursors()?;
+            let grants = store.grants()?;
+            let reader = open_store(&database)?;
+            let changes = match database {
+                Database::Sqlite(_) => None,
+                Database::Postgres(_) => Some(Arc::new(Mutex::new(open_store(&database)?))),
+            };
+            Ok((store, known, cursors, grants, reader, changes))
+        });
+        let (store, known, cursors, grants, reader, changes) = opened?;
+        tracing::info!("database: {database}");
         let mut names = config.tls.names.clone();
         names.extend(tls::host_name().filter(|h| !names.contains(h)));
         let authority =
@@ -124,7 +140,7 @@ impl Server {
                 .context("cannot set up the server's certificate authority")?;
         let auth = if config.auth.enabled {
             let auth = auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
-            let stored = stored_grants(&store.grants()?);
+            let stored = stored_grants(&grants);
             auth.set_policy(
                 config
                     .auth
@@ -138,7 +154,7 @@ impl Server {
         let metrics = Arc::new(WriterMetrics::default());
         let stored = writer::StoredCursors::default();
         let (history, _thread) = writer::spawn(
-            Box::new(store),
+            store,
             config.history.queue_capacity,
             config.history.batch_max,
             Duration::from_millis(config.history.flush_interval_ms.max(1)),
@@ -158,7 +174,9 @@ impl Server {
             metrics,
             links: Mutex::new(HashMap::new()),
             link_context,
+            database,
             reader: Mutex::new(reader),
+            changes,
             started_ms: now_ms(),
             authority,
             stored,
@@ -227,12 +245,12 @@ impl Server {
     /// Runs a read on the database off the async threads.
     pub async fn read<T: Send + 'static>(
         self: &Arc<Self>,
-        f: impl FnOnce(&SqliteStore) -> Result<T, haven_store::StoreError> + Send + 'static,
+        f: impl FnOnce(&DynStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, String> {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let store = me.reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&store).map_err(|e| e.to_string())
+            f(store.as_ref()).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
@@ -275,16 +293,25 @@ impl Server {
             .map_err(ManageError::Store)
     }
 
-    /// Configuration changes go through their own short-lived connection:
-    /// they are rare, and must not wait behind a history batch.
+    /// Configuration changes go through their own connection, not the
+    /// writer's: they are rare, and must not wait behind a history batch.
+    /// On SQLite each opens a short-lived one; on PostgreSQL they share
+    /// one kept open (a new one would cost a login and a schema check).
     pub async fn write_store<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, haven_store::StoreError> + Send + 'static,
+        f: impl FnOnce(&mut DynStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, String> {
-        let path = self.config.database_path();
-        tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&path).map_err(|e| e.to_string())?;
-            f(&mut store).map_err(|e| e.to_string())
+        let database = self.database.clone();
+        let shared = self.changes.clone();
+        tokio::task::spawn_blocking(move || match shared {
+            Some(store) => {
+                let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+                f(store.as_mut()).map_err(|e| e.to_string())
+            }
+            None => {
+                let mut store = open_store(&database).map_err(|e| e.to_string())?;
+                f(store.as_mut()).map_err(|e| e.to_string())
+            }
         })
         .await
         .map_err(|e| e.to_string())?
@@ -443,6 +470,30 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// A store of either backend, as the server's callbacks receive it.
+pub type DynStore = dyn Store;
+
+/// Opens (and migrates) the database. On PostgreSQL call it, and use the
+/// store, off the async threads (a plain thread or `spawn_blocking`).
+pub fn open_store(database: &Database) -> Result<Box<dyn Store>, StoreError> {
+    Ok(match database {
+        Database::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+        Database::Postgres(url) => Box::new(PgStore::connect(url)?),
+    })
+}
+
+/// Runs `f` on a plain thread of its own and waits for it: blocking
+/// database clients (PostgreSQL's) refuse to run on a thread that drives
+/// async tasks, and [`Server::start`] may be called from one.
+fn off_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(f)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The file a running server holds locked in its data directory.

@@ -2,6 +2,11 @@
 //! and on a schedule, keeping the newest few) and pruning old history
 //! (on demand and by the retention policy), each through its own
 //! connection so ingestion goes on.
+//!
+//! Prune works on both backends (through [`haven_store::Maintenance`]).
+//! Backups are of the SQLite file; on PostgreSQL they are refused with
+//! [`PG_BACKUP_REFUSAL`] (the database's own tools do them), and the
+//! schedule is off.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +18,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use haven_store::maintenance::{BackupReport, PruneReport};
 use haven_store::SqliteStore;
+
+use crate::config::Database;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +29,11 @@ use crate::Server;
 
 /// Backup files are named `haven-YYYYMMDD-HHMMSS.db`.
 const PREFIX: &str = "haven-";
+
+/// Why a backup is refused when the database is PostgreSQL.
+pub const PG_BACKUP_REFUSAL: &str = "the database is PostgreSQL: back it up with pg_dump or your \
+     PostgreSQL backup (and restore with pg_restore or psql); haven db backup and restore are for \
+     the SQLite file";
 
 /// Runs one backup or prune at a time.
 #[derive(Default)]
@@ -97,14 +109,16 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 impl Server {
     /// Takes a backup into the backup directory now, then keeps only the
-    /// newest `backup_keep`.
+    /// newest `backup_keep`. Refused ([`PG_BACKUP_REFUSAL`]) on PostgreSQL.
     pub async fn backup_now(self: &Arc<Self>) -> Result<BackupReport, String> {
+        let Database::Sqlite(db) = self.database.clone() else {
+            return Err(PG_BACKUP_REFUSAL.into());
+        };
         let _claim = self
             .maintenance
             .claim()
             .ok_or("a backup or prune is already running; try again when it ends")?;
         let dir = self.config.backup_dir();
-        let db = self.config.database_path();
         let keep = self.config.database.backup_keep.max(1);
         let report = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
@@ -141,9 +155,9 @@ impl Server {
         let now = crate::now_ms();
         let cut = now - days as i64 * DAY_MS;
         let audit_cut = audit_days.map(|d| now - d as i64 * DAY_MS);
-        let db = self.config.database_path();
+        let database = self.database.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let mut store = SqliteStore::open(&db).map_err(|e| e.to_string())?;
+            let mut store = crate::open_store(&database).map_err(|e| e.to_string())?;
             store
                 .prune(cut, audit_cut, &|_| {})
                 .map_err(|e| e.to_string())
@@ -165,7 +179,13 @@ impl Server {
     /// Runs scheduled backups and the retention policy in the background.
     pub fn spawn_maintenance(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
-        let settings = self.config.database.clone();
+        let mut settings = self.config.database.clone();
+        if settings.backup_every_hours > 0 && self.database.is_postgres() {
+            tracing::info!(
+                "scheduled backups are off: {PG_BACKUP_REFUSAL} (set [database] backup_every_hours = 0 to say so)"
+            );
+            settings.backup_every_hours = 0;
+        }
         if settings.backup_every_hours == 0
             && settings.retention_days == 0
             && settings.audit_retention_days == 0

@@ -42,19 +42,12 @@ impl Gate for SqlGate {
         };
         let result = auth.login(user, password, source).await;
         server
-            .record_access(haven_store::NewAccess {
-                time_ms: crate::now_ms(),
-                user: user.to_string(),
-                source: Some(source.to_string()),
-                action: "login".into(),
-                target: Some("sql port".into()),
-                cluster: None,
-                outcome: match &result {
-                    Ok(_) => haven_store::AccessOutcome::Allowed,
-                    Err(_) => haven_store::AccessOutcome::Denied,
-                },
-                reason: result.as_ref().err().map(|e| e.to_string()),
-            })
+            .record_login(
+                user,
+                source,
+                Some("sql port"),
+                result.as_ref().err().map(|e| e.to_string()),
+            )
             .await;
         match result {
             Ok((token, identity)) => {
@@ -145,11 +138,21 @@ impl Seen for SqlSight {
 impl Server {
     /// Serves the SQL port on `[sql] listen` in the background, with the
     /// API's TLS; returns its address (`None` when `[sql] enabled` is
-    /// false). Like the API, it is loopback-only with logins off or
-    /// without TLS.
+    /// false, or the database is PostgreSQL). Like the API, it is
+    /// loopback-only with logins off or without TLS.
+    ///
+    /// The port reads the SQLite file itself. On PostgreSQL it is off:
+    /// reporting tools connect to the database with a read-only role of
+    /// their own (docs/sql.md, "On PostgreSQL").
     pub async fn listen_sql(self: &Arc<Self>) -> anyhow::Result<Option<SocketAddr>> {
         let sql = &self.config.sql;
         if !sql.enabled {
+            return Ok(None);
+        }
+        if self.database.is_postgres() {
+            tracing::info!(
+                "the SQL port is off: the database is PostgreSQL, where reporting tools connect to the database itself with a read-only role (docs/sql.md, \"On PostgreSQL\")"
+            );
             return Ok(None);
         }
         self.refuse_beyond_loopback(&sql.listen).await?;

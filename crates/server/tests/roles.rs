@@ -8,6 +8,9 @@
 //! documentation, not computed with the code under test. Sessions are
 //! opened directly (password checks have their own tests against real
 //! PAM and LDAP).
+//!
+//! `roles_pg.rs` runs the same tests with the server's database on a
+//! throw-away PostgreSQL ([`on_postgres`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use haven_engine::sim::{start_fleet, FleetOptions};
 use haven_model::{Name, Operation};
 use haven_server::config::{ClusterEntry, GrantEntry, ServerConfig};
 use haven_server::Server;
-use haven_store::{AccessOutcome, AccessQuery, OperationQuery, SqliteStore, Store};
+use haven_store::{AccessOutcome, AccessQuery, OperationQuery};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -103,9 +106,19 @@ fn principals() -> Vec<Principal> {
     out
 }
 
+/// The store tests' throw-away PostgreSQL server, one per test process.
+#[path = "../../store/tests/common/pg.rs"]
+#[allow(dead_code)] // only its databases' URLs are used here
+mod pg;
+
+/// Whether this test binary runs the server on PostgreSQL (`roles_pg.rs`
+/// includes this file).
+fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_pg")
+}
+
 struct Rig {
     server: Arc<Server>,
-    db: std::path::PathBuf,
     alpha: String,
     beta: String,
     g1: Name,
@@ -150,6 +163,12 @@ async fn rig() -> Rig {
     config.server.data_dir = dir.path().join("data");
     config.clusters = entries;
     config.auth.server_admins = vec!["admin".into()];
+    if on_postgres() {
+        // A blocking client: not on this async thread.
+        if let Some(db) = tokio::task::spawn_blocking(pg::database).await.unwrap() {
+            config.database.url = db.url;
+        }
+    }
     // Wait for both links before reading names from the snapshot.
     let probe = Server::start(config.clone()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -188,7 +207,6 @@ async fn rig() -> Rig {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Rig {
-        db: dir.path().join("data/haven.db"),
         server,
         alpha,
         beta,
@@ -262,27 +280,29 @@ impl Rig {
     /// Access log refusals of `user` so far.
     async fn denials(&self, user: &str) -> Vec<haven_store::AccessRecord> {
         self.server.flush_history().await;
-        let store = SqliteStore::open(&self.db).unwrap();
-        store
-            .access_log(&AccessQuery {
-                user: Some(user.into()),
-                outcome: Some(AccessOutcome::Denied),
-                limit: 10_000,
-                ..Default::default()
-            })
+        let query = AccessQuery {
+            user: Some(user.into()),
+            outcome: Some(AccessOutcome::Denied),
+            limit: 10_000,
+            ..Default::default()
+        };
+        self.server
+            .read(move |store| store.access_log(&query))
+            .await
             .unwrap()
     }
 
     /// The newest audited operation of `user`.
     async fn last_operation(&self, user: &str) -> haven_store::OperationRecord {
         self.server.flush_history().await;
-        let store = SqliteStore::open(&self.db).unwrap();
-        store
-            .operations(&OperationQuery {
-                user: Some(user.into()),
-                limit: 1,
-                ..Default::default()
-            })
+        let query = OperationQuery {
+            user: Some(user.into()),
+            limit: 1,
+            ..Default::default()
+        };
+        self.server
+            .read(move |store| store.operations(&query))
+            .await
             .unwrap()
             .pop()
             .expect("the operation is audited")
@@ -881,7 +901,7 @@ async fn grants_made_through_the_api_are_in_force_at_once_and_stored() {
         (mine["source"].as_str(), mine["created_by"].as_str()),
         (Some("api"), Some("admin"))
     );
-    let stored = SqliteStore::open(&r.db).unwrap().grants().unwrap();
+    let stored = r.server.read(|store| store.grants()).await.unwrap();
     assert_eq!(stored.len(), 1);
 
     // Revoked: gone at once, and the change is in the access log.

@@ -109,12 +109,49 @@ pub trait Maintenance {
     ) -> Result<PruneReport, StoreError>;
 }
 
+/// The alerts the server raised and the log of their notifications, the
+/// same way on every backend (tables `alerts` and `alert_deliveries`,
+/// schema V4).
+pub trait AlertStore {
+    /// Writes new and changed alerts in one transaction, in the order
+    /// given: an alert whose id is stored is updated (its severity,
+    /// message, clearing and flapping; its key and `raised_ms` never
+    /// change), any other is added. An acknowledgement once stored stays:
+    /// a write without one keeps it. At most one alert per (cluster, kind,
+    /// object, system) may be open: a write that would open a second is an
+    /// error, and nothing of the batch is stored.
+    fn save_alerts(&mut self, alerts: &[AlertRecord]) -> Result<(), StoreError>;
+
+    /// Alerts that match the query, newest raised first.
+    fn alerts(&self, q: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+
+    /// The highest alert id stored (0 when there is none): the server
+    /// numbers new alerts after it.
+    fn max_alert_id(&self) -> Result<i64, StoreError>;
+
+    /// Records who acknowledged an alert and when, unless someone already
+    /// did (the first acknowledgement stays). Returns the alert as stored
+    /// afterwards, or `None` when there is no alert with that id.
+    fn acknowledge_alert(
+        &mut self,
+        id: i64,
+        user: &str,
+        at_ms: i64,
+    ) -> Result<Option<AlertRecord>, StoreError>;
+
+    /// Records attempts to deliver notifications, in one transaction.
+    fn insert_deliveries(&mut self, rows: &[NewDelivery]) -> Result<(), StoreError>;
+
+    /// Recorded attempts that match the query, newest first.
+    fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
+}
+
 /// The management server's database, whatever the engine behind it.
 ///
 /// Reads take `&self` and writes `&mut self`; a backend may serialise
 /// everything on one connection (as [`SqliteStore`] does). Every store
-/// can also be pruned ([`Maintenance`]).
-pub trait Store: Send + Maintenance {
+/// can also be pruned ([`Maintenance`]) and keeps alerts ([`AlertStore`]).
+pub trait Store: Send + Maintenance + AlertStore {
     /// Every managed cluster, by name.
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
 

@@ -487,3 +487,232 @@ pub struct GrantRecord {
     /// Who made it.
     pub created_by: String,
 }
+
+/// How serious an alert is, lowest first (so `>=` means "at least as
+/// serious").
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSeverity {
+    /// Worth knowing; nothing is down (e.g. an object left frozen).
+    Info,
+    /// Something failed or is out of sight, and the cluster coped or may
+    /// (a resource fault, a failover, a lost link).
+    Warning,
+    /// A service or a system is down, or running twice.
+    Critical,
+}
+
+impl AlertSeverity {
+    /// Every severity, lowest first.
+    pub const ALL: [AlertSeverity; 3] = [
+        AlertSeverity::Info,
+        AlertSeverity::Warning,
+        AlertSeverity::Critical,
+    ];
+
+    /// The stored (and JSON) name: `info`, `warning`, `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSeverity::Info => "info",
+            AlertSeverity::Warning => "warning",
+            AlertSeverity::Critical => "critical",
+        }
+    }
+
+    /// The severity of that name, if there is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for AlertSeverity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert: a condition of one object, from when the server raised it
+/// until it cleared. `(cluster, kind, object, system)` is its key: at
+/// most one alert of a key is open at a time; the same condition coming
+/// back later is a new alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Its number, given by the server in the order alerts are raised.
+    pub id: i64,
+    /// The cluster it is about.
+    pub cluster: String,
+    /// What kind of condition: `faulted_resource`, `faulted_group`,
+    /// `failover`, `concurrency_violation`, `faulted_system`,
+    /// `exited_system`, `disconnected_cluster`, `frozen_group`,
+    /// `frozen_system`.
+    pub kind: String,
+    /// The group or resource it is about, if any.
+    pub object: Option<String>,
+    /// The system it is about, if any.
+    pub system: Option<String>,
+    /// The service group it concerns (the object's group), if any: who
+    /// may see that group may see the alert.
+    pub service_group: Option<String>,
+    /// How serious it is.
+    pub severity: AlertSeverity,
+    /// What happened, for people.
+    pub message: String,
+    /// When it was raised, in milliseconds since the Unix epoch.
+    pub raised_ms: i64,
+    /// When it cleared (`None`: it is open).
+    pub cleared_ms: Option<i64>,
+    /// Who acknowledged it, if anyone did.
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    pub acknowledged_ms: Option<i64>,
+    /// Raised and cleared too often lately: notifications about it are
+    /// held back until it settles.
+    pub flapping: bool,
+}
+
+/// Which alerts [`AlertStore::alerts`](crate::AlertStore::alerts)
+/// returns. Every filter that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only the alert of this id.
+    pub id: Option<i64>,
+    /// `Some(true)`: only open alerts; `Some(false)`: only cleared ones.
+    pub open: Option<bool>,
+    /// Only this cluster's alerts.
+    pub cluster: Option<String>,
+    /// Only alerts of these clusters (an empty list matches nothing).
+    pub clusters: Option<Vec<String>>,
+    /// Only alerts raised or cleared at or after this time.
+    pub since_ms: Option<i64>,
+    /// At most this many, newest raised first (0 returns none).
+    pub limit: usize,
+}
+
+impl Default for AlertQuery {
+    /// Every alert, up to [`DEFAULT_LIMIT`] newest.
+    fn default() -> Self {
+        AlertQuery {
+            id: None,
+            open: None,
+            cluster: None,
+            clusters: None,
+            since_ms: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// How one attempt to deliver a notification ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The channel took it (the mail server, the webhook or syslog).
+    Sent,
+    /// The attempt failed (`error` says why); it may be retried.
+    Failed,
+    /// Never attempted: the channel's queue was full.
+    Dropped,
+    /// Not sent on purpose: the alert is flapping.
+    Suppressed,
+}
+
+impl DeliveryOutcome {
+    /// Every outcome.
+    pub const ALL: [DeliveryOutcome; 4] = [
+        DeliveryOutcome::Sent,
+        DeliveryOutcome::Failed,
+        DeliveryOutcome::Dropped,
+        DeliveryOutcome::Suppressed,
+    ];
+
+    /// The stored (and JSON) name: `sent`, `failed`, `dropped`,
+    /// `suppressed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Sent => "sent",
+            DeliveryOutcome::Failed => "failed",
+            DeliveryOutcome::Dropped => "dropped",
+            DeliveryOutcome::Suppressed => "suppressed",
+        }
+    }
+
+    /// The outcome of that name, if there is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeliveryOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One attempt to deliver an alert's notification through a channel, as
+/// it is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The alert (`None`: a test notification).
+    pub alert_id: Option<i64>,
+    /// The channel's name (`[[alerts.channel]] name`).
+    pub channel: String,
+    /// What the notification said: `raised`, `cleared`, `flapping`,
+    /// `settled` or `test`.
+    pub event: String,
+    /// 1 for the first attempt, 2 for the first retry...; 0 when nothing
+    /// was attempted (dropped, suppressed).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: DeliveryOutcome,
+    /// Why it failed or was dropped.
+    pub error: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// A recorded [`NewDelivery`], with its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// Its id, in the order attempts were recorded.
+    pub id: i64,
+    /// The alert (`None`: a test notification).
+    pub alert_id: Option<i64>,
+    /// The channel's name.
+    pub channel: String,
+    /// `raised`, `cleared`, `flapping`, `settled` or `test`.
+    pub event: String,
+    /// The attempt's number (0: none was made).
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: DeliveryOutcome,
+    /// Why it failed or was dropped.
+    pub error: Option<String>,
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// Which attempts [`AlertStore::deliveries`](crate::AlertStore::deliveries)
+/// returns. Every filter that is set must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    /// Only attempts for this alert.
+    pub alert_id: Option<i64>,
+    /// Only attempts through this channel.
+    pub channel: Option<String>,
+    /// Only attempts that ended so.
+    pub outcome: Option<DeliveryOutcome>,
+    /// At most this many, newest first (0 returns none).
+    pub limit: usize,
+}
+
+impl Default for DeliveryQuery {
+    /// Every attempt, up to [`DEFAULT_LIMIT`] newest.
+    fn default() -> Self {
+        DeliveryQuery {
+            alert_id: None,
+            channel: None,
+            outcome: None,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+}

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 use haven_model::{Event, EventKind, GroupState, ResourceState};
 use haven_protocol::{ClientOptions, EngineClient};
 
+/// The store tests' throw-away PostgreSQL server, one per test process.
+#[path = "../../../store/tests/common/pg.rs"]
+pub mod pg;
+
 pub const HAVEN: &str = env!("CARGO_BIN_EXE_haven");
 
 /// Upper bound for anything a test waits for.
@@ -223,10 +227,14 @@ pub struct ServerProc {
 impl ServerProc {
     /// Writes `haven.toml` (listen on a free port, data in `dir/data`,
     /// logins off unless `extra` has an `[auth]` table, plus `extra`) and
-    /// starts the server (HTTPS, the default).
+    /// starts the server (HTTPS, the default). In a PostgreSQL test binary
+    /// ([`on_postgres`]) the file also names a new database on this
+    /// process's throw-away PostgreSQL; a restart in the same `dir` keeps
+    /// the file, so the same database.
     pub fn start(dir: &Path, extra: &str) -> ServerProc {
         let config = dir.join("haven.toml");
         if !config.exists() {
+            let extra = with_test_database(extra);
             std::fs::write(
                 &config,
                 format!(
@@ -311,6 +319,43 @@ impl ServerProc {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Whether the servers of this test binary run on PostgreSQL: yes in a
+/// binary whose name ends in `_pg` (`server_pg.rs` runs `server.rs`'s tests
+/// so), or in any binary with `HAVEN_TEST_POSTGRES=1` (to try other tests
+/// on PostgreSQL by hand).
+pub fn on_postgres() -> bool {
+    env!("CARGO_CRATE_NAME").ends_with("_pg")
+        || std::env::var("HAVEN_TEST_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// `extra` with `[database] url` naming a new test database, when
+/// [`on_postgres`] (unchanged otherwise, or when PostgreSQL is not
+/// installed outside CI: then the servers use SQLite, as `pg.rs` notes).
+fn with_test_database(extra: &str) -> String {
+    if !on_postgres() {
+        return extra.to_string();
+    }
+    let Some(db) = pg::database() else {
+        return extra.to_string();
+    };
+    let url = format!("url = \"{}\"\n", db.url);
+    match extra.find("[database]\n") {
+        Some(at) => {
+            let (before, after) = extra.split_at(at + "[database]\n".len());
+            format!("{before}{url}{after}")
+        }
+        None => format!("{extra}\n[database]\n{url}"),
+    }
+}
+
+/// The database of the server whose `haven.toml` is in `dir` (SQLite
+/// file or PostgreSQL), to look behind its API.
+pub fn server_store(dir: &Path) -> Box<dyn haven_store::Store> {
+    let config = haven_server::config::ServerConfig::load(&dir.join("haven.toml"))
+        .expect("the server's haven.toml");
+    haven_server::open_store(&config.database()).expect("opens the server's database")
 }
 
 /// The API address in a server's ready line ("listening on https://ADDR
@@ -641,4 +686,39 @@ pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// main.cf of a simulated two-system cluster: `web` (web_ip <- web_httpd)
+/// starting on n1, `db` (db_fs) starting on n2.
+pub fn two_group_cluster(cluster: &str) -> String {
+    format!(
+        r#"include "types.cf"
+cluster {cluster} ( )
+system n1 ( )
+system n2 ( )
+group web (
+        SystemList = {{ n1 = 0, n2 = 1 }}
+        AutoStartList = {{ n1 }}
+        )
+        IP web_ip ( Address = "192.0.2.10" )
+        Apache web_httpd ( )
+        web_httpd requires web_ip
+group db (
+        SystemList = {{ n2 = 0, n1 = 1 }}
+        AutoStartList = {{ n2 }}
+        )
+        Mount db_fs ( )
+"#
+    )
+}
+
+/// Starts a simulated engine running [`two_group_cluster`] in
+/// `dir/cluster`, with `extra` engine arguments (after `--simulate`).
+pub fn simulated_engine(dir: &Path, cluster: &str, extra: &[&str]) -> Engine {
+    let cdir = dir.join(cluster);
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("main.cf"), two_group_cluster(cluster)).unwrap();
+    let mut args = vec!["--simulate"];
+    args.extend_from_slice(extra);
+    Engine::start(&cdir, &args)
 }

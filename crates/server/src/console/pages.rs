@@ -703,18 +703,7 @@ pub(crate) async fn group(
     let _ = write!(main, "<h2>Resources ({})</h2>", status.resources.len());
     main.push_str(&resource_graph(&cluster, config, status));
     // Attributes.
-    if !config.attributes.is_empty() {
-        let rows: Vec<Vec<String>> = config
-            .attributes
-            .iter()
-            .map(|a| vec![esc(&a.name), esc(&attr_text(&a.value))])
-            .collect();
-        let _ = write!(
-            main,
-            "<h2>Attributes</h2>{}",
-            table("attrs", &["Attribute", "Value"], &rows)
-        );
-    }
+    main.push_str(&attributes(&config.attributes));
     main.push_str(&recent_history(&s, &cluster, &group).await);
     v.render(
         &format!("{group} · {cluster}"),
@@ -724,8 +713,29 @@ pub(crate) async fn group(
     )
 }
 
-fn attr_text(value: &haven_model::AttrValue) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// An object's attributes as a table (`Name@system` for localised ones).
+fn attributes(attrs: &[haven_model::Attr]) -> String {
+    if attrs.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = attrs
+        .iter()
+        .map(|a| {
+            let at = a
+                .system
+                .as_deref()
+                .map(|s| format!("@{}", esc(s)))
+                .unwrap_or_default();
+            vec![
+                esc(&a.name) + &at,
+                esc(&serde_json::to_string(&a.value).unwrap_or_default()),
+            ]
+        })
+        .collect();
+    format!(
+        "<h2>Attributes</h2>{}",
+        table("attrs", &["Attribute", "Value"], &rows)
+    )
 }
 
 /// The resources of a group as a tree: each resource, the ones it
@@ -904,6 +914,17 @@ fn describe(kind: &EventKind) -> String {
     }
 }
 
+/// A cluster the viewer may see, with its link and state (None: unknown,
+/// not theirs, or not synchronised yet).
+fn seen_cluster(v: &Viewer, cluster: &str) -> Option<(LinkStatus, ClusterSnapshot)> {
+    let link = v
+        .server
+        .fleet
+        .link(cluster)
+        .filter(|_| v.sees_cluster(cluster))?;
+    Some((link, v.server.fleet.snapshot(cluster)?))
+}
+
 // A resource ----------------------------------------------------------------------
 
 pub(crate) async fn resource(
@@ -913,12 +934,7 @@ pub(crate) async fn resource(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
-    let found = s
-        .fleet
-        .link(&cluster)
-        .filter(|_| v.sees_cluster(&cluster))
-        .and_then(|link| s.fleet.snapshot(&cluster).map(|snap| (link, snap)));
-    let Some((link, snap)) = found else {
+    let Some((link, snap)) = seen_cluster(&v, &cluster) else {
         return not_found(&v, &format!("No cluster named {cluster}."));
     };
     let Some((gconf, rconf)) = snap
@@ -1040,27 +1056,7 @@ pub(crate) async fn resource(
             required_by.join(", ")
         }
     );
-    if !rconf.attributes.is_empty() {
-        let rows: Vec<Vec<String>> = rconf
-            .attributes
-            .iter()
-            .map(|a| {
-                vec![
-                    esc(&a.name)
-                        + &a.system
-                            .as_deref()
-                            .map(|s| format!("@{}", esc(s)))
-                            .unwrap_or_default(),
-                    esc(&attr_text(&a.value)),
-                ]
-            })
-            .collect();
-        let _ = write!(
-            main,
-            "<h2>Attributes</h2>{}",
-            table("attrs", &["Attribute", "Value"], &rows)
-        );
-    }
+    main.push_str(&attributes(&rconf.attributes));
     main.push_str(&recent_history(&s, &cluster, &resource).await);
     v.render(
         &format!("{resource} · {cluster}"),
@@ -1079,12 +1075,7 @@ pub(crate) async fn system(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
-    let found = s
-        .fleet
-        .link(&cluster)
-        .filter(|_| v.sees_cluster(&cluster))
-        .and_then(|link| s.fleet.snapshot(&cluster).map(|snap| (link, snap)));
-    let Some((link, snap)) = found else {
+    let Some((link, snap)) = seen_cluster(&v, &cluster) else {
         return not_found(&v, &format!("No cluster named {cluster}."));
     };
     let Some(status) = snap.system(&system).cloned() else {

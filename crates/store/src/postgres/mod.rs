@@ -27,6 +27,7 @@
 //! - There is no TLS to the database yet: use a local socket or a trusted
 //!   network; a URL with `sslmode=require` is refused.
 
+mod alerts;
 mod columns;
 mod maintenance;
 mod schema;

@@ -33,7 +33,7 @@ use postgres::{Client, GenericClient};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -50,6 +50,42 @@ CREATE TABLE haven_schema (
     version     INT    NOT NULL PRIMARY KEY,
     applied_ms  BIGINT NOT NULL              -- when it was applied
 );
+"#;
+
+const V4: &str = r#"
+CREATE TABLE alerts (
+    id               BIGINT  NOT NULL PRIMARY KEY,
+    cluster          TEXT COLLATE "C" NOT NULL,
+    kind             TEXT COLLATE "C" NOT NULL,
+    object           TEXT COLLATE "C",
+    system           TEXT COLLATE "C",
+    grp              TEXT COLLATE "C",
+    severity         TEXT    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message          TEXT    NOT NULL,
+    raised_ms        BIGINT  NOT NULL,
+    cleared_ms       BIGINT,
+    acknowledged_by  TEXT COLLATE "C",
+    acknowledged_ms  BIGINT,
+    flapping         BOOLEAN NOT NULL DEFAULT FALSE,
+    CHECK ((acknowledged_by IS NULL) = (acknowledged_ms IS NULL))
+);
+CREATE UNIQUE INDEX alerts_one_open ON alerts
+    (cluster, kind, COALESCE(object, ''), COALESCE(system, '')) WHERE cleared_ms IS NULL;
+CREATE INDEX alerts_raised ON alerts (raised_ms);
+CREATE INDEX alerts_cluster_raised ON alerts (cluster, raised_ms);
+
+CREATE TABLE alert_deliveries (
+    id        BIGSERIAL NOT NULL PRIMARY KEY,
+    alert_id  BIGINT,
+    channel   TEXT COLLATE "C" NOT NULL,
+    event     TEXT COLLATE "C" NOT NULL,
+    attempt   BIGINT    NOT NULL,
+    outcome   TEXT      NOT NULL CHECK (outcome IN ('sent', 'failed', 'dropped', 'suppressed')),
+    error     TEXT,
+    time_ms   BIGINT    NOT NULL
+);
+CREATE INDEX alert_deliveries_time ON alert_deliveries (time_ms);
+CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
 "#;
 
 const V3: &str = r#"

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{schema, SqliteStore};
-pub use crate::{Progress, PruneReport};
 use crate::{Maintenance, StoreError, PRUNE_BATCH, STATE_TYPES};
+pub use crate::{Progress, PruneReport};
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]

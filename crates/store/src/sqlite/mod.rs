@@ -8,6 +8,7 @@
 //! are `u64` in Haven and signed 64-bit integers in SQLite: a value above
 //! `i64::MAX` is refused ([`StoreError::OutOfRange`]) rather than wrapped.
 
+mod alerts;
 mod columns;
 pub mod maintenance;
 mod schema;

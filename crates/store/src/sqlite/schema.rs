@@ -16,10 +16,59 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V4: &str = r#"
+-- Alerts the server raised from the fleet's live state: one row per
+-- occurrence of a condition, from when it was raised until it cleared.
+-- (cluster, kind, object, system) is the condition's key: at most one row
+-- of a key is open (cleared_ms NULL); the condition coming back later is
+-- a new row.
+CREATE TABLE alerts (
+    id               INTEGER NOT NULL PRIMARY KEY, -- numbered by the server, in the order raised
+    cluster          TEXT    NOT NULL,
+    kind             TEXT    NOT NULL,   -- faulted_resource, faulted_group, failover,
+                                         -- concurrency_violation, faulted_system, exited_system,
+                                         -- disconnected_cluster, frozen_group, frozen_system
+    object           TEXT,               -- the group or resource it is about; NULL: none
+    system           TEXT,               -- the system it is about; NULL: none
+    grp              TEXT,               -- the service group it concerns; NULL: none
+    severity         TEXT    NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    message          TEXT    NOT NULL,
+    raised_ms        INTEGER NOT NULL,
+    cleared_ms       INTEGER,            -- NULL: still open
+    acknowledged_by  TEXT,               -- who acknowledged it; NULL: nobody yet
+    acknowledged_ms  INTEGER,
+    flapping         INTEGER NOT NULL DEFAULT 0 CHECK (flapping IN (0, 1)),
+                                         -- 1: raised and cleared too often lately;
+                                         -- its notifications were held back
+    CHECK ((acknowledged_by IS NULL) = (acknowledged_ms IS NULL))
+) STRICT;
+-- One open alert per key. NULLs are distinct in a UNIQUE index, so the
+-- object and system are compared as '' instead.
+CREATE UNIQUE INDEX alerts_one_open ON alerts
+    (cluster, kind, IFNULL(object, ''), IFNULL(system, '')) WHERE cleared_ms IS NULL;
+CREATE INDEX alerts_raised ON alerts (raised_ms);
+CREATE INDEX alerts_cluster_raised ON alerts (cluster, raised_ms);
+
+-- Every attempt to deliver an alert's notification through a channel
+-- ([[alerts.channel]]), and the ones not made (dropped, suppressed).
+CREATE TABLE alert_deliveries (
+    id        INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    alert_id  INTEGER,                   -- the alert; NULL: a test notification
+    channel   TEXT    NOT NULL,          -- the channel's name
+    event     TEXT    NOT NULL,          -- raised, cleared, flapping, settled, test
+    attempt   INTEGER NOT NULL,          -- 1 first try, 2 first retry, ...; 0: none made
+    outcome   TEXT    NOT NULL CHECK (outcome IN ('sent', 'failed', 'dropped', 'suppressed')),
+    error     TEXT,                      -- why it failed or was dropped
+    time_ms   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX alert_deliveries_time ON alert_deliveries (time_ms);
+CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id);
+"#;
 
 const V3: &str = r#"
 -- Security-relevant events that are not cluster operations (those are in
