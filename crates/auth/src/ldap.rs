@@ -64,6 +64,22 @@ pub struct LdapConfig {
     pub bind_dn: Option<String>,
     pub bind_password: Option<String>,
     pub timeout_secs: u64,
+    /// The realms of this directory: `user@DOMAIN` logs in here when
+    /// DOMAIN is one of these (compared without case). Empty: every
+    /// `user@domain`. Any other name is a local account (PAM).
+    pub domains: Vec<String>,
+}
+
+impl LdapConfig {
+    /// The directory name of `login` if it is this directory's to check
+    /// (`user@domain` of one of its [`domains`](Self::domains)), `None` if
+    /// it is a local account.
+    pub fn account<'a>(&self, login: &'a str) -> Option<&'a str> {
+        let (name, domain) = login.rsplit_once('@')?;
+        let ours =
+            self.domains.is_empty() || self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain));
+        (ours && !name.is_empty()).then_some(name)
+    }
 }
 
 impl Default for LdapConfig {
@@ -80,6 +96,7 @@ impl Default for LdapConfig {
             bind_dn: None,
             bind_password: None,
             timeout_secs: 10,
+            domains: Vec::new(),
         }
     }
 }
@@ -383,4 +400,30 @@ fn tls_hint(config: &LdapConfig, error: &rustls::Error) -> String {
 /// with the user name escaped.
 pub fn user_dn(template: &str, user: &str) -> String {
     template.replace("{user}", &dn_escape(user))
+}
+
+#[cfg(test)]
+mod realm_tests {
+    use super::LdapConfig;
+
+    #[test]
+    fn user_at_one_of_the_domains_is_the_directorys_and_anything_else_is_local() {
+        let any = LdapConfig::default();
+        assert_eq!(any.account("alice@example.com"), Some("alice"));
+        assert_eq!(any.account("alice@other.org"), Some("alice"));
+        assert_eq!(any.account("alice"), None);
+        assert_eq!(any.account("@example.com"), None);
+        let listed = LdapConfig {
+            domains: vec!["Example.COM".into(), "corp.example.net".into()],
+            ..LdapConfig::default()
+        };
+        assert_eq!(listed.account("alice@example.com"), Some("alice"));
+        assert_eq!(listed.account("bob@CORP.example.net"), Some("bob"));
+        assert_eq!(
+            listed.account("carol@other.org"),
+            None,
+            "a local (PAM) name"
+        );
+        assert_eq!(listed.account("carol"), None);
+    }
 }

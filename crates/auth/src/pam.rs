@@ -28,6 +28,65 @@ pub const DEFAULT_SERVICE: &str = "haven";
 /// service.
 pub const SERVICE_FILE: &str = "# Haven: logins of local OS accounts (installed by haven)\nauth     required pam_unix.so\naccount  required pam_unix.so\n";
 
+/// What [`install_service`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// The file was written.
+    Written,
+    /// The file was already there with exactly this content.
+    AlreadyThere,
+}
+
+/// Installs [`SERVICE_FILE`] as the PAM service `service` in `dir`
+/// (`/etc/pam.d` on a real host): written to a temporary file, then
+/// renamed, mode 0644. An existing file with other content is the
+/// administrator's own (sssd, lockout modules...): it is left alone unless
+/// `force`.
+pub fn install_service(
+    dir: &std::path::Path,
+    service: &str,
+    force: bool,
+) -> Result<Installed, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::pam_helper::validate_service(service).map_err(|e| e.to_string())?;
+    let path = dir.join(service);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text == SERVICE_FILE => return Ok(Installed::AlreadyThere),
+        Ok(_) if !force => {
+            return Err(format!(
+                "{} exists with other content, so it is this host's own PAM policy: Haven uses                  it as it is (pass --force to replace it with Haven's pam_unix file)",
+                path.display()
+            ))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let tmp = dir.join(format!(".{service}.haven-tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(SERVICE_FILE.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (run it as root)"
+        } else {
+            ""
+        };
+        format!("cannot write {}: {e}{hint}", path.display())
+    })?;
+    Ok(Installed::Written)
+}
+
 /// Why a login failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
@@ -345,5 +404,45 @@ pub fn user_name(uid: u32) -> Option<String> {
             return None;
         }
         Some(CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned())
+    }
+}
+
+#[cfg(test)]
+mod install_tests {
+    use super::*;
+
+    #[test]
+    fn the_service_file_is_written_once_and_a_foreign_one_is_kept_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            install_service(dir.path(), "haven", false),
+            Ok(Installed::Written)
+        );
+        let path = dir.path().join("haven");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SERVICE_FILE);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert_eq!(
+            install_service(dir.path(), "haven", false),
+            Ok(Installed::AlreadyThere)
+        );
+
+        let own = "auth required pam_sss.so\n";
+        std::fs::write(&path, own).unwrap();
+        let err = install_service(dir.path(), "haven", false).unwrap_err();
+        assert!(
+            err.contains("--force") && err.contains("other content"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), own, "left alone");
+        assert_eq!(
+            install_service(dir.path(), "haven", true),
+            Ok(Installed::Written)
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), SERVICE_FILE);
+
+        let err = install_service(dir.path(), "../login", false).unwrap_err();
+        assert!(err.contains("/etc/pam.d"), "{err}");
     }
 }

@@ -45,9 +45,54 @@ enum Command {
     /// Hash a password for the UserNames attribute of main.cf (reads it
     /// from standard input).
     HashPassword,
+    /// Set up this host for the server (as root).
+    #[command(subcommand)]
+    Setup(SetupCommand),
     /// The fleet command line: login, status, operations, administration.
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum SetupCommand {
+    /// Install the PAM service file that checks local OS accounts
+    /// (/etc/pam.d/SERVICE: pam_unix for auth and account). An existing
+    /// file with other content is this host's own policy and is kept.
+    Pam {
+        /// The PAM service (`[auth] pam_service` in haven.toml).
+        #[arg(long, default_value = haven_auth::pam::DEFAULT_SERVICE)]
+        service: String,
+        /// Replace an existing file that differs.
+        #[arg(long)]
+        force: bool,
+        /// Where PAM service files live.
+        #[arg(long, default_value = "/etc/pam.d", value_name = "DIR", hide = true)]
+        dir: PathBuf,
+    },
+}
+
+fn run_setup(cmd: SetupCommand) -> anyhow::Result<()> {
+    match cmd {
+        SetupCommand::Pam {
+            service,
+            force,
+            dir,
+        } => {
+            let path = dir.join(&service);
+            match haven_auth::pam::install_service(&dir, &service, force)
+                .map_err(anyhow::Error::msg)?
+            {
+                haven_auth::pam::Installed::Written => println!(
+                    "installed {}: local OS accounts can log in through PAM service {service}",
+                    path.display()
+                ),
+                haven_auth::pam::Installed::AlreadyThere => {
+                    println!("{} is already installed; nothing changed", path.display())
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Args)]
@@ -270,6 +315,7 @@ fn main() -> ExitCode {
         Command::Config(cmd) => run_config(cmd),
         Command::Db(cmd) => db::run(cmd),
         Command::HashPassword => hash_password(),
+        Command::Setup(cmd) => run_setup(cmd),
         Command::Client(cmd) => return client::run(cmd, <Cli as clap::CommandFactory>::command),
     };
     match result {

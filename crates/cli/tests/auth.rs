@@ -7,6 +7,9 @@ mod support;
 #[path = "support/os_users.rs"]
 mod os_users;
 
+#[path = "../../auth/tests/common/slapd.rs"]
+mod slapd;
+
 use os_users::OsUsers;
 use serde_json::Value;
 use support::*;
@@ -278,4 +281,141 @@ fn logins_sessions_and_roles_decide_what_each_user_may_see_and_do() {
         (429, Some("throttled"))
     );
     drop(users);
+}
+
+/// A simulated one-group cluster `name` (group `web` on n1, n2).
+fn one_group_engine(dir: &std::path::Path, name: &str) -> Engine {
+    let cdir = dir.join(name);
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(
+        cdir.join("main.cf"),
+        format!("include \"types.cf\"\ncluster {name} ( )\nsystem n1 ( )\nsystem n2 ( )\ngroup web (\n SystemList = {{ n1 = 0, n2 = 1 }}\n AutoStartList = {{ n1 }}\n )\n IP web_ip ( Address = \"192.0.2.31\" )\n"),
+    )
+    .unwrap();
+    Engine::start(&cdir, &["--simulate", "--sim-delay", "0"])
+}
+
+#[test]
+fn directory_users_log_in_by_realm_with_their_groups_roles_and_nothing_more() {
+    let Some(ldap) = slapd::start_slapd() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (kappa, lambda) = (
+        one_group_engine(dir.path(), "kappa"),
+        one_group_engine(dir.path(), "lambda"),
+    );
+    let suffix = slapd::SUFFIX;
+    let server = ServerProc::start(
+        dir.path(),
+        &format!(
+            "[auth]\nenabled = true\nserver_admins = []\n\
+             [[auth.grant]]\ngroup = \"ha-admins\"\nrole = \"cluster_administrator\"\n\
+             [[auth.grant]]\ngroup = \"ha-operators\"\nrole = \"cluster_operator\"\ncluster = \"kappa\"\n\
+             [auth.ldap]\nurl = \"{url}\"\nuser_base = \"ou=people,{suffix}\"\ngroup_base = \"ou=groups,{suffix}\"\n\
+             domains = [\"haven.test\"]\n\
+             [[cluster]]\nname = \"kappa\"\naddress = \"{k}\"\n\
+             [[cluster]]\nname = \"lambda\"\naddress = \"{l}\"\n",
+            url = ldap.url,
+            k = kappa.addr,
+            l = lambda.addr,
+        ),
+    );
+
+    // user@domain of the directory's realm: checked by the directory, with
+    // its groups; the session cookie is HttpOnly, Secure and SameSite.
+    let body = r#"{"user":"alice@haven.test","password":"Alice-pw1"}"#;
+    let reply = request(&server.addr, "POST", "/api/v1/login", Some(body), &[]);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let cookie = reply.header("set-cookie").expect("a session cookie");
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    let alice: Value = serde_json::from_str(&reply.body).unwrap();
+    let alice = alice["token"].as_str().unwrap().to_string();
+    let (_, me) = http_json(
+        &server.addr,
+        "GET",
+        "/api/v1/whoami",
+        None,
+        &[("Authorization", &bearer(&alice))],
+    );
+    assert_eq!(me["user"], "alice@haven.test", "{me}");
+    assert!(me["groups"].to_string().contains("ha-admins"), "{me}");
+
+    // Wrong password, and a name of another realm (a local account: PAM
+    // knows no such user): the same refusal.
+    let (status, wrong) = login(&server, "alice@haven.test", "nope");
+    assert_eq!(status, 401);
+    let (status, other) = login(&server, "alice@elsewhere.org", "Alice-pw1");
+    assert_eq!(status, 401, "{other}");
+    assert_eq!(wrong["error"]["message"], other["error"]["message"]);
+
+    let (status, bob) = login(&server, "bob@haven.test", "Bob-pw2");
+    assert_eq!(status, 200, "{bob}");
+    let bob = bob["token"].as_str().unwrap().to_string();
+    let auth = |t: &str| bearer(t);
+    for (cluster, token) in [("kappa", &bob), ("lambda", &alice)] {
+        server.wait_for_with(
+            &format!("/api/v1/clusters/{cluster}"),
+            &[("Authorization", &auth(token))],
+            "connected",
+            |v| v["link"]["state"] == "connected",
+        );
+    }
+
+    // Bob (ha-operators: kappa only) follows the fleet-wide event stream;
+    // alice (ha-admins: every cluster) freezes web on lambda, then on
+    // kappa. Bob's stream has kappa's freeze and nothing of lambda.
+    let events = sse_with(
+        &server.addr,
+        "/api/v1/events",
+        &[("Authorization", &auth(&bob))],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for cluster in ["lambda", "kappa"] {
+        let (status, done) = http_json(
+            &server.addr,
+            "POST",
+            &format!("/api/v1/clusters/{cluster}/operations"),
+            Some(r#"{"op":"group_freeze","group":"web","wait":true,"timeout_secs":20}"#),
+            &[("Authorization", &auth(&alice))],
+        );
+        assert_eq!(status, 200, "{cluster}: {done}");
+    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|d: &String| d.contains("kappa") && d.contains("freeze"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok((_, data)) => seen.push(data),
+            Err(e) => panic!("no freeze of kappa in bob's stream ({e}): {seen:?}"),
+        }
+    }
+    assert!(
+        seen.iter().all(|d| !d.contains("lambda")),
+        "bob may not see lambda: {seen:?}"
+    );
+    // Bob may operate kappa, not lambda (which does not exist for him).
+    let unfreeze = r#"{"op":"group_unfreeze","group":"web","wait":true,"timeout_secs":20}"#;
+    let (status, _) = http_json(
+        &server.addr,
+        "POST",
+        "/api/v1/clusters/kappa/operations",
+        Some(unfreeze),
+        &[("Authorization", &auth(&bob))],
+    );
+    assert_eq!(status, 200);
+    let (status, _) = http_json(
+        &server.addr,
+        "POST",
+        "/api/v1/clusters/lambda/operations",
+        Some(unfreeze),
+        &[("Authorization", &auth(&bob))],
+    );
+    assert_eq!(status, 404);
+    drop((kappa, lambda));
 }

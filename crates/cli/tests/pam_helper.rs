@@ -502,3 +502,59 @@ fn as_a_non_root_user_only_a_setuid_root_pam_helper_checks_another_users_passwor
     assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
     drop(f);
 }
+
+#[test]
+fn haven_setup_pam_installs_the_service_file_that_logins_then_use() {
+    let Some(mut f) = Fixture::new("s") else {
+        return;
+    };
+    let service = format!("haven-setup-{}", std::process::id());
+    let file = PathBuf::from(format!("/etc/pam.d/{service}"));
+    f.cleanup.files.push(file.clone());
+    let haven = env!("CARGO_BIN_EXE_haven");
+    let setup = |extra: &[&str]| {
+        Command::new(haven)
+            .args(["setup", "pam", "--service", &service])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let out = setup(&[]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("installed"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        haven_auth::pam::SERVICE_FILE
+    );
+    // Logins through that service work, through the real stack.
+    let helper = Path::new(HELPER);
+    assert_eq!(
+        authenticate_with_helper(helper, &service, &f.user, PASSWORD),
+        Ok(())
+    );
+    let out = setup(&[]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("already"),
+        "{out:?}"
+    );
+
+    // The host's own file is kept unless --force.
+    std::fs::write(
+        &file,
+        "auth required pam_deny.so\naccount required pam_deny.so\n",
+    )
+    .unwrap();
+    let out = setup(&[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && err.contains("--force"), "{err}");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("pam_deny"));
+    assert!(setup(&["--force"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        haven_auth::pam::SERVICE_FILE
+    );
+}

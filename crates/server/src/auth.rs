@@ -64,6 +64,15 @@ impl Auth {
         if let Err(e) = haven_auth::pam::helper_status(&pam_helper) {
             tracing::warn!("logins of OS accounts (PAM) will fail: {e}");
         }
+        let service_file = std::path::Path::new("/etc/pam.d").join(&config.pam_service);
+        if !service_file.exists() {
+            tracing::warn!(
+                "logins of OS accounts (PAM) will fail: {} is missing; install it with \
+                 `haven setup pam --service {}` (as root)",
+                service_file.display(),
+                config.pam_service
+            );
+        }
         Ok(Auth {
             policy: std::sync::RwLock::new(std::sync::Arc::new(config.policy()?)),
             sessions: Sessions::new(SessionLimits {
@@ -90,16 +99,19 @@ impl Auth {
         self.throttle
             .check(&keys, Instant::now())
             .map_err(LoginFailure::Throttled)?;
-        let outcome = match (user.split_once('@'), &self.config.ldap) {
-            (Some((name, _domain)), Some(ldap)) => {
-                haven_auth::ldap::authenticate(ldap, name, password)
-                    .await
-                    .map(|u| Identity {
-                        user: user.to_string(),
-                        groups: u.groups,
-                    })
-            }
-            _ => {
+        let directory = self
+            .config
+            .ldap
+            .as_ref()
+            .and_then(|ldap| Some((ldap, ldap.account(user)?)));
+        let outcome = match directory {
+            Some((ldap, name)) => haven_auth::ldap::authenticate(ldap, name, password)
+                .await
+                .map(|u| Identity {
+                    user: user.to_string(),
+                    groups: u.groups,
+                }),
+            None => {
                 // Always through the helper, root or not: PAM modules never
                 // run inside this long-lived, multi-threaded process.
                 let (helper, service, name, pw) = (

@@ -147,6 +147,9 @@ server_admins = ["root"]
 # bind_dn = "cn=haven,dc=example,dc=com" # optional search account
 # bind_password = "..."
 # timeout_secs = 10
+# domains = ["example.com"]             # user@example.com logs in here; any other
+#                                        # name is a local (PAM) account. Empty or
+#                                        # unset: every user@domain.
 
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
@@ -545,7 +548,7 @@ mod tests {
     #[test]
     fn the_commented_examples_are_valid_when_uncommented() {
         for (first, last) in [
-            ("# [auth.ldap]", "# timeout_secs"),
+            ("# [auth.ldap]", "# domains"),
             ("# [[auth.grant]]", "# cluster = "),
             ("# [[cluster]]", "# password"),
         ] {

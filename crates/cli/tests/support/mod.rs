@@ -568,12 +568,27 @@ pub fn http_json(
 /// Reads a Server-Sent Events stream in a thread; each `(event, data)`
 /// arrives on the channel.
 pub fn sse(addr: &str, path: &str) -> std::sync::mpsc::Receiver<(String, String)> {
+    sse_with(addr, path, &[])
+}
+
+/// [`sse`] with request headers (`Authorization`...).
+pub fn sse_with(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::sync::mpsc::Receiver<(String, String)> {
     use std::io::{BufRead, Write};
     let mut stream = connect(addr);
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra}\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
