@@ -253,3 +253,98 @@ fn prune_keeps_current_states_and_refuses_nonsense() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not an age"), "{err}");
 }
+
+#[test]
+fn the_schedule_backs_up_keeps_the_newest_copies_and_applies_the_retention_policy() {
+    use haven_model::{name, Event, EventKind, ResourceState};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let backups = data.join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    // Three old backups, from days when none was due since.
+    for day in ["01", "02", "03"] {
+        let file = backups.join(format!("haven-202001{day}-000000.db"));
+        std::fs::write(&file, "old").unwrap();
+        let touched = Command::new("touch")
+            .args(["-d", &format!("2020-01-{day}")])
+            .arg(&file)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    // History of a cluster from ten and nine days ago: the older state of
+    // web_ip goes at the retention cut-off (1 day), its last state stays.
+    let day_ms = 86_400_000;
+    let now = haven_server::now_ms();
+    let event = |seq: u64, age_days: i64, to: ResourceState| HistoryRowOf {
+        seq,
+        time_ms: now - age_days * day_ms,
+        to,
+    };
+    let rows: Vec<haven_store::HistoryRow> = [
+        event(1, 10, ResourceState::Online),
+        event(2, 9, ResourceState::Faulted),
+    ]
+    .into_iter()
+    .map(|e| haven_store::HistoryRow {
+        cluster: "old".into(),
+        epoch: 1,
+        event: Event {
+            seq: e.seq,
+            time_ms: e.time_ms,
+            kind: EventKind::ResourceState {
+                group: name("web"),
+                resource: name("web_ip"),
+                system: name("n1"),
+                from: ResourceState::Offline,
+                to: e.to,
+            },
+        },
+    })
+    .collect();
+    SqliteStore::open(&data.join("haven.db"))
+        .unwrap()
+        .append(&rows)
+        .unwrap();
+
+    let _server = ServerProc::start(
+        dir.path(),
+        "[database]\nbackup_every_hours = 24\nbackup_keep = 2\nretention_days = 1\n",
+    );
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    wait_until("a scheduled backup and rotation", || {
+        let names = names();
+        (names.len() == 2 && !names[1].starts_with("haven-2020")).then_some(())
+    });
+    let kept = names();
+    assert_eq!(
+        kept[0], "haven-20200103-000000.db",
+        "the newest old one stays: {kept:?}"
+    );
+    let newest = backups.join(&kept[1]);
+    let (code, out, err) = haven(&["db", "verify", newest.to_str().unwrap()]);
+    assert_eq!(code, 0, "a verified backup: {out}{err}");
+
+    let seqs = wait_until("the retention prune", || {
+        let seqs: Vec<u64> = keys(&data.join("haven.db"))
+            .into_iter()
+            .filter(|(c, _, _)| c == "old")
+            .map(|(_, _, seq)| seq)
+            .collect();
+        (seqs.len() == 1).then_some(seqs)
+    });
+    assert_eq!(seqs, [2], "web_ip's last state before the cut-off stays");
+}
+
+struct HistoryRowOf {
+    seq: u64,
+    time_ms: i64,
+    to: haven_model::ResourceState,
+}

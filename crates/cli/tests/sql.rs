@@ -262,6 +262,19 @@ public class Test {
             } catch (SQLException e) {
                 System.out.println("refused " + e.getSQLState());
             }
+            // What a BI tool does first: list the views, then a view's
+            // columns with their types.
+            DatabaseMetaData md = c.getMetaData();
+            java.util.List<String> views = new java.util.ArrayList<>();
+            try (ResultSet rs = md.getTables(null, null, "%", new String[] {"VIEW"})) {
+                while (rs.next()) views.add(rs.getString("TABLE_NAME"));
+            }
+            System.out.println("views " + views.contains("history") + " " + views.contains("groups"));
+            try (ResultSet rs = md.getColumns(null, null, "history", "seq")) {
+                while (rs.next()) {
+                    System.out.println("column " + rs.getString("COLUMN_NAME") + " " + rs.getString("TYPE_NAME"));
+                }
+            }
         }
     }
 }
@@ -305,7 +318,7 @@ fn jdbc_runs_a_parameterized_query_in_extended_and_simple_modes() {
             String::from_utf8_lossy(&out.stderr)
         );
         let lines: Vec<&str> = printed.lines().collect();
-        assert_eq!(lines.len(), 5, "{mode}: {printed}");
+        assert_eq!(lines.len(), 7, "{mode}: {printed}");
         // Two consecutive events, typed: bigint sequence numbers.
         let seqs: Vec<i64> = lines[..2]
             .iter()
@@ -322,7 +335,7 @@ fn jdbc_runs_a_parameterized_query_in_extended_and_simple_modes() {
         assert_eq!(seqs[1], seqs[0] + 1, "{mode}: {printed}");
         assert_eq!(
             lines[2..].join("\n"),
-            "group db false 0 1\ngroup web false 0 2\nrefused 25006",
+            "group db false 0 1\ngroup web false 0 2\nrefused 25006\nviews true true\ncolumn seq int8",
             "{mode}"
         );
     }

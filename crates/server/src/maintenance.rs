@@ -194,8 +194,12 @@ impl Server {
         }
         tokio::spawn(async move {
             let mut last_prune: Option<std::time::Instant> = None;
+            // A first look soon after start (a server that was down when a
+            // backup was due catches up), then once a minute.
+            let mut wait = Duration::from_secs(5);
             loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(wait).await;
+                wait = Duration::from_secs(60);
                 let Some(server) = me.upgrade() else { return };
                 if settings.backup_every_hours > 0 {
                     let due = newest_backup(&server.config.backup_dir()).is_none_or(|ms| {

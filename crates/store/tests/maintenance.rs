@@ -175,7 +175,7 @@ fn restore_refuses_corrupt_truncated_and_newer_files_and_changes_nothing() {
 
     for (file, says) in [
         (&garbage, "not a haven database"),
-        (&truncated, ""),
+        (&truncated, "is truncated or corrupt"),
         (&newer, "newer than this haven"),
         (&empty, "no Haven schema"),
     ] {

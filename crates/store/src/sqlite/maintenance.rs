@@ -240,7 +240,14 @@ pub fn verify(path: &Path) -> Result<Verified, StoreError> {
             path.display()
         ))
     };
-    let version = schema::version(&conn).map_err(|e| StoreError::at(path, e))?;
+    let damaged = |e: rusqlite::Error| {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            StoreError::at(path, e)
+        } else {
+            bad(format!("it is truncated or corrupt ({e})"))
+        }
+    };
+    let version = schema::version(&conn).map_err(damaged)?;
     schema::check_not_newer(version)?;
     if version == 0 {
         return Err(bad(
@@ -249,7 +256,7 @@ pub fn verify(path: &Path) -> Result<Verified, StoreError> {
     }
     let check: String = conn
         .query_row("PRAGMA integrity_check(1)", [], |r| r.get(0))
-        .map_err(|e| StoreError::at(path, e))?;
+        .map_err(damaged)?;
     if check != "ok" {
         return Err(bad(format!("SQLite's integrity check failed: {check}")));
     }
