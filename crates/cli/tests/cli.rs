@@ -1109,5 +1109,40 @@ fn a_terminal_session_shows_the_status_table_the_wait_spinner_and_asks_to_trust_
     );
     tmux.type_line("echo status=$?");
     tmux.wait_for("exit status 0", |s| s.contains("status=0"));
+
+    // NO_COLOR on a terminal, and a pipe without it: no colour at all.
+    tmux.clear();
+    tmux.type_line(&format!("NO_COLOR=1 {HAVEN} status kappa"));
+    tmux.wait_for("the plain table", |s| {
+        s.lines().any(|l| l.starts_with("db "))
+    });
+    let screen = tmux.screen(true);
+    assert!(
+        !screen.contains("\x1b[3"),
+        "NO_COLOR is respected:\n{screen:?}"
+    );
+    let piped = Command::new(HAVEN)
+        .args(["status", "kappa"])
+        .env("XDG_CONFIG_HOME", &cli.config_home)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(piped.status.success() && text.contains("ONLINE"), "{text}");
+    assert!(!text.contains('\x1b'), "no colour into a pipe: {text:?}");
+
+    // Long work on a terminal shows a progress bar.
+    tmux.clear();
+    let copy = dir.path().join("by-hand.db");
+    tmux.type_line(&format!(
+        "{HAVEN} db backup {} --data-dir {}",
+        copy.display(),
+        dir.path().join("data").display()
+    ));
+    let screen = tmux.wait_for("the backup", |s| s.contains("written and verified"));
+    assert!(
+        screen.contains("backup [####################] 100%"),
+        "a full progress bar:\n{screen}"
+    );
     drop(server);
 }
