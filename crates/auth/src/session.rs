@@ -14,6 +14,13 @@ use sha2::{Digest, Sha256};
 
 use crate::roles::Identity;
 
+/// Whether `a` equals `b`, in a time that depends only on their lengths:
+/// for comparing secrets (or their hashes) where an early exit would tell
+/// an attacker how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 /// How long sessions last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
@@ -386,5 +393,13 @@ mod tests {
         assert!(throttle
             .check(&["ann"], t0 + Duration::from_secs(2))
             .is_ok());
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -301,7 +301,10 @@ impl Server {
                     .into_iter()
                     .find(|c| c.id == connector_id);
                 let ok = known.as_ref().is_some_and(|c| {
-                    c.secret_hash == hash_secret(&secret) && *c.cluster == *cluster
+                    haven_auth::session::constant_time_eq(
+                        c.secret_hash.as_bytes(),
+                        hash_secret(&secret).as_bytes(),
+                    ) && *c.cluster == *cluster
                 });
                 if !ok {
                     tokio::time::sleep(Duration::from_millis(200)).await;
