@@ -721,6 +721,26 @@ async fn every_role_at_every_scope_against_every_read_endpoint() {
                 Some(serde_json::json!({"user": "x", "role": "overlord"})),
                 admin_ok(StatusCode::BAD_REQUEST),
             ),
+            (
+                "GET",
+                "/api/v1/db/backups".into(),
+                None,
+                admin_ok(StatusCode::OK),
+            ),
+            (
+                "POST",
+                "/api/v1/db/prune".into(),
+                Some(serde_json::json!({"older_than_days": 0})),
+                admin_ok(StatusCode::BAD_REQUEST),
+            ),
+            // A login link logs its maker in again, as themselves: anyone
+            // logged in may make one.
+            (
+                "POST",
+                "/api/v1/login-links".into(),
+                None,
+                StatusCode::CREATED,
+            ),
         ];
         for (method, path, body, expected) in cases {
             let (status, answer) = r.call(&token, method, &path, body).await;
