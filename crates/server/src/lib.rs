@@ -20,6 +20,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;

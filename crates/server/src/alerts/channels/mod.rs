@@ -1,0 +1,3 @@
+//! Where notifications go, one file per kind of channel.
+
+pub mod webhook;
