@@ -3,6 +3,35 @@
 
 use std::fmt;
 
+/// `ALL`, `as_str` (the stored and JSON name), `parse` and `Display` for
+/// an enum of plain variants, from one table of names.
+macro_rules! stored_names {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: [$ty; [$(stringify!($variant)),+].len()] = [$($ty::$variant),+];
+
+            /// The stored (and JSON) name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            /// The value of that name, if there is one.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 use haven_model::{Event, Operation};
 use serde::{Deserialize, Serialize};
 
@@ -177,38 +206,13 @@ pub enum Outcome {
     TimedOut,
 }
 
-impl Outcome {
-    /// Every outcome.
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Accepted,
-        Outcome::Refused,
-        Outcome::Completed,
-        Outcome::Failed,
-        Outcome::TimedOut,
-    ];
-
-    /// The stored (and JSON) name: `accepted`, `timed_out`, ...
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Refused => "refused",
-            Outcome::Completed => "completed",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed_out",
-        }
-    }
-
-    /// The outcome of that name, if there is one.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(Outcome {
+    Accepted => "accepted",
+    Refused => "refused",
+    Completed => "completed",
+    Failed => "failed",
+    TimedOut => "timed_out",
+});
 
 /// Which operations [`Store::operations`](crate::Store::operations)
 /// returns. Every filter that is set must match.
@@ -382,34 +386,11 @@ pub enum AccessOutcome {
     Failed,
 }
 
-impl AccessOutcome {
-    /// Every outcome.
-    pub const ALL: [AccessOutcome; 3] = [
-        AccessOutcome::Allowed,
-        AccessOutcome::Denied,
-        AccessOutcome::Failed,
-    ];
-
-    /// The stored (and JSON) name: `allowed`, `denied`, `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessOutcome::Allowed => "allowed",
-            AccessOutcome::Denied => "denied",
-            AccessOutcome::Failed => "failed",
-        }
-    }
-
-    /// The outcome of that name, if there is one.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|o| o.as_str() == s)
-    }
-}
-
-impl fmt::Display for AccessOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(AccessOutcome {
+    Allowed => "allowed",
+    Denied => "denied",
+    Failed => "failed",
+});
 
 /// Which entries [`Store::access_log`](crate::Store::access_log) returns.
 /// Every filter that is set must match.
@@ -502,34 +483,11 @@ pub enum AlertSeverity {
     Critical,
 }
 
-impl AlertSeverity {
-    /// Every severity, lowest first.
-    pub const ALL: [AlertSeverity; 3] = [
-        AlertSeverity::Info,
-        AlertSeverity::Warning,
-        AlertSeverity::Critical,
-    ];
-
-    /// The stored (and JSON) name: `info`, `warning`, `critical`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSeverity::Info => "info",
-            AlertSeverity::Warning => "warning",
-            AlertSeverity::Critical => "critical",
-        }
-    }
-
-    /// The severity of that name, if there is one.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for AlertSeverity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(AlertSeverity {
+    Info => "info",
+    Warning => "warning",
+    Critical => "critical",
+});
 
 /// One alert: a condition of one object, from when the server raised it
 /// until it cleared. `(cluster, kind, object, system)` is its key: at
@@ -616,37 +574,12 @@ pub enum DeliveryOutcome {
     Suppressed,
 }
 
-impl DeliveryOutcome {
-    /// Every outcome.
-    pub const ALL: [DeliveryOutcome; 4] = [
-        DeliveryOutcome::Sent,
-        DeliveryOutcome::Failed,
-        DeliveryOutcome::Dropped,
-        DeliveryOutcome::Suppressed,
-    ];
-
-    /// The stored (and JSON) name: `sent`, `failed`, `dropped`,
-    /// `suppressed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::Failed => "failed",
-            DeliveryOutcome::Dropped => "dropped",
-            DeliveryOutcome::Suppressed => "suppressed",
-        }
-    }
-
-    /// The outcome of that name, if there is one.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
-
-impl fmt::Display for DeliveryOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(DeliveryOutcome {
+    Sent => "sent",
+    Failed => "failed",
+    Dropped => "dropped",
+    Suppressed => "suppressed",
+});
 
 /// One attempt to deliver an alert's notification through a channel, as
 /// it is recorded.
