@@ -69,6 +69,21 @@ enum SetupCommand {
         #[arg(long, default_value = "/etc/pam.d", value_name = "DIR", hide = true)]
         dir: PathBuf,
     },
+    /// Issue a TLS certificate for a cluster engine from the fleet CA (on
+    /// the server host): the engine serves it with --tls-cert/--tls-key and
+    /// the server dials it as tls://HOST:PORT.
+    EngineCert {
+        /// The server's data directory, whose pki/ holds the fleet CA.
+        #[arg(long, default_value = "haven-data", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// A host name or address the server dials the engine by
+        /// (repeatable; localhost, 127.0.0.1 and ::1 are always in).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Where to write engine.pem, engine.key (0600) and ca.pem.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 fn run_setup(cmd: SetupCommand) -> anyhow::Result<()> {
@@ -90,6 +105,34 @@ fn run_setup(cmd: SetupCommand) -> anyhow::Result<()> {
                     println!("{} is already installed; nothing changed", path.display())
                 }
             }
+            Ok(())
+        }
+        SetupCommand::EngineCert {
+            data_dir,
+            names,
+            out,
+        } => {
+            let pki = data_dir.join("pki");
+            if !pki.join("ca.pem").exists() {
+                anyhow::bail!(
+                    "no fleet CA in {}: start the server once with this data directory (it \
+                     creates the CA), or pass its --data-dir",
+                    pki.display()
+                );
+            }
+            let authority = haven_pki::Authority::load_or_create(&pki, &[])?;
+            let files = authority.issue_engine(&names, &out)?;
+            println!(
+                "issued {} and {} (for localhost{}), signed by the fleet CA {}\n\
+                 run the engine with: haven engine --tls-cert {} --tls-key {} ...\n\
+                 and give the server its address as tls://HOST:PORT",
+                files.cert.display(),
+                files.key.display(),
+                names.iter().map(|n| format!(", {n}")).collect::<String>(),
+                authority.ca_fingerprint(),
+                files.cert.display(),
+                files.key.display(),
+            );
             Ok(())
         }
     }
@@ -191,6 +234,13 @@ struct EngineArgs {
     /// taking them offline.
     #[arg(long)]
     leave_running: bool,
+    /// Serve TLS with this certificate (PEM, the CA after it), e.g. from
+    /// `haven setup engine-cert`; the server then dials tls://HOST:PORT.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -585,6 +635,7 @@ async fn run_engine(args: EngineArgs) -> anyhow::Result<()> {
         sim_delay_ms: args.sim_delay,
         journal_capacity: args.journal,
         heartbeat: Duration::from_secs(args.heartbeat.max(1)),
+        tls: args.tls_cert.zip(args.tls_key),
     };
     let running = engine::start(&options).await?;
     tracing::info!("{}", running.summary);

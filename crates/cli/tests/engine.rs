@@ -414,6 +414,7 @@ async fn a_wrong_password_is_refused_and_the_right_one_accepted() {
             client: "test".into(),
             user: user.map(Into::into),
             password: pass.map(Into::into),
+            ..Default::default()
         };
         match EngineClient::connect(&engine.addr, &options).await {
             Err(ClientError::Refused {
@@ -428,6 +429,7 @@ async fn a_wrong_password_is_refused_and_the_right_one_accepted() {
         client: "test".into(),
         user: Some("admin".into()),
         password: Some("s3cret".into()),
+        ..Default::default()
     };
     let mut client = EngineClient::connect(&engine.addr, &options)
         .await

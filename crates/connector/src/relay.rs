@@ -294,6 +294,9 @@ fn engine_credentials(options: &ConnectorOptions) -> follow::Credentials {
         client: format!("haven-connector {VERSION}"),
         user: options.engine_user.clone(),
         password: options.engine_password.clone(),
+        // The engine beside the connector is reached on its own host, in
+        // plain TCP (a tls:// engine address is refused with the reason).
+        tls: None,
     }
 }
 

@@ -25,6 +25,9 @@ pub struct EngineOptions {
     pub sim_delay_ms: (u64, u64),
     pub journal_capacity: usize,
     pub heartbeat: Duration,
+    /// Serve TLS with this certificate (chain, PEM) and key instead of
+    /// plain TCP; clients then dial `tls://HOST:PORT`.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A running engine.
@@ -52,6 +55,13 @@ pub async fn start(options: &EngineOptions) -> anyhow::Result<RunningEngine> {
             problems.join("\n  ")
         );
     }
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(
+            haven_pki::server_config_from_files(cert, key)
+                .map_err(|e| anyhow::anyhow!("{e}\nnothing was started"))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(&options.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (is another engine running there? choose another with --listen)",
@@ -63,8 +73,9 @@ pub async fn start(options: &EngineOptions) -> anyhow::Result<RunningEngine> {
     let resources: usize = config.groups.iter().map(|g| g.resources.len()).sum();
     let summary =
         format!(
-        "cluster {} listening on {addr}: {} systems, {} groups, {resources} resources, {} agents{}",
+        "cluster {} listening on {}{addr}: {} systems, {} groups, {resources} resources, {} agents{}",
         config.name,
+        if tls.is_some() { haven_protocol::transport::TLS_SCHEME } else { "" },
         config.systems.len(),
         config.groups.len(),
         if options.simulate { "simulated" } else { "real" },
@@ -96,6 +107,7 @@ pub async fn start(options: &EngineOptions) -> anyhow::Result<RunningEngine> {
         credentials,
         ServeOptions {
             heartbeat: options.heartbeat,
+            tls,
             ..ServeOptions::default()
         },
     ));

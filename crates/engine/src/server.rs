@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use haven_model::{lookup, AttrValue, Event};
+use haven_protocol::transport::Stream;
 use haven_protocol::{
     negotiate, ClientMsg, EngineMsg, ErrorCode, FrameCodec, FrameError, MAX_CLIENT_FRAME,
     PROTOCOL_VERSIONS,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 use tokio_util::codec::Framed;
 
@@ -29,8 +30,11 @@ const EVENTS_PER_FRAME: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub heartbeat: Duration,
-    /// How long a client has to say hello.
+    /// How long a client has to say hello (and, with TLS, to finish the
+    /// handshake before that).
     pub hello_timeout: Duration,
+    /// Every client must speak TLS (`--tls-cert`).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -38,6 +42,7 @@ impl Default for ServeOptions {
         ServeOptions {
             heartbeat: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -93,6 +98,25 @@ pub async fn serve(
                 let credentials = credentials.clone();
                 let options = options.clone();
                 tokio::spawn(async move {
+                    stream.set_nodelay(true).ok();
+                    let stream: Stream = match &options.tls {
+                        None => Box::new(stream),
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+                            let handshake = acceptor.accept(stream);
+                            match tokio::time::timeout(options.hello_timeout, handshake).await {
+                                Ok(Ok(tls)) => Box::new(tls),
+                                Ok(Err(e)) => {
+                                    tracing::info!(%peer, "TLS handshake failed: {e}");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::info!(%peer, "no TLS handshake in time");
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     if let Err(e) = Connection::run(stream, cluster, credentials, options).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
@@ -107,7 +131,7 @@ pub async fn serve(
     }
 }
 
-type Wire = Framed<TcpStream, FrameCodec<ClientMsg, EngineMsg>>;
+type Wire = Framed<Stream, FrameCodec<ClientMsg, EngineMsg>>;
 
 struct Connection {
     wire: Wire,
@@ -130,12 +154,11 @@ enum End {
 
 impl Connection {
     async fn run(
-        stream: TcpStream,
+        stream: Stream,
         cluster: ClusterHandle,
         credentials: Arc<Credentials>,
         options: ServeOptions,
     ) -> Result<(), End> {
-        stream.set_nodelay(true).ok();
         let wire = Framed::new(stream, FrameCodec::new(MAX_CLIENT_FRAME));
         let mut conn = Connection {
             wire,

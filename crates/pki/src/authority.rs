@@ -205,6 +205,49 @@ impl Authority {
     }
 }
 
+impl Authority {
+    /// Issues a certificate for a cluster engine's socket (`haven engine
+    /// --tls-cert --tls-key`), signed by the fleet CA, so the server's
+    /// `tls://` links trust it: SANs localhost, 127.0.0.1, ::1 and `names`
+    /// (the host names or addresses the server dials), ServerAuth, two
+    /// years. Writes `DIR/engine.pem` (the certificate, then the CA),
+    /// `DIR/engine.key` (mode 0600) and `DIR/ca.pem`; returns their paths.
+    ///
+    /// Errors: a name that is not a DNS name or IP address; I/O.
+    pub fn issue_engine(&self, names: &[String], dir: &Path) -> Result<EngineFiles, PkiError> {
+        let names = server_names(names)?;
+        files::ensure_dir(dir)?;
+        let (der, key) = issue_leaf(
+            &self.ca_key,
+            "Haven engine",
+            names.iter().map(san).collect::<Result<_, _>>()?,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            SERVER_LIFETIME,
+        )?;
+        let issued = EngineFiles {
+            cert: dir.join("engine.pem"),
+            key: dir.join("engine.key"),
+            ca: dir.join(CA_CERT),
+        };
+        files::write_atomic(&issued.key, key.serialize_pem().as_bytes(), KEY_MODE)?;
+        let chain = format!("{}{}", cert_pem(&der), self.ca_pem());
+        files::write_atomic(&issued.cert, chain.as_bytes(), CERT_MODE)?;
+        files::write_atomic(&issued.ca, self.ca_pem().as_bytes(), CERT_MODE)?;
+        Ok(issued)
+    }
+}
+
+/// Where [`Authority::issue_engine`] wrote an engine's TLS files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineFiles {
+    /// The certificate and the CA after it (`--tls-cert`).
+    pub cert: PathBuf,
+    /// Its private key (`--tls-key`), mode 0600.
+    pub key: PathBuf,
+    /// The fleet CA alone.
+    pub ca: PathBuf,
+}
+
 /// A connector's certificate and private key, as [`Authority::issue_client`] makes them.
 ///
 /// Its `Debug` output leaves out the key.

@@ -38,7 +38,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
-pub use authority::{server_config_from_files, Authority, IssuedClient};
+pub use authority::{server_config_from_files, Authority, EngineFiles, IssuedClient};
 pub use client::{
     client_config_for_ca, client_config_for_ca_with_cert, client_config_pinned, PinnedCa,
 };

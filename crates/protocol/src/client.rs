@@ -5,13 +5,15 @@
 //! for a command's result are kept, in order, for [`EngineClient::next_event`].
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use haven_model::{ClusterSnapshot, CommandResult, Event, Operation};
-use tokio::net::TcpStream;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_util::codec::Framed;
 
+use crate::transport::{self, Stream};
 use crate::{
     ClientMsg, EngineMsg, ErrorCode, FrameCodec, FrameError, SnapshotReason, MAX_ENGINE_FRAME,
     PROTOCOL_VERSIONS,
@@ -23,16 +25,15 @@ pub struct ClientOptions {
     pub client: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Whom to trust for a `tls://` address (the fleet CA).
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// What went wrong talking to an engine.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to engine at {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("engine at {addr}: {message}")]
+    Connect { addr: String, message: String },
     #[error("engine closed the connection")]
     Closed,
     #[error("engine refused us ({code:?}): {message}")]
@@ -68,7 +69,7 @@ pub enum Subscription {
 
 /// A connected, welcomed client.
 pub struct EngineClient {
-    framed: Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>,
+    framed: Framed<Stream, FrameCodec<EngineMsg, ClientMsg>>,
     pending: VecDeque<Event>,
     next_id: u64,
     welcome: Welcome,
@@ -77,13 +78,12 @@ pub struct EngineClient {
 impl EngineClient {
     /// Connects and says hello.
     pub async fn connect(addr: &str, options: &ClientOptions) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(addr)
+        let stream = transport::dial(addr, options.tls.as_ref(), Duration::from_secs(30))
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|message| ClientError::Connect {
                 addr: addr.to_string(),
-                source,
+                message,
             })?;
-        stream.set_nodelay(true).ok();
         let mut framed = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
         framed
             .send(ClientMsg::Hello {

@@ -10,20 +10,22 @@
 //! explanation of what was lost ([`Sync::Fresh`] with a gap reason); it is
 //! never left believing it has history it does not have.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use haven_model::{ClusterSnapshot, Name};
-use tokio::net::TcpStream;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_util::codec::Framed;
 
+use crate::transport::{self, Stream};
 use crate::{
     ClientMsg, EngineMsg, FrameCodec, SnapshotReason, MAX_ENGINE_FRAME, PROTOCOL_VERSIONS,
 };
 
 /// A connection to an engine, after the welcome.
 pub struct Follower {
-    pub wire: Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>,
+    pub wire: Framed<Stream, FrameCodec<EngineMsg, ClientMsg>>,
     pub cluster: Name,
     /// The engine run; sequences are comparable only within one.
     pub epoch: u64,
@@ -49,15 +51,13 @@ pub struct Credentials {
     pub client: String,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// Whom to trust for a `tls://` address (the fleet CA).
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 /// Connects to `address` and says hello; errors are sentences.
 pub async fn open(address: &str, who: &Credentials, limit: Duration) -> Result<Follower, String> {
-    let stream = tokio::time::timeout(limit, TcpStream::connect(address))
-        .await
-        .map_err(|_| format!("no answer from {address} within {limit:?}"))?
-        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    stream.set_nodelay(true).ok();
+    let stream = transport::dial(address, who.tls.as_ref(), limit).await?;
     let mut wire = Framed::new(stream, FrameCodec::new(MAX_ENGINE_FRAME));
     wire.send(ClientMsg::Hello {
         versions: PROTOCOL_VERSIONS.to_vec(),
@@ -67,7 +67,20 @@ pub async fn open(address: &str, who: &Credentials, limit: Duration) -> Result<F
     })
     .await
     .map_err(|e| e.to_string())?;
-    match next(&mut wire, limit).await? {
+    let plain = !transport::Address::parse(address).tls;
+    let answer = next(&mut wire, limit).await.map_err(|e| {
+        // A TLS engine answers a plain hello by closing, or with a TLS
+        // alert that reads as an absurd frame length.
+        if plain && (e == CLOSED || e.contains("exceeds the limit")) {
+            format!(
+                "{e} in answer to hello: is it an engine started with --tls-cert? then its \
+                 address is tls://{address}"
+            )
+        } else {
+            e
+        }
+    })?;
+    match answer {
         EngineMsg::Welcome {
             cluster,
             epoch,
@@ -83,16 +96,18 @@ pub async fn open(address: &str, who: &Credentials, limit: Duration) -> Result<F
     }
 }
 
+const CLOSED: &str = "engine closed the connection";
+
 /// The next message that is not a heartbeat; an engine error or silence
 /// for `limit` is an error.
 pub async fn next(
-    wire: &mut Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>,
+    wire: &mut Framed<Stream, FrameCodec<EngineMsg, ClientMsg>>,
     limit: Duration,
 ) -> Result<EngineMsg, String> {
     loop {
         match tokio::time::timeout(limit, wire.next()).await {
             Err(_) => return Err(format!("engine silent for {limit:?}")),
-            Ok(None) => return Err("engine closed the connection".into()),
+            Ok(None) => return Err(CLOSED.into()),
             Ok(Some(Err(e))) => return Err(e.to_string()),
             Ok(Some(Ok(EngineMsg::Heartbeat))) => continue,
             Ok(Some(Ok(EngineMsg::Error { code, message }))) => {

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod connector;
 pub mod follow;
 pub mod messages;
+pub mod transport;
 
 pub use client::{ClientError, ClientOptions, EngineClient};
 pub use codec::{FrameCodec, FrameError};

@@ -157,7 +157,8 @@ server_admins = ["root"]
 #
 # [[cluster]]
 # name = "prod-db"               # must match the engine's cluster name
-# address = "10.0.0.5:14141"     # the engine's socket
+# address = "10.0.0.5:14141"     # the engine's socket; tls://HOST:PORT for an engine
+#                                # started with --tls-cert (haven setup engine-cert)
 # user = "admin"                 # if the engine's main.cf sets UserNames
 # password = "secret"
 "#;

@@ -167,6 +167,10 @@ impl Server {
             fleet: fleet.clone(),
             history: history.clone(),
             settings: config.links.clone(),
+            engine_tls: Some(
+                haven_pki::client_config_for_ca(&authority.ca_pem())
+                    .context("cannot trust the fleet CA for engine links")?,
+            ),
         };
         let server = Arc::new(Server {
             config,
@@ -590,13 +594,15 @@ fn validate_entry(entry: &ClusterEntry) -> Result<(), ManageError> {
             entry.name
         )));
     }
-    if entry
-        .address
+    let at = haven_protocol::transport::Address::parse(&entry.address);
+    if at
+        .host_port
         .rsplit_once(':')
         .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
     {
         return Err(ManageError::Invalid(format!(
-            "address `{}`: expected HOST:PORT, e.g. 127.0.0.1:14141",
+            "address `{}`: expected HOST:PORT (plain TCP, e.g. 127.0.0.1:14141) or \
+             tls://HOST:PORT (an engine started with --tls-cert)",
             entry.address
         )));
     }

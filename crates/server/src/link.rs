@@ -22,7 +22,6 @@ use futures_util::{SinkExt, StreamExt};
 use haven_model::{CommandResult, Name, Operation};
 use haven_protocol::{follow, ClientMsg, EngineMsg, FrameCodec};
 use haven_store::{Cursor, Gap};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
@@ -112,6 +111,8 @@ pub struct LinkContext {
     pub fleet: Arc<Fleet>,
     pub history: HistorySink,
     pub settings: LinkSection,
+    /// Trusts the fleet CA, for engines at `tls://` addresses.
+    pub engine_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 /// Starts the link task of one cluster. `stored` is the last position
@@ -158,7 +159,7 @@ struct Link {
     commands: mpsc::Receiver<(Operation, Reply)>,
 }
 
-type Wire = Framed<TcpStream, FrameCodec<EngineMsg, ClientMsg>>;
+type Wire = Framed<haven_protocol::transport::Stream, FrameCodec<EngineMsg, ClientMsg>>;
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -231,6 +232,7 @@ impl Link {
             client: format!("haven-server {}", env!("CARGO_PKG_VERSION")),
             user: self.target.user.clone(),
             password: self.target.password.clone(),
+            tls: self.ctx.engine_tls.clone(),
         };
         let limit = self.ctx.settings.connect_timeout();
         let mut engine = follow::open(&self.target.address, &who, limit)
