@@ -1,8 +1,17 @@
 //! The web console in a real headless Chromium, against a real server and
-//! engine, with real OS users logging in through PAM: a fault appears live
-//! on the summary, a switch runs to its end, a Guest is offered no
-//! operation and a forged one is refused. Screenshots of the main pages
-//! are kept in `target/tmp/console-screenshots/`.
+//! real (simulated) engines, with real OS users logging in through PAM.
+//! One fleet, one server and one browser serve every check, in the order
+//! an operator would meet them: log in; run group operations through the
+//! real confirmation dialog (a dismissed one sends nothing); the summary's
+//! counts against the API and the engines; a fault appearing live; the
+//! resource and system pages and their operations; administration (server
+//! settings, roles, database) and the audit log; dark and light themes
+//! and the keyboard at a laptop width; a stopped engine shown as
+//! disconnected without a reload; a Guest offered no operation (told which
+//! role would allow them) and refused a forged one. Every `haven` command
+//! the console showed is checked against the real command line parser.
+//! Screenshots of the main pages are kept in
+//! `target/tmp/console-screenshots/`.
 
 mod support;
 
@@ -11,8 +20,11 @@ mod browser;
 #[path = "support/os_users.rs"]
 mod os_users;
 
+use std::time::Duration;
+
 use browser::Browser;
 use os_users::OsUsers;
+use serde_json::{json, Value};
 use support::*;
 
 const MAIN_CF: &str = "include \"types.cf\"\ncluster kappa ( )\nsystem n1 ( )\nsystem n2 ( )\n\
@@ -46,15 +58,241 @@ fn state_on(b: &Browser, system: &str) -> String {
     b.script(
         "return [...document.querySelectorAll('table.states tr')]\
            .map(r => r.innerText).find(t => t.trim().startsWith(arguments[0])) || '';",
-        serde_json::json!([system]),
+        json!([system]),
     )
     .as_str()
     .unwrap_or_default()
     .to_string()
 }
 
+fn wait_state(b: &Browser, system: &str, state: &str) {
+    b.wait_for(&format!("{state} on {system}"), || {
+        state_on(b, system).contains(state).then_some(())
+    });
+}
+
+/// Where the operation button `label` is (in the state table's row of
+/// `system`, if given), as XPath.
+fn op_button(label: &str, system: Option<&str>) -> String {
+    let row = system
+        .map(|s| format!("//table[contains(@class,'states')]//tr[td[1][normalize-space()='{s}']]"))
+        .unwrap_or_default();
+    format!("{row}//button[contains(@class,'op') and normalize-space()='{label}']")
+}
+
+/// Clicks an operation button, answers its confirmation (if `confirm`,
+/// checking that the dialog shows `cli`) and waits until the result says
+/// `cli` completed.
+fn run_op(b: &Browser, label: &str, system: Option<&str>, confirm: bool, cli: &str) {
+    clear_result(b);
+    b.click_xpath(&op_button(label, system));
+    if confirm {
+        b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+        assert_eq!(
+            text_of(b, "#confirmcli"),
+            cli,
+            "the dialog shows the command"
+        );
+        b.click("#confirmyes");
+    }
+    let result = b.wait_text("#opresult", "— completed");
+    assert!(result.contains(&format!("{cli} — completed")), "{result}");
+}
+
+/// The text of `css` now, read in one step (a live refresh may replace
+/// the element between a find and a read).
+fn text_of(b: &Browser, css: &str) -> String {
+    b.script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+        json!([css]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// Takes the last operation's result off the page.
+fn clear_result(b: &Browser) {
+    b.script(
+        "const r = document.getElementById('opresult'); if (r) r.remove();",
+        json!([]),
+    );
+}
+
+/// The rows of a table, each as its cells' texts joined by one blank.
+fn rows(b: &Browser, table: &str) -> Vec<String> {
+    let found = b.script(
+        "return [...document.querySelectorAll(arguments[0] + ' tr')]\
+           .map(r => [...r.cells].map(c => c.textContent.trim()).join(' '));",
+        json!([table]),
+    );
+    serde_json::from_value(found).unwrap_or_default()
+}
+
+fn has_row(b: &Browser, table: &str, needle: &str) -> bool {
+    rows(b, table).iter().any(|r| r.contains(needle))
+}
+
+fn dialog_open(b: &Browser) -> bool {
+    b.script("return document.getElementById('confirm').open;", json!([])) == json!(true)
+}
+
+/// How many operations the audit shows the logged-in user (through the
+/// API, with the page's session).
+fn audited(b: &Browser) -> usize {
+    b.script(
+        "return fetch('/api/v1/operations?limit=10000').then(r => r.json()).then(j => j.length);",
+        json!([]),
+    )
+    .as_u64()
+    .expect("a count") as usize
+}
+
+/// The `haven` commands the page's buttons would log.
+fn hints(b: &Browser) -> Vec<String> {
+    let found = b.script(
+        "return [...document.querySelectorAll('button[data-cli]')].map(e => e.dataset.cli);",
+        json!([]),
+    );
+    serde_json::from_value(found).unwrap_or_default()
+}
+
+/// Counts by state, as `{kind: {state: n}}`.
+type Counts = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+/// The summary page's cards.
+fn console_counts(b: &Browser) -> Counts {
+    let found = b.script(
+        "const out = {};\
+         for (const card of document.querySelectorAll('.card[data-kind]')) {\
+           const kind = card.dataset.kind; out[kind] = {};\
+           for (const c of card.querySelectorAll('[data-state]'))\
+             out[kind][c.dataset.state] = Number(c.querySelector('.n').textContent);\
+         }\
+         return out;",
+        json!([]),
+    );
+    serde_json::from_value(found).unwrap()
+}
+
+/// The same counts from the API's summary.
+fn api_counts(b: &Browser) -> Counts {
+    let summary = b.script(
+        "return fetch('/api/v1/summary').then(r => r.json());",
+        json!([]),
+    );
+    let map = |v: &Value| serde_json::from_value(v.clone()).unwrap();
+    [
+        ("clusters", map(&summary["links"])),
+        ("systems", map(&summary["systems"])),
+        ("groups", map(&summary["group_states"])),
+        ("resources", map(&summary["resource_states"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// The same counts from the engines themselves (all connected).
+fn engine_counts(engines: &[&Engine]) -> Counts {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut counts = Counts::new();
+    let mut add = |kind: &str, state: String| {
+        *counts
+            .entry(kind.into())
+            .or_default()
+            .entry(state)
+            .or_default() += 1;
+    };
+    for engine in engines {
+        let snap = rt.block_on(async { engine.client().await.snapshot().await.unwrap() });
+        add("clusters", "connected".into());
+        for s in &snap.systems {
+            add("systems", s.state.to_string());
+        }
+        for g in &snap.groups {
+            for (_, st) in &g.states {
+                add("groups", st.to_string());
+            }
+            for r in &g.resources {
+                for (_, st) in &r.states {
+                    add("resources", st.to_string());
+                }
+            }
+        }
+    }
+    counts
+}
+
+fn sim_fault(engine: &Engine, resource: &str, system: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = engine.client().await;
+        let result = client
+            .command(haven_model::Operation::SimFaultResource {
+                resource: resource.into(),
+                system: system.into(),
+            })
+            .await
+            .unwrap();
+        assert!(result.is_accepted(), "{result:?}");
+    });
+}
+
+fn background(b: &Browser) -> String {
+    b.script(
+        "return getComputedStyle(document.body).backgroundColor;",
+        json!([]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+fn focused_text(b: &Browser) -> String {
+    b.script(
+        "const e = document.activeElement; return e ? e.textContent.trim() : '';",
+        json!([]),
+    )
+    .as_str()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// One browser on one server, shared by every check; the `haven`
+/// commands the pages offered, checked at the end.
+struct Console {
+    b: Browser,
+    base: String,
+    shots: std::path::PathBuf,
+    hints: std::cell::RefCell<Vec<String>>,
+}
+
+impl Console {
+    /// Opens `path` and waits until `#main` shows `text`.
+    fn open(&self, path: &str, text: &str) {
+        self.b.goto(&format!("{}{path}", self.base));
+        self.b.wait_text("#main", text);
+    }
+
+    fn screenshot(&self, name: &str) {
+        self.b.screenshot_to(&self.shots.join(name));
+    }
+
+    /// Remembers the commands the page's buttons would log.
+    fn note_hints(&self) {
+        self.hints.borrow_mut().extend(hints(&self.b));
+    }
+}
+
 #[test]
-fn the_console_shows_faults_live_runs_operations_and_offers_guests_nothing() {
+fn the_console_shows_the_fleet_live_runs_operations_and_offers_guests_nothing() {
     let Some(users) = OsUsers::create(&["hcop", "hcgu"]) else {
         return;
     };
@@ -64,113 +302,514 @@ fn the_console_shows_faults_live_runs_operations_and_offers_guests_nothing() {
     let cdir = dir.path().join("kappa");
     std::fs::create_dir_all(&cdir).unwrap();
     std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
-    let engine = Engine::start(&cdir, &["--simulate", "--sim-delay", "300"]);
+    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "300"]);
+    let mut lambda = simulated_engine(dir.path(), "lambda", &["--sim-delay", "300"]);
+    // The Guest sees kappa only: their audit log leaves lambda out.
     let server = ServerProc::start(
         dir.path(),
         &format!(
             "[auth]\nenabled = true\npam_service = \"{}\"\nserver_admins = [\"{op}\"]\n\
              [[auth.grant]]\nuser = \"{op}\"\nrole = \"cluster_administrator\"\n\
-             [[auth.grant]]\nuser = \"{guest}\"\nrole = \"guest\"\n\
-             [[cluster]]\nname = \"kappa\"\naddress = \"{}\"\n",
-            users.service, engine.addr
+             [[auth.grant]]\nuser = \"{guest}\"\nrole = \"guest\"\ncluster = \"kappa\"\n\
+             [[cluster]]\nname = \"kappa\"\naddress = \"{}\"\n\
+             [[cluster]]\nname = \"lambda\"\naddress = \"{}\"\n",
+            users.service, kappa.addr, lambda.addr
         ),
     );
-    let base = format!("https://{}", server.addr);
-    let shots = shots();
+    let c = Console {
+        b,
+        base: format!("https://{}", server.addr),
+        shots: shots(),
+        hints: Default::default(),
+    };
 
+    an_operator_logs_in_and_lands_where_they_were_going(&c, &op);
+    group_operations_run_through_the_real_confirmation(&c);
+    the_summary_counts_the_fleet_and_shows_a_fault_live(&c, &kappa, &lambda);
+    resource_and_system_pages_run_their_operations(&c);
+    administration_shows_the_settings_and_logs_each_command(&c, &users, dir.path());
+    the_audit_log_shows_who_what_when_and_outcome_by_pages(&c, &op);
+    themes_switch_and_the_keyboard_runs_an_operation_at_laptop_width(&c);
+    a_stopped_engine_shows_as_disconnected_without_a_reload(&c, &mut lambda);
+    every_command_shown_is_one_haven_takes(&c);
+    a_guest_is_offered_nothing_told_why_and_refused(&c, &guest);
+    drop(server);
+}
+
+fn an_operator_logs_in_and_lands_where_they_were_going(c: &Console, op: &str) {
+    let b = &c.b;
     // A wrong password is refused on the page, with the reason.
-    b.goto(&format!("{base}/c/kappa"));
+    b.goto(&format!("{}/c/kappa", c.base));
     b.wait_for("the login page", || {
         b.url().contains("/login?next=").then_some(())
     });
-    b.type_into("#user", &op);
+    b.type_into("#user", op);
     b.type_into("#password", "wrong");
     b.click("#login button[type=submit]");
     b.wait_text("#loginerror", "wrong user name or password");
-
-    // The operator logs in and lands where they were going.
-    b.type_into("#password", &OsUsers::password(&op));
+    b.type_into("#password", &OsUsers::password(op));
     b.click("#login button[type=submit]");
     b.wait_for("the cluster page", || {
         b.url().ends_with("/c/kappa").then_some(())
     });
     b.wait_text("#main", "Service groups (2)");
-    b.screenshot_to(&shots.join("cluster.png"));
+    c.screenshot("cluster.png");
+    c.note_hints();
+}
 
-    // Switch a group to n2 and watch it complete; the command log teaches
-    // the CLI.
-    b.goto(&format!("{base}/c/kappa/g/web"));
-    b.wait_text("#main", "State per system");
-    b.wait_for("web online on n1", || {
-        state_on(&b, "n1").contains("ONLINE").then_some(())
-    });
-    b.script("window.confirm = () => true;", serde_json::json!([]));
+/// Switch (to a picked system), freeze and unfreeze, offline everywhere
+/// (dismissed: nothing sent; accepted: done), online on one system.
+fn group_operations_run_through_the_real_confirmation(c: &Console) {
+    let b = &c.b;
+    c.open("/c/kappa/g/web", "State per system");
+    wait_state(b, "n1", "ONLINE");
+    c.note_hints();
     b.script(
         "document.getElementById('switchto').value = 'n2';",
-        serde_json::json!([]),
+        json!([]),
     );
     b.click("button.op[data-pick=switchto]");
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    assert_eq!(text_of(b, "#confirmtext"), "Switch web (to n2)?");
+    assert_eq!(
+        text_of(b, "#confirmcli"),
+        "haven group switch kappa/web --wait --to n2"
+    );
+    b.click("#confirmyes");
     let result = b.wait_text("#opresult", "completed");
     assert!(
         result.contains("haven group switch kappa/web --wait --to n2"),
         "{result}"
     );
+    // The command log teaches the CLI.
     b.wait_text("#cmdlog", "haven group switch kappa/web --wait --to n2");
-    b.wait_for("web online on n2, live", || {
-        state_on(&b, "n2").contains("ONLINE").then_some(())
-    });
-    b.screenshot_to(&shots.join("group.png"));
+    wait_state(b, "n2", "ONLINE");
+    c.screenshot("group.png");
 
-    // The summary: nothing wrong, then a fault appears without a reload.
-    b.goto(&format!("{base}/"));
-    b.wait_text("#main", "Needs attention (0)");
-    b.wait_text("#livestate", "live");
-    b.script("window.__still_here = true;", serde_json::json!([]));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = engine.client().await;
-        let result = client
-            .command(haven_model::Operation::SimFaultResource {
-                resource: "web_ip".into(),
-                system: "n2".into(),
-            })
-            .await
-            .unwrap();
-        assert!(result.is_accepted(), "{result:?}");
+    // Freeze and unfreeze (not disruptive: no question asked).
+    run_op(
+        b,
+        "Freeze",
+        None,
+        false,
+        "haven group freeze kappa/web --wait",
+    );
+    b.wait_text("#main", "frozen (temporary)");
+    run_op(
+        b,
+        "Unfreeze",
+        None,
+        false,
+        "haven group unfreeze kappa/web --wait",
+    );
+    b.wait_for("web unfrozen, live", || {
+        (!text_of(b, "#main").contains("frozen")).then_some(())
     });
+
+    // Offline everywhere is asked first: dismissed, nothing is sent and
+    // nothing changes; accepted, it runs.
+    let before = audited(b);
+    clear_result(b);
+    b.click_xpath(&op_button("Offline everywhere", None));
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    assert_eq!(
+        text_of(b, "#confirmtext"),
+        "Take web offline on every system?"
+    );
+    b.click("#confirmno");
+    b.wait_for("the dialog closed", || (!dialog_open(b)).then_some(()));
+    // A sent operation would be audited at once; give it time to show.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(audited(b), before, "a dismissed operation sends nothing");
+    assert_eq!(b.count("#opresult"), 0, "nothing ran");
+    assert!(state_on(b, "n2").contains("ONLINE"), "web still online");
+    run_op(
+        b,
+        "Offline everywhere",
+        None,
+        true,
+        "haven group offline kappa/web --wait",
+    );
+    assert_eq!(audited(b), before + 1);
+    wait_state(b, "n1", "OFFLINE");
+    wait_state(b, "n2", "OFFLINE");
+    // Online on one system, from its row.
+    run_op(
+        b,
+        "Online here",
+        Some("n2"),
+        false,
+        "haven group online kappa/web --system n2 --wait",
+    );
+    wait_state(b, "n2", "ONLINE");
+    c.note_hints();
+}
+
+/// The cards' per-state counts equal the API's and the engines' own;
+/// a fault appears without a reload.
+fn the_summary_counts_the_fleet_and_shows_a_fault_live(
+    c: &Console,
+    kappa: &Engine,
+    lambda: &Engine,
+) {
+    let b = &c.b;
+    c.open("/", "Needs attention (0)");
+    b.wait_text("#livestate", "live");
+    b.wait_for(
+        "the summary's counts to match the API and the engines",
+        || {
+            let shown = console_counts(b);
+            (shown == api_counts(b) && shown == engine_counts(&[kappa, lambda])).then_some(())
+        },
+    );
+    let shown = console_counts(b);
+    assert_eq!(shown["clusters"]["connected"], 2, "{shown:?}");
+    assert_eq!(shown["systems"]["RUNNING"], 4, "{shown:?}");
+    // 2 groups x 2 systems in each cluster: one of each online.
+    assert_eq!(shown["groups"]["ONLINE"], 4, "{shown:?}");
+    assert_eq!(shown["groups"]["OFFLINE"], 4, "{shown:?}");
+
+    b.script("window.__still_here = true;", json!([]));
+    sim_fault(kappa, "web_ip", "n2");
     b.wait_text("#main", "FAULTED RESOURCE");
     assert_eq!(
-        b.script(
-            "return window.__still_here === true;",
-            serde_json::json!([])
-        ),
-        serde_json::json!(true),
+        b.script("return window.__still_here === true;", json!([])),
+        json!(true),
         "the page updated in place, not by reloading"
     );
-    b.screenshot_to(&shots.join("summary.png"));
-    b.goto(&format!("{base}/admin"));
-    b.wait_text("#main", "Roles");
-    b.screenshot_to(&shots.join("admin.png"));
+    c.screenshot("summary.png");
+}
 
-    // A Guest: sees the cluster, is offered no operation, and a forged
-    // request from their session is refused.
-    log_in(&b, &base, &guest);
-    b.goto(&format!("{base}/c/kappa/g/web"));
-    b.wait_text("#main", "State per system");
+/// The resource page probes and clears the fault; the system page (of
+/// the other cluster) freezes, asking first, and unfreezes.
+fn resource_and_system_pages_run_their_operations(c: &Console) {
+    let b = &c.b;
+    c.open("/c/kappa/r/web_ip", "Resource web_ip");
+    wait_state(b, "n2", "FAULTED");
+    c.screenshot("resource.png");
+    c.note_hints();
+    run_op(
+        b,
+        "Probe",
+        Some("n1"),
+        false,
+        "haven resource probe kappa/web_ip --system n1 --wait",
+    );
+    run_op(
+        b,
+        "Clear",
+        Some("n2"),
+        false,
+        "haven resource clear kappa/web_ip --system n2 --wait",
+    );
+    b.wait_for("web_ip cleared on n2, live", || {
+        (!state_on(b, "n2").contains("FAULTED")).then_some(())
+    });
+
+    c.open("/c/lambda/s/n1", "Groups on n1");
+    c.screenshot("system.png");
+    c.note_hints();
+    run_op(
+        b,
+        "Freeze",
+        None,
+        true,
+        "haven system freeze lambda/n1 --wait",
+    );
+    b.wait_text("#main", "frozen");
+    run_op(
+        b,
+        "Unfreeze",
+        None,
+        false,
+        "haven system unfreeze lambda/n1 --wait",
+    );
+    b.wait_for("n1 unfrozen, live", || {
+        (!text_of(b, "#main").contains("frozen")).then_some(())
+    });
+}
+
+/// The effective settings (no secret among them); clusters, roles and
+/// the database managed through the page, each logging its command.
+fn administration_shows_the_settings_and_logs_each_command(
+    c: &Console,
+    users: &OsUsers,
+    dir: &std::path::Path,
+) {
+    let b = &c.b;
+    c.open("/admin", "Server settings");
+    for expected in [
+        format!("Data directory {}", dir.join("data").display()),
+        format!(
+            "Database the SQLite file {}",
+            dir.join("data/haven.db").display()
+        ),
+        format!(
+            "Logins on: local accounts through the PAM service {}",
+            users.service
+        ),
+        format!("Server administrators {}", users.names[0]),
+        "Backups every 24 hours".into(),
+        "Console and API https://127.0.0.1:0".into(),
+    ] {
+        assert!(
+            has_row(b, "table.settings", &expected),
+            "{expected:?} in {:#?}",
+            rows(b, "table.settings")
+        );
+    }
+    c.screenshot("admin.png");
+    c.note_hints();
+
+    // A grant made and revoked.
+    b.script(
+        "const f = document.querySelector('form[data-url=\"/api/v1/grants\"]');\
+         f.role.value = 'group_operator'; f.user.value = 'hcnobody'; f.cluster.value = 'lambda';",
+        json!([]),
+    );
+    b.click_xpath("//form[@data-url='/api/v1/grants']//button");
+    b.wait_text(
+        "#cmdlog",
+        "haven role grant group_operator --user hcnobody --cluster lambda # ok",
+    );
+    b.wait_for("the new grant, live", || {
+        has_row(b, "table.grants", "user hcnobody Group Operator").then_some(())
+    });
+    b.click_xpath("//table[contains(@class,'grants')]//tr[td[1]='user hcnobody']//button");
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    b.click("#confirmyes");
+    b.wait_text("#cmdlog", "haven role revoke");
+    b.wait_for("the grant revoked, live", || {
+        (!text_of(b, "table.grants").contains("hcnobody")).then_some(())
+    });
+
+    // A join token; a direct connection added (its engine password goes
+    // to the API, never into the page or the log), then removed.
+    b.script(
+        "document.querySelector('form[data-url=\"/api/v1/tokens\"]').cluster.value = 'lambda';",
+        json!([]),
+    );
+    b.click_xpath("//form[@data-url='/api/v1/tokens']//button");
+    b.wait_text("#cmdlog", "haven cluster token --cluster lambda # ok");
+    b.script(
+        "const f = document.querySelector('form[data-url=\"/api/v1/clusters\"]');\
+         f.name.value = 'mu'; f.address.value = '127.0.0.1:9'; f.user.value = 'admin'; f.password.value = 'enginesecret';",
+        json!([]),
+    );
+    b.click_xpath("//form[@data-url='/api/v1/clusters']//button");
+    b.wait_text(
+        "#cmdlog",
+        "haven cluster add mu 127.0.0.1:9 --user admin --password-stdin # ok",
+    );
+    assert!(
+        !text_of(b, "body").contains("enginesecret"),
+        "no engine password on the page"
+    );
+    b.wait_for("the new cluster, live", || {
+        has_row(b, "table.admin-clusters", "mu").then_some(())
+    });
+    b.click_xpath("//table[contains(@class,'admin-clusters')]//tr[td[1]='mu']//button");
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    b.click("#confirmyes");
+    b.wait_text("#cmdlog", "haven cluster remove mu # ok");
+
+    // A backup, and a prune (asked first).
+    b.click_xpath("//button[@data-url='/api/v1/db/backups']");
+    b.wait_text("#cmdlog", "haven backup # ok");
+    b.click_xpath("//form[@data-url='/api/v1/db/prune']//button");
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    assert_eq!(text_of(b, "#confirmcli"), "haven db prune --older-than 90d");
+    b.click("#confirmyes");
+    b.wait_text("#cmdlog", "haven db prune --older-than 90d # ok");
+}
+
+fn the_audit_log_shows_who_what_when_and_outcome_by_pages(c: &Console, op: &str) {
+    let b = &c.b;
+    c.open("/audit", "Audit log");
+    for expected in [
+        format!("{op} haven group switch kappa/web --to n2 kappa COMPLETED"),
+        format!("{op} haven system freeze lambda/n1 lambda COMPLETED"),
+    ] {
+        assert!(
+            has_row(b, "table.audit", &expected),
+            "{expected:?} in {:#?}",
+            rows(b, "table.audit")
+        );
+    }
+    c.screenshot("audit.png");
+    // Newest first, two a page: the system page's two operations, then
+    // the resource page's two.
+    c.open("/audit?per=2", "Page 1.");
+    assert_eq!(b.count("table.audit tbody tr"), 2);
+    assert!(has_row(b, "table.audit", "haven system unfreeze lambda/n1"));
+    assert!(has_row(b, "table.audit", "haven system freeze lambda/n1"));
+    b.click("a[rel=next]");
+    b.wait_text("#main", "Page 2.");
+    assert_eq!(b.count("table.audit tbody tr"), 2);
+    assert!(has_row(
+        b,
+        "table.audit",
+        "haven resource clear kappa/web_ip --system n2"
+    ));
+    assert!(has_row(
+        b,
+        "table.audit",
+        "haven resource probe kappa/web_ip --system n1"
+    ));
+}
+
+/// At 1366x768: the theme toggle changes the computed background and is
+/// kept over a reload; nothing scrolls sideways; from the top of the
+/// page, Tab reaches an operation, Enter asks, Escape cancels (nothing
+/// sent), Enter again, Tab to "Go ahead", Enter runs it.
+fn themes_switch_and_the_keyboard_runs_an_operation_at_laptop_width(c: &Console) {
+    let b = &c.b;
+    b.set_window(1366, 768);
+    c.open("/c/kappa/g/web", "State per system");
+    let light = background(b);
+    b.click("#theme");
+    let dark = background(b);
+    assert_ne!(light, dark, "the theme toggle changes the background");
+    c.open("/c/kappa/g/web", "State per system");
+    assert_eq!(background(b), dark, "the choice stays after a reload");
+    c.screenshot("group-dark.png");
+    b.click("#theme");
+    assert_eq!(background(b), light);
+    assert_eq!(
+        b.script(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            json!([])
+        ),
+        json!(true),
+        "no sideways scrolling at 1366 pixels"
+    );
+
+    b.script("document.activeElement.blur();", json!([]));
+    let mut tabs = 0;
+    while focused_text(b) != "Flush" {
+        tabs += 1;
+        assert!(tabs < 60, "Tab never reached the Flush button");
+        b.press(&[Browser::TAB]);
+    }
+    let before = audited(b);
+    b.press(&[Browser::ENTER]);
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    assert_eq!(focused_text(b), "Cancel", "a question starts on Cancel");
+    b.press(&[Browser::ESCAPE]);
+    b.wait_for("the dialog closed", || (!dialog_open(b)).then_some(()));
+    assert_eq!(focused_text(b), "Flush", "the focus goes back");
+    assert_eq!(audited(b), before, "Escape sends nothing");
+    b.press(&[Browser::ENTER]);
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    b.press(&[Browser::TAB]);
+    assert_eq!(focused_text(b), "Go ahead");
+    b.press(&[Browser::ENTER]);
+    b.wait_text(
+        "#opresult",
+        "haven group flush kappa/web --wait — completed",
+    );
+    assert_eq!(audited(b), before + 1);
+}
+
+/// The engine stopped by pid while its cluster page is open: banner,
+/// "disconnected", greyed "last known" states and no operations, all
+/// without a reload; the summary and the cluster list say so too.
+fn a_stopped_engine_shows_as_disconnected_without_a_reload(c: &Console, lambda: &mut Engine) {
+    let b = &c.b;
+    c.open("/c/lambda", "Service groups (2)");
+    b.wait_text("#livestate", "live");
+    b.script("window.__still_here = true;", json!([]));
+    lambda.proc.stop(Duration::from_secs(10));
+    b.wait_text("#main", "This cluster is disconnected");
+    b.wait_text("#main", "Service groups (2) — last known, not live");
+    assert!(
+        text_of(b, "p.link").contains("Link disconnected"),
+        "{}",
+        text_of(b, "p.link")
+    );
+    assert_eq!(b.count("table.matrix.stale"), 1, "its states are greyed");
+    b.wait_text("#main", "No operations while the cluster is disconnected");
+    assert_eq!(
+        b.count("button.op"),
+        0,
+        "nothing offered that would be refused"
+    );
+    assert_eq!(
+        b.script("return window.__still_here === true;", json!([])),
+        json!(true),
+        "the page updated in place, not by reloading"
+    );
+    c.screenshot("cluster-disconnected.png");
+    c.open("/", "DISCONNECTED CLUSTER");
+    b.wait_text("#main", "1 of 2 clusters not connected");
+    c.open("/clusters", "Clusters (2)");
+    assert!(
+        has_row(b, "table.clusters", "lambda disconnected direct"),
+        "{:#?}",
+        rows(b, "table.clusters")
+    );
+}
+
+/// Every command the pages offered or the command log recorded is one
+/// the real `haven` argument parser takes.
+fn every_command_shown_is_one_haven_takes(c: &Console) {
+    let logged = c.b.script(
+        "return JSON.parse(sessionStorage.getItem('haven-cmdlog') || '[]');",
+        json!([]),
+    );
+    let logged: Vec<String> = serde_json::from_value(logged).unwrap();
+    assert!(logged.len() >= 12, "{logged:?}");
+    let mut all = c.hints.borrow().clone();
+    all.extend(
+        logged
+            .iter()
+            .map(|l| l.split("   # ").next().unwrap_or_default().to_string()),
+    );
+    all.sort();
+    all.dedup();
+    let wrong: Vec<String> = all.iter().filter_map(|h| haven_accepts(h).err()).collect();
+    assert!(wrong.is_empty(), "commands haven refuses: {wrong:#?}");
+}
+
+/// A Guest (on kappa only): no operation buttons but a note naming the
+/// roles that would allow them; a forged request refused; an audit log
+/// with kappa's operations (their refused one included), none of
+/// lambda's; no administration.
+fn a_guest_is_offered_nothing_told_why_and_refused(c: &Console, guest: &str) {
+    let b = &c.b;
+    log_in(b, &c.base, guest);
+    c.open("/c/kappa/g/web", "State per system");
     assert_eq!(b.count("button.op"), 0, "no operation buttons for a Guest");
+    let note = text_of(b, "#main .withheld");
+    for expected in [
+        "Not offered to you:",
+        "Switch, Offline everywhere, Freeze, Clear faults, Flush",
+        "need Group Operator or higher",
+        "Freeze persistently, Disable need Group Administrator or higher",
+    ] {
+        assert!(note.contains(expected), "{expected:?} in {note}");
+    }
+    c.open(
+        "/c/kappa",
+        "Freeze, Freeze and evacuate need Cluster Operator or higher",
+    );
     // WebDriver waits for a returned promise.
     let status = b.script(
         "return fetch('/api/v1/clusters/kappa/operations', {method: 'POST', \
            headers: {'content-type': 'application/json', 'x-haven-csrf': '1'}, \
            body: JSON.stringify({op: 'group_offline', group: 'web'})}) \
          .then(r => r.json().then(j => [r.status, j.code || '']));",
-        serde_json::json!([]),
+        json!([]),
     );
-    assert_eq!(status, serde_json::json!([403, "permission_denied"]));
-    b.goto(&format!("{base}/admin"));
-    b.wait_text("#main", "Only a Server Administrator");
-    drop(server);
+    assert_eq!(status, json!([403, "permission_denied"]));
+    c.open("/audit", "haven group switch kappa/web --to n2");
+    let audit = rows(b, "table.audit");
+    assert!(!audit.iter().any(|r| r.contains("lambda")), "{audit:#?}");
+    assert!(
+        audit.iter().any(|r| r.contains(&format!(
+            "{guest} haven group offline kappa/web kappa REFUSED"
+        ))),
+        "their own refused request is audited: {audit:#?}"
+    );
+    c.open("/admin", "Only a Server Administrator");
 }

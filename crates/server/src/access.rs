@@ -91,3 +91,60 @@ impl Server {
         self.sight(caller).is_none_or(|l| l.cluster(cluster))
     }
 }
+
+/// At most this many audit rows are read to fill one answer for a caller
+/// who sees only some groups (the rest are filtered out after the read).
+const AUDIT_READ_MAX: usize = 50_000;
+
+impl Server {
+    /// The names of the clusters `sight` reaches (`None`: every cluster,
+    /// no restriction).
+    pub fn visible_cluster_names(&self, sight: Option<&Limited>) -> Option<Vec<String>> {
+        let l = sight?;
+        Some(
+            self.fleet
+                .names()
+                .into_iter()
+                .filter(|n| l.cluster(n))
+                .map(|n| n.to_string())
+                .collect(),
+        )
+    }
+
+    /// The audited operations `sight` may see, newest first, at most
+    /// `query.limit`: limited in SQL to the clusters they see, then to the
+    /// groups they see (an operation on a group of theirs is theirs to
+    /// read, one on a resource is shown to whoever sees its cluster). The
+    /// API's `/api/v1/operations` and the console's audit page both answer
+    /// from here.
+    pub async fn visible_operations(
+        self: &Arc<Self>,
+        sight: Option<&Limited>,
+        mut query: haven_store::OperationQuery,
+    ) -> Result<Vec<haven_store::OperationRecord>, String> {
+        query.clusters = self.visible_cluster_names(sight);
+        let wanted = query.limit;
+        let shown = |o: &haven_store::OperationRecord| {
+            sight.is_none_or(|l| {
+                haven_auth::roles::requirement(&o.op, |_| None)
+                    .1
+                    .is_none_or(|g| l.group(&o.cluster, &g))
+            })
+        };
+        // Rows of groups the caller does not see are dropped after the
+        // read; read more until `wanted` are left or there are no more.
+        loop {
+            let q = query.clone();
+            let rows = self
+                .read(move |store| haven_store::Store::operations(store, &q))
+                .await?;
+            let exhausted = rows.len() < query.limit || query.limit >= AUDIT_READ_MAX;
+            let mut visible: Vec<_> = rows.into_iter().filter(shown).collect();
+            if visible.len() >= wanted || exhausted {
+                visible.truncate(wanted);
+                return Ok(visible);
+            }
+            query.limit = (query.limit.max(1) * 4).min(AUDIT_READ_MAX);
+        }
+    }
+}

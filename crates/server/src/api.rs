@@ -1099,14 +1099,7 @@ fn visible_clusters(
             return Err(ApiError::unknown_cluster(c).denied(c, "no role on this cluster"));
         }
     }
-    Ok(Some(
-        s.fleet
-            .names()
-            .into_iter()
-            .filter(|n| l.cluster(n))
-            .map(|n| n.to_string())
-            .collect(),
-    ))
+    Ok(s.visible_cluster_names(Some(l)))
 }
 
 /// A stretch of history that could not be recorded.
@@ -1174,28 +1167,20 @@ async fn operations(
     ApiQuery(q): ApiQuery<OperationParams>,
 ) -> Result<Json<Vec<OperationEntry>>, ApiError> {
     let sight = s.sight(&caller);
-    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
+    // A named cluster the caller does not see is refused as unknown.
+    visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
     let query = OperationQuery {
         cluster: q.cluster,
-        clusters,
+        clusters: None,
         user: q.user,
         limit: limit(q.limit, 100),
     };
     let rows = s
-        .read(move |store| haven_store::Store::operations(store, &query))
+        .visible_operations(sight.as_ref(), query)
         .await
         .map_err(ApiError::internal)?;
-    // A group's operations are shown to those who see the group.
-    let shown = |cluster: &str, op: &Operation| {
-        sight.as_ref().is_none_or(|l| {
-            haven_auth::roles::requirement(op, |_| None)
-                .1
-                .is_none_or(|g| l.group(cluster, &g))
-        })
-    };
     Ok(Json(
         rows.into_iter()
-            .filter(|o| shown(&o.cluster, &o.op))
             .map(|o| OperationEntry {
                 id: o.id,
                 cluster: o.cluster,

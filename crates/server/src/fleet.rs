@@ -76,6 +76,18 @@ pub struct LinkStatus {
     pub backlog_bytes: Option<u64>,
 }
 
+impl LinkStatus {
+    /// Whether the link is down: broken, or failing to come back (a first
+    /// connection still being dialled is not "down" yet).
+    pub fn is_down(&self) -> bool {
+        match self.state {
+            LinkState::Disconnected => true,
+            LinkState::Connecting => self.failures > 0,
+            LinkState::Connected | LinkState::Stale => false,
+        }
+    }
+}
+
 /// A change published to subscribers (live API stream, operation waits).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -281,9 +293,7 @@ fn attention_of(inner: &Inner, limit: usize) -> (Vec<Attention>, usize) {
     };
     for (c, view) in &inner.clusters {
         match view.link.state {
-            LinkState::Disconnected | LinkState::Connecting if view.link.failures > 0 => {
-                push(att("disconnected_cluster", c, None, None))
-            }
+            _ if view.link.is_down() => push(att("disconnected_cluster", c, None, None)),
             LinkState::Stale => push(att("stale_cluster", c, None, None)),
             _ => {}
         }

@@ -208,6 +208,67 @@ impl Browser {
         })
     }
 
+    /// The element an XPath expression finds, waiting for it to appear.
+    pub fn find_xpath(&self, xpath: &str) -> String {
+        self.wait_for(&format!("an element {xpath}"), || {
+            let found = self.script(
+                "return document.evaluate(arguments[0], document, null, \
+                   XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;",
+                json!([xpath]),
+            );
+            found[ELEMENT].as_str().map(String::from)
+        })
+    }
+
+    /// Clicks an element found by [`Browser::find_xpath`].
+    pub fn click_element(&self, id: &str) {
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Finds (XPath) and clicks an element of a page that may be replacing
+    /// it meanwhile (a live refresh): tries again until a click lands.
+    pub fn click_xpath(&self, xpath: &str) {
+        self.wait_for(&format!("a click on {xpath}"), || {
+            let id = self.find_xpath(xpath);
+            let path = format!("/session/{}/element/{id}/click", self.session);
+            let (status, _) = http_json(&self.addr, "POST", &path, Some("{}"), &[]);
+            (status == 200).then_some(())
+        })
+    }
+
+    /// Resizes the browser's window (CSS pixels).
+    pub fn set_window(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
+    /// Presses and releases each key in turn, on whatever has the focus
+    /// (WebDriver key codes: [`Browser::TAB`], [`Browser::ENTER`],
+    /// [`Browser::ESCAPE`], or plain characters).
+    pub fn press(&self, keys: &[&str]) {
+        let actions: Vec<Value> = keys
+            .iter()
+            .flat_map(|k| {
+                [
+                    json!({"type": "keyDown", "value": k}),
+                    json!({"type": "keyUp", "value": k}),
+                ]
+            })
+            .collect();
+        self.call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+    }
+
+    pub const TAB: &'static str = "\u{E004}";
+    pub const ENTER: &'static str = "\u{E007}";
+    pub const ESCAPE: &'static str = "\u{E00C}";
+
     /// Saves a PNG screenshot; returns its path.
     pub fn screenshot_to(&self, path: &Path) -> PathBuf {
         let path_q = format!("/session/{}/screenshot", self.session);

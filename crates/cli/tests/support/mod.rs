@@ -737,3 +737,68 @@ pub fn simulated_engine(dir: &Path, cluster: &str, extra: &[&str]) -> Engine {
     args.extend_from_slice(extra);
     Engine::start(&cdir, &args)
 }
+
+/// Checks that `haven` takes `command` (a `haven ...` line, as the web
+/// console's command log shows it; single quotes group words) as valid
+/// arguments: it is run against a server that is not there (a socket, or
+/// for `haven db` a data directory, that does not exist), so it fails to
+/// reach one — but a usage error (exit status 2) means the arguments are
+/// wrong, and is returned with what `haven` said.
+pub fn haven_accepts(command: &str) -> Result<(), String> {
+    let mut words = shell_words(command);
+    if words.first().map(String::as_str) != Some("haven") {
+        return Err(format!("not a haven command: {command}"));
+    }
+    words.remove(0);
+    let nowhere = std::env::temp_dir().join("haven-nowhere-for-cli-checks");
+    if words.first().map(String::as_str) == Some("db") {
+        words.extend(["--data-dir".into(), nowhere.display().to_string()]);
+    } else {
+        words.extend([
+            "--socket".into(),
+            nowhere.join("haven.sock").display().to_string(),
+        ]);
+    }
+    let out = Command::new(HAVEN)
+        .args(&words)
+        .env("HOME", &nowhere)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run haven: {e}"))?;
+    match out.status.code() {
+        Some(2) | None => Err(format!(
+            "`{command}`: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Splits a command line into words: blanks separate, single quotes
+/// group (`'\''` is a quote inside), as the console writes them.
+pub fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let (mut quoted, mut any) = (false, false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            '\\' if !quoted => word.extend(chars.next()),
+            c if c.is_whitespace() && !quoted => {
+                if any || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => word.push(c),
+        }
+    }
+    if any || !word.is_empty() {
+        words.push(word);
+    }
+    words
+}

@@ -11,7 +11,10 @@ pub const CSS: &str = r##"
 @media (prefers-color-scheme: dark) { :root:not([data-theme=light]) { --bg:#16181b; --fg:#e6e6e6;
   --muted:#a0a4a8; --line:#33373c; --card:#1f2226; --ok:#5cc97b; --bad:#ff8a80; --warn:#e5b454;
   --busy:#8ab4f8; --off:#a0a4a8; --link:#8ab4f8; } }
+:root { color-scheme: light; } :root[data-theme=dark] { color-scheme: dark; }
+@media (prefers-color-scheme: dark) { :root:not([data-theme=light]) { color-scheme: dark; } }
 * { box-sizing: border-box; }
+input, select { font:inherit; background:var(--bg); color:var(--fg); border:1px solid var(--line); border-radius:4px; padding:.2em .4em; }
 body { margin:0; font: 14px/1.45 system-ui, sans-serif; background:var(--bg); color:var(--fg); }
 a { color:var(--link); }
 header nav { display:flex; gap:1em; align-items:center; padding:.5em 1em; border-bottom:1px solid var(--line);
@@ -40,6 +43,9 @@ th { font-weight:600; }
 .st-partial, .st-stale, .st-concurrency { color:var(--warn); border:1px dashed var(--warn); }
 .st-starting, .st-stopping, .st-going-online, .st-going-offline, .st-connecting { color:var(--busy); font-style:italic; }
 .st-offline, .st-unknown { color:var(--off); }
+.st-completed { color:var(--ok); }
+.st-refused, .st-failed, .st-timed-out { color:var(--bad); border:1px solid var(--bad); }
+.st-accepted, .st-pending { color:var(--busy); font-style:italic; }
 .frozen { color:var(--busy); } .disabled { color:var(--bad); }
 .muted { color:var(--muted); }
 .banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }
@@ -58,6 +64,15 @@ form.login label { display:block; margin:.6em 0 .2em; }
 form.login input { width:100%; padding:.4em; background:var(--bg); color:var(--fg); border:1px solid var(--line); border-radius:4px; }
 form.login button { margin-top:1em; width:100%; }
 .error { color:var(--bad); font-weight:600; }
+.withheld, .notlive { color:var(--muted); font-size:.9em; }
+.notlive { color:var(--warn); }
+.card .count { white-space:nowrap; }
+code { font-family: ui-monospace, monospace; font-size:.95em; }
+dialog { background:var(--card); color:var(--fg); border:1px solid var(--line); border-radius:6px; max-width:36em; }
+dialog::backdrop { background:rgba(0,0,0,.45); }
+dialog .buttons { text-align:right; margin-bottom:0; }
+button.danger { border-color:var(--bad); color:var(--bad); font-weight:600; }
+table.settings td:first-child { white-space:nowrap; font-weight:600; }
 @media (max-width: 700px) { main { padding:.5em; } th, td { padding:.2em .3em; } }
 "##;
 
@@ -102,7 +117,7 @@ pub const JS: &str = r##"
     if (pick) {
       if (pick.value) { op.to = pick.value; cli += " --to " + pick.value; }
     }
-    if (button.dataset.confirm && !confirm(button.dataset.confirm + (op.to ? " (to " + op.to + ")" : "") + "?")) return;
+    if (button.dataset.confirm && !await ask(button.dataset.confirm + (op.to ? " (to " + op.to + ")" : ""), cli, button)) return;
     const out = resultBox(button);
     out.className = "result busy";
     out.textContent = "⟳ " + cli + " — running…";
@@ -134,6 +149,44 @@ pub const JS: &str = r##"
     }
   }
 
+  // Confirmation of disruptive actions: an in-page dialog (modal, keyboard
+  // first: Cancel has the focus, Escape cancels), showing the command too.
+  function ask(question, cli, from) {
+    const dialog = $("#confirm");
+    if (!dialog || !dialog.showModal) return Promise.resolve(confirm(question + "?"));
+    $("#confirmtext").textContent = question + "?";
+    $("#confirmcli").textContent = cli || "";
+    dialog.returnValue = "";
+    return new Promise(function (resolve) {
+      dialog.addEventListener("close", function () {
+        if (from && from.isConnected) from.focus();
+        resolve(dialog.returnValue === "ok");
+      }, { once: true });
+      dialog.showModal();
+      $("#confirmno").focus();
+    });
+  }
+
+  // A value as one shell word (the same rule as the server's cli::word).
+  function shellWord(text) {
+    return /^[A-Za-z0-9_.\/:@%+=,-]+$/.test(text) ? text : "'" + text.replace(/'/g, "'\\''") + "'";
+  }
+
+  // A form's command: its data-cli, then each filled field marked data-arg
+  // (a flag, or "" for a positional argument; data-bare: the flag alone;
+  // data-unit: appended to the value).
+  function formCli(form) {
+    let cli = form.dataset.cli;
+    for (const el of form.elements) {
+      if (!el.hasAttribute("data-arg") || el.value === "") continue;
+      const flag = el.dataset.arg;
+      if (el.hasAttribute("data-bare")) { cli += " " + flag; continue; }
+      const value = shellWord(el.value + (el.dataset.unit || ""));
+      cli += flag ? " " + flag + " " + value : " " + value;
+    }
+    return cli;
+  }
+
   function resultBox(button) {
     let out = document.getElementById("opresult");
     if (!out) {
@@ -150,20 +203,21 @@ pub const JS: &str = r##"
   document.addEventListener("click", async function (ev) {
     const button = ev.target.closest("button.api");
     if (!button || button.closest("form")) return;
-    if (button.dataset.confirm && !confirm(button.dataset.confirm + "?")) return;
+    if (button.dataset.confirm && !await ask(button.dataset.confirm, button.dataset.cli, button)) return;
     await callApi(button, button.dataset.method, button.dataset.url, null, button.dataset.cli);
   });
   document.addEventListener("submit", async function (ev) {
     const form = ev.target.closest("form.api");
     if (!form) return;
     ev.preventDefault();
-    if (form.dataset.confirm && !confirm(form.dataset.confirm + "?")) return;
+    const cli = formCli(form);
+    if (form.dataset.confirm && !await ask(form.dataset.confirm, cli, null)) return;
     const body = {};
     for (const el of form.elements) {
       if (!el.name || el.value === "") continue;
       body[el.name] = el.hasAttribute("data-number") ? Number(el.value) : el.value;
     }
-    await callApi(form, form.dataset.method, form.dataset.url, body, form.dataset.cli);
+    await callApi(form, form.dataset.method, form.dataset.url, body, cli);
   });
   async function callApi(el, method, url, body, cli) {
     const out = resultBox(el);
@@ -215,13 +269,19 @@ pub const JS: &str = r##"
         const html = await r.text();
         const main = $("#main");
         const keep = document.getElementById("opresult");
-        const focused = document.activeElement && document.activeElement.id;
+        // Keep the keyboard where it was: the element with the same id, or
+        // the button of the same operation.
+        const active = document.activeElement;
+        const focusedId = active && main.contains(active) && active.id;
+        const focusedOp = active && main.contains(active) && active.matches("button.op") && active.dataset.op;
         const picks = {};
         main.querySelectorAll("select[id]").forEach(s => picks[s.id] = s.value);
         main.innerHTML = html;
         if (keep) main.insertBefore(keep, main.firstChild);
         for (const id in picks) { const s = document.getElementById(id); if (s) s.value = picks[id]; }
-        if (focused) { const f = document.getElementById(focused); if (f) f.focus(); }
+        let again = focusedId ? document.getElementById(focusedId) : null;
+        if (!again && focusedOp) again = [...main.querySelectorAll("button.op")].find(b => b.dataset.op === focusedOp);
+        if (again) again.focus();
       } catch (e) { /* the next event tries again */ }
     }, 400);
   }
@@ -230,13 +290,23 @@ pub const JS: &str = r##"
     const url = document.body.dataset.live;
     if (!url) return;
     const state = $("#livestate");
-    const source = new EventSource(url);
     const mark = (text, lost) => { if (state) { state.textContent = text; state.classList.toggle("lost", !!lost); } };
-    source.onopen = () => mark("live");
-    source.onerror = () => mark("live updates lost — reconnecting; what you see may be out of date", true);
-    for (const kind of ["events", "resynced", "link", "added", "removed", "lagged"]) {
-      source.addEventListener(kind, function () { mark("live · updated " + new Date().toLocaleTimeString()); refresh(); });
+    let source = null;
+    function follow() {
+      source = new EventSource(url);
+      source.onopen = () => mark("live");
+      source.onerror = () => mark("live updates lost — reconnecting; what you see may be out of date", true);
+      for (const kind of ["events", "resynced", "link", "added", "removed", "lagged"]) {
+        source.addEventListener(kind, function () { mark("live · updated " + new Date().toLocaleTimeString()); refresh(); });
+      }
     }
+    follow();
+    // A page left for another (perhaps kept in the back/forward cache)
+    // lets go of its stream: a browser has only a few connections per
+    // server, and streams kept open by pages out of sight would starve
+    // the page in front. Coming back, it follows again and catches up.
+    addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+    addEventListener("pageshow", function (ev) { if (ev.persisted && !source) { follow(); refresh(); } });
   }
 
   // The login form ----------------------------------------------------------

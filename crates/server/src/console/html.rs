@@ -50,8 +50,6 @@ pub struct Shell<'a> {
     pub admin: bool,
     /// The live event stream to follow (None: a static page).
     pub live: Option<String>,
-    /// Shown before the page, e.g. "the link to this cluster is down".
-    pub banner: Option<String>,
 }
 
 /// The whole page around `main`.
@@ -66,25 +64,24 @@ pub fn page(shell: &Shell<'_>, main: &str) -> String {
     } else {
         ""
     };
-    let banner = shell
-        .banner
-        .as_deref()
-        .map(|b| format!("<div class=\"banner\" role=\"alert\">{}</div>", esc(b)))
-        .unwrap_or_default();
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · Haven</title><link rel=\"stylesheet\" href=\"/assets/haven.css\">\
 <script src=\"/assets/haven.js\" defer></script></head>\
 <body{live}><header><nav><a class=\"brand\" href=\"/\">Haven</a>\
-<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a>{admin}\
+<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a><a href=\"/audit\">Audit</a>{admin}\
 <form class=\"find\" action=\"/find\"><input name=\"q\" placeholder=\"Find a cluster, system, group, resource\" aria-label=\"Find\"></form>\
 <span class=\"who\">{user}</span>\
-<button type=\"button\" id=\"theme\" title=\"Dark or light\">◐</button>\
+<button type=\"button\" id=\"theme\" title=\"Dark or light\" aria-label=\"Switch between dark and light\">◐</button>\
 <button type=\"button\" id=\"logout\">Log out</button></nav>\
 <div id=\"livestate\" class=\"livestate\" aria-live=\"polite\"></div></header>\
-{banner}<main id=\"main\">{main}</main>\
+<main id=\"main\">{main}</main>\
 <aside id=\"cmdlog\" aria-label=\"Command log\"><h2>Command log</h2><ol></ol></aside>\
+<dialog id=\"confirm\" aria-labelledby=\"confirmtext\"><form method=\"dialog\">\
+<p id=\"confirmtext\"></p><p class=\"muted\">The same from a shell: <code id=\"confirmcli\"></code></p>\
+<p class=\"buttons\"><button value=\"cancel\" id=\"confirmno\">Cancel</button> \
+<button value=\"ok\" id=\"confirmyes\" class=\"danger\">Go ahead</button></p></form></dialog>\
 </body></html>\n",
         title = esc(shell.title),
         user = esc(shell.user),
@@ -110,16 +107,14 @@ pub fn table(class: &str, head: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A button that runs `op` on `cluster` (the page's script posts it,
-/// shows progress until the final state, and logs `cli`). `confirm`:
-/// asked first, for disruptive operations.
-pub fn op_button(
-    label: &str,
-    cluster: &str,
-    op: &Operation,
-    confirm: Option<&str>,
-    cli: &str,
-) -> String {
+/// shows progress until the final state, and logs the equivalent `haven`
+/// command). `confirm`: asked first, for disruptive operations.
+pub fn op_button(label: &str, cluster: &str, op: &Operation, confirm: Option<&str>) -> String {
     let json = serde_json::to_string(op).unwrap_or_default();
+    // The console waits for the final state, as `--wait` does.
+    let cli = super::cli::operation(cluster, op)
+        .map(|c| format!("{c} --wait"))
+        .unwrap_or_default();
     let confirm = confirm
         .map(|c| format!(" data-confirm=\"{}\"", esc(c)))
         .unwrap_or_default();
@@ -127,9 +122,14 @@ pub fn op_button(
         "<button type=\"button\" class=\"op\" data-cluster=\"{}\" data-op=\"{}\" data-cli=\"{}\"{confirm}>{}</button>",
         esc(cluster),
         esc(&json),
-        esc(cli),
+        esc(&cli),
         esc(label)
     )
+}
+
+/// The red line above a page whose states are not live.
+pub fn banner(text: &str) -> String {
+    format!("<div class=\"banner\" role=\"alert\">{}</div>", esc(text))
 }
 
 /// `5 s ago`, `3 min ago`, ...

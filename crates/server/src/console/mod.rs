@@ -9,10 +9,13 @@
 //! stream (`/console/ticks`, at most one tick a second) says something
 //! changed.
 
+mod admin;
 mod assets;
+mod cli;
 pub mod html;
 mod pages;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +27,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::Stream;
+use haven_auth::roles::Role;
 use haven_model::Operation;
 use serde::Deserialize;
 
 use crate::access::Limited;
 use crate::auth::Caller;
-use crate::fleet::{FleetUpdate, Sight};
+use crate::fleet::{FleetUpdate, LinkStatus, Sight};
 use crate::Server;
 
 type AppState = Arc<Server>;
@@ -49,7 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/c/{cluster}/g/{group}", get(pages::group))
         .route("/c/{cluster}/r/{resource}", get(pages::resource))
         .route("/c/{cluster}/s/{system}", get(pages::system))
-        .route("/admin", get(pages::admin))
+        .route("/admin", get(admin::admin))
+        .route("/audit", get(admin::audit))
         .route("/console/ticks", get(ticks))
         .route("/assets/haven.css", get(css))
         .route("/assets/haven.js", get(js))
@@ -121,22 +126,28 @@ impl Viewer {
         self.sight.as_ref().is_none_or(|l| l.group(cluster, group))
     }
 
-    /// Whether the caller's roles allow `op` on `cluster`.
-    pub fn may(&self, cluster: &str, op: &Operation) -> bool {
-        match (&self.caller, &self.server.auth) {
-            (Caller::User(who), Some(auth)) => {
-                let group_of = |resource: &str| {
-                    self.server
-                        .fleet
-                        .with_snapshot(cluster, |s| {
-                            s.config.resource(resource).map(|(g, _)| g.name.clone())
-                        })
-                        .flatten()
-                };
-                auth.policy().authorize(who, cluster, op, group_of).is_ok()
-            }
-            _ => true,
-        }
+    /// Whether the caller's roles allow `op` on `cluster`; if not, the
+    /// lowest role that would.
+    pub fn allowed(&self, cluster: &str, op: &Operation) -> Result<(), Role> {
+        let (Caller::User(who), Some(auth)) = (&self.caller, &self.server.auth) else {
+            return Ok(());
+        };
+        let group_of = |resource: &str| {
+            self.server
+                .fleet
+                .with_snapshot(cluster, |s| {
+                    s.config.resource(resource).map(|(g, _)| g.name.clone())
+                })
+                .flatten()
+        };
+        auth.policy()
+            .authorize(who, cluster, op, group_of)
+            .map_err(|denied| {
+                Role::ALL
+                    .into_iter()
+                    .find(|r| r.allows(denied.needed))
+                    .unwrap_or(Role::ClusterAdministrator)
+            })
     }
 
     pub fn admin(&self) -> bool {
@@ -146,7 +157,9 @@ impl Viewer {
         }
     }
 
-    /// The page (or, for a live refresh, just its main part).
+    /// The page (or, for a live refresh, just its main part). `banner`
+    /// (e.g. "the link to this cluster is down") is part of the main part,
+    /// so a live refresh shows it, or takes it away, without a reload.
     pub fn render(
         &self,
         title: &str,
@@ -154,6 +167,10 @@ impl Viewer {
         banner: Option<String>,
         main: String,
     ) -> Response {
+        let main = match banner {
+            Some(b) => html::banner(&b) + &main,
+            None => main,
+        };
         let mut response = if self.fragment {
             Html(main).into_response()
         } else {
@@ -163,7 +180,6 @@ impl Viewer {
                     user: self.caller.name(),
                     admin: self.admin(),
                     live,
-                    banner,
                 },
                 &main,
             ))
@@ -171,9 +187,115 @@ impl Viewer {
         };
         response.headers_mut().insert(
             header::CACHE_CONTROL,
-            "no-store".parse().expect("a header value"),
+            header::HeaderValue::from_static("no-store"),
         );
         response
+    }
+}
+
+/// An operation a page may offer.
+pub(crate) struct Op {
+    pub label: &'static str,
+    pub op: Operation,
+    /// Asked before it runs (disruptive operations).
+    pub confirm: Option<String>,
+}
+
+impl Op {
+    pub fn new(label: &'static str, op: Operation) -> Self {
+        Op {
+            label,
+            op,
+            confirm: None,
+        }
+    }
+
+    pub fn confirm(mut self, question: String) -> Self {
+        self.confirm = Some(question);
+        self
+    }
+}
+
+/// The operations offered at one place of a page: buttons for those the
+/// viewer's role allows; the others are remembered, so that the page can
+/// say which role would allow them. Nothing is offered while the
+/// cluster's link is down (the server would refuse it at once).
+pub(crate) struct Offer<'a> {
+    viewer: &'a Viewer,
+    cluster: &'a str,
+    down: bool,
+    withheld: BTreeMap<Role, Vec<&'static str>>,
+}
+
+impl<'a> Offer<'a> {
+    pub fn new(viewer: &'a Viewer, cluster: &'a str, link: &LinkStatus) -> Self {
+        Offer {
+            viewer,
+            cluster,
+            down: link.is_down(),
+            withheld: BTreeMap::new(),
+        }
+    }
+
+    /// Whether the viewer may run `op`; if not, it is remembered for the
+    /// [note](Self::note) under `label`.
+    pub fn offers(&mut self, label: &'static str, op: &Operation) -> bool {
+        if self.down {
+            return false;
+        }
+        match self.viewer.allowed(self.cluster, op) {
+            Ok(()) => true,
+            Err(role) => {
+                let labels = self.withheld.entry(role).or_default();
+                if !labels.contains(&label) {
+                    labels.push(label);
+                }
+                false
+            }
+        }
+    }
+
+    /// The buttons of the operations in `ops` the viewer may run.
+    pub fn buttons(&mut self, ops: impl IntoIterator<Item = Op>) -> String {
+        let mut out = String::new();
+        for o in ops {
+            if self.offers(o.label, &o.op) {
+                out.push_str(&html::op_button(
+                    o.label,
+                    self.cluster,
+                    &o.op,
+                    o.confirm.as_deref(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// A short note on the operations not offered and the role each
+    /// needs (empty when everything was offered).
+    pub fn note(&self) -> String {
+        if self.down {
+            return "<p class=\"withheld\">No operations while the cluster is disconnected: they come back with its link.</p>".into();
+        }
+        if self.withheld.is_empty() {
+            return String::new();
+        }
+        let needs: Vec<String> = self
+            .withheld
+            .iter()
+            .map(|(role, labels)| {
+                format!(
+                    "{} {} {} or higher",
+                    html::esc(&labels.join(", ")),
+                    if labels.len() == 1 { "needs" } else { "need" },
+                    html::esc(role.title())
+                )
+            })
+            .collect();
+        format!(
+            "<p class=\"withheld\">Not offered to you: {}.</p>",
+            needs.join("; ")
+        )
     }
 }
 
@@ -216,6 +338,8 @@ async fn ticks(
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => changed = true,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
+                // The page went away: stop now, not at the next change.
+                _ = tx.closed() => return,
                 _ = every.tick() => {
                     if changed {
                         changed = false;

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use haven_model::{ClusterSnapshot, EventKind, GroupState, Name, Operation};
+use haven_model::{ClusterSnapshot, EventKind, GroupState, Name, Operation, ResourceState};
 use serde::Deserialize;
 
 use super::html::{ago, badge, esc, op_button, seg, table};
-use super::Viewer;
+use super::{Offer, Op, Viewer};
 use crate::auth::Caller;
 use crate::fleet::{ClusterInfo, LinkState, LinkStatus};
 use crate::Server;
 
-type AppState = Arc<Server>;
-type Caught = axum::Extension<Caller>;
+pub(super) type AppState = Arc<Server>;
+pub(super) type Caught = axum::Extension<Caller>;
 
 /// Query of every page.
 #[derive(Debug, Default, Deserialize)]
@@ -32,13 +32,13 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
-    fn fragment(&self) -> bool {
+    pub(super) fn fragment(&self) -> bool {
         self.fragment.is_some()
     }
 }
 
 /// Rows per page of long lists: the console never renders a fleet at once.
-const PAGE: usize = 100;
+pub(super) const PAGE: usize = 100;
 
 fn not_found(v: &Viewer, what: &str) -> Response {
     let mut r = v.render(
@@ -61,11 +61,11 @@ fn ticks(cluster: Option<&str>) -> String {
     }
 }
 
-fn cluster_link(name: &str) -> String {
+pub(super) fn cluster_link(name: &str) -> String {
     format!("<a href=\"/c/{}\">{}</a>", seg(name), esc(name))
 }
 
-fn group_link(cluster: &str, group: &str) -> String {
+pub(super) fn group_link(cluster: &str, group: &str) -> String {
     format!(
         "<a href=\"/c/{}/g/{}\">{}</a>",
         seg(cluster),
@@ -74,7 +74,7 @@ fn group_link(cluster: &str, group: &str) -> String {
     )
 }
 
-fn resource_link(cluster: &str, resource: &str) -> String {
+pub(super) fn resource_link(cluster: &str, resource: &str) -> String {
     format!(
         "<a href=\"/c/{}/r/{}\">{}</a>",
         seg(cluster),
@@ -83,7 +83,7 @@ fn resource_link(cluster: &str, resource: &str) -> String {
     )
 }
 
-fn system_link(cluster: &str, system: &str) -> String {
+pub(super) fn system_link(cluster: &str, system: &str) -> String {
     format!(
         "<a href=\"/c/{}/s/{}\">{}</a>",
         seg(cluster),
@@ -92,39 +92,78 @@ fn system_link(cluster: &str, system: &str) -> String {
     )
 }
 
-fn link_badge(link: &LinkStatus) -> String {
-    badge(link.state.as_str())
+/// A link's state as the console shows it: a link failing to come back
+/// is "disconnected", even while it dials again.
+fn shown_state(link: &LinkStatus) -> &'static str {
+    if link.is_down() {
+        LinkState::Disconnected.as_str()
+    } else {
+        link.state.as_str()
+    }
 }
 
-fn pager(base: &str, page: usize, total: usize) -> String {
-    let pages = total.div_ceil(PAGE).max(1);
-    let mut out = format!(
-        "<p class=\"pager\">Page {} of {pages} ({total} in all). ",
-        page + 1
-    );
+pub(super) fn link_badge(link: &LinkStatus) -> String {
+    badge(shown_state(link))
+}
+
+/// How long a paged list is.
+pub(super) enum Rows {
+    /// This many in all.
+    Counted(usize),
+    /// Not counted; whether there is a page after this one.
+    More(bool),
+}
+
+/// "Page 2 of 5" with links to the previous and next page of `base`
+/// (`per` rows a page).
+pub(super) fn pager(base: &str, page: usize, per: usize, rows: Rows) -> String {
+    let (mut out, more) = match rows {
+        Rows::Counted(total) => {
+            let pages = total.div_ceil(per.max(1)).max(1);
+            (
+                format!(
+                    "<p class=\"pager\">Page {} of {pages} ({total} in all). ",
+                    page + 1
+                ),
+                page + 1 < pages,
+            )
+        }
+        Rows::More(more) => (format!("<p class=\"pager\">Page {}. ", page + 1), more),
+    };
     let join = if base.contains('?') { '&' } else { '?' };
     if page > 0 {
         let _ = write!(
             out,
-            "<a href=\"{base}{join}page={}\">← previous</a>",
+            "<a href=\"{base}{join}page={}\" rel=\"prev\">← previous</a>",
             page - 1
         );
     }
-    if page + 1 < pages {
-        let _ = write!(out, "<a href=\"{base}{join}page={}\">next →</a>", page + 1);
+    if more {
+        let _ = write!(
+            out,
+            "<a href=\"{base}{join}page={}\" rel=\"next\">next →</a>",
+            page + 1
+        );
     }
     out.push_str("</p>");
     out
 }
 
-fn counts(title: &str, items: &std::collections::BTreeMap<String, usize>) -> String {
+/// A card of counts by state; `kind` names it for scripts and tests
+/// (`data-kind`, and `data-state` on each count).
+fn counts(kind: &str, title: &str, items: &std::collections::BTreeMap<String, usize>) -> String {
     let total: usize = items.values().sum();
     let mut out = format!(
-        "<div class=\"card\"><span>{}</span><b>{total}</b>",
+        "<div class=\"card\" data-kind=\"{kind}\"><span>{}</span><b>{total}</b>",
         esc(title)
     );
     for (state, n) in items {
-        let _ = write!(out, "{} {n}<br>", badge(state));
+        let _ = write!(
+            out,
+            "<div class=\"count\" data-state=\"{}\">{} <span class=\"n\">{n}</span></div>",
+            esc(state),
+            badge(state)
+        );
     }
     out.push_str("</div>");
     out
@@ -143,33 +182,27 @@ pub(crate) async fn summary(
         Some(l) => s.fleet.seen_by(l).summary(50),
     };
     let mut main = String::from("<h1>Fleet summary</h1><div class=\"cards\">");
-    main.push_str(&counts("Clusters", &summary.links));
-    main.push_str(&counts("Systems", &summary.systems));
-    let _ = write!(
-        main,
-        "{}",
-        counts("Group states", &summary.group_states).replacen(
-            "<span>Group states</span>",
-            &format!(
-                "<span>Groups ({}) — states per system</span>",
-                summary.groups
-            ),
-            1,
-        )
-    );
-    let _ = write!(
-        main,
-        "{}",
-        counts("Resource states", &summary.resource_states).replacen(
-            "<span>Resource states</span>",
-            &format!(
-                "<span>Resources ({}) — states per system</span>",
-                summary.resources
-            ),
-            1,
-        )
-    );
+    main.push_str(&counts("clusters", "Clusters", &summary.links));
+    main.push_str(&counts("systems", "Systems", &summary.systems));
+    main.push_str(&counts(
+        "groups",
+        &format!("Groups ({}) — states per system", summary.groups),
+        &summary.group_states,
+    ));
+    main.push_str(&counts(
+        "resources",
+        &format!("Resources ({}) — states per system", summary.resources),
+        &summary.resource_states,
+    ));
     main.push_str("</div>");
+    let not_live = summary.clusters - summary.links.get("connected").copied().unwrap_or(0);
+    if not_live > 0 {
+        let _ = write!(
+            main,
+            "<p class=\"notlive\">{not_live} of {} clusters not connected: their systems, groups and resources are counted with their last known states (<a href=\"/clusters\">which</a>).</p>",
+            summary.clusters
+        );
+    }
     let _ = write!(
         main,
         "<h2>Needs attention ({})</h2>",
@@ -236,7 +269,7 @@ pub(crate) async fn faults(
         main.push_str("<p class=\"muted\">Nothing needs attention.</p>");
     } else {
         main.push_str(&attention_table(&shown));
-        main.push_str(&pager("/faults", page, total));
+        main.push_str(&pager("/faults", page, PAGE, Rows::Counted(total)));
     }
     v.render("Faults", Some(ticks(None)), None, main)
 }
@@ -258,7 +291,7 @@ pub(crate) async fn clusters(
         all.retain(|c| c.name.to_lowercase().contains(&text));
     }
     if let Some(state) = q.state.as_deref().filter(|t| !t.is_empty()) {
-        all.retain(|c| c.link.state.as_str() == state);
+        all.retain(|c| shown_state(&c.link) == state);
     }
     let total = all.len();
     let page = q.page.unwrap_or(0);
@@ -314,16 +347,38 @@ pub(crate) async fn clusters(
             ],
             &rows
         ),
-        pager(&base, page, total)
+        pager(&base, page, PAGE, Rows::Counted(total))
     );
     v.render("Clusters", Some(ticks(None)), None, main)
 }
 
-/// The link line of a cluster page, and a banner when its states are not
-/// live.
-fn link_line(link: &LinkStatus, now: i64) -> (String, Option<String>) {
+/// How a page about one cluster shows its link: a line with the link's
+/// state; when the states are not live, a banner saying so, tables greyed
+/// (`stale`) and headings marked "last known".
+struct LinkView {
+    line: String,
+    banner: Option<String>,
+    /// A table class: `" stale"` or nothing.
+    stale: &'static str,
+    /// After a heading: `" — last known, not live"` or nothing.
+    known: &'static str,
+}
+
+impl LinkView {
+    /// A heading (HTML) and a table of states under it, both marked when
+    /// the states are not live.
+    fn states(&self, heading: &str, class: &str, head: &[&str], rows: &[Vec<String>]) -> String {
+        format!(
+            "<h2>{heading}{}</h2>{}",
+            self.known,
+            table(&format!("{class}{}", self.stale), head, rows)
+        )
+    }
+}
+
+fn link_view(link: &LinkStatus, now: i64) -> LinkView {
     let mut line = format!(
-        "<p>Link {} since {} · {} to {}",
+        "<p class=\"link\">Link {} since {} · {} to {}",
         link_badge(link),
         esc(&ago(link.since_ms, now)),
         esc(&link.mode),
@@ -336,14 +391,43 @@ fn link_line(link: &LinkStatus, now: i64) -> (String, Option<String>) {
         let _ = write!(line, " · connector backlog {events} events");
     }
     line.push_str("</p>");
-    let banner = (link.state != LinkState::Connected).then(|| {
-        format!(
-            "The link to this cluster is {} ({}): the states below are the last known, not live.",
-            link.state.as_str(),
-            ago(link.since_ms, now)
-        )
-    });
-    (line, banner)
+    let live = link.state == LinkState::Connected;
+    let banner = if link.is_down() {
+        let mut why = Vec::new();
+        if link.failures > 0 {
+            why.push(format!("{} failed attempts", link.failures));
+        }
+        if let Some(e) = &link.last_error {
+            why.push(format!("last error: {e}"));
+        }
+        Some(format!(
+            "This cluster is disconnected: the states below are the last known, not live. The server keeps trying to reach it{}.",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", why.join("; "))
+            }
+        ))
+    } else {
+        match link.state {
+            LinkState::Connected => None,
+            LinkState::Stale => Some(format!(
+                "The link to this cluster is stale: nothing heard from it since {}. The states below are the last known, not live.",
+                ago(link.since_ms, now)
+            )),
+            _ => Some("This cluster is not connected yet: the states below, if any, are the last known, not live.".into()),
+        }
+    };
+    LinkView {
+        line,
+        banner,
+        stale: if live { "" } else { " stale" },
+        known: if live {
+            ""
+        } else {
+            " — last known, not live"
+        },
+    }
 }
 
 fn flags(freeze: haven_model::Freeze, enabled: bool) -> String {
@@ -371,19 +455,14 @@ pub(crate) async fn cluster(
     let Some(link) = s.fleet.link(&name).filter(|_| v.sees_cluster(&name)) else {
         return not_found(&v, &format!("No cluster named {name}."));
     };
-    let now = crate::now_ms();
-    let (line, banner) = link_line(&link, now);
-    let mut main = format!("<h1>Cluster {}</h1>{line}", esc(&name));
+    let lv = link_view(&link, crate::now_ms());
+    let mut main = format!("<h1>Cluster {}</h1>{}", esc(&name), lv.line);
     let Some(snap) = s.fleet.snapshot(&name) else {
         main.push_str("<p class=\"muted\">No state yet: the link has not synchronised.</p>");
-        return v.render(&name, Some(ticks(Some(&name))), banner, main);
-    };
-    let stale = if link.state == LinkState::Connected {
-        ""
-    } else {
-        " stale"
+        return v.render(&name, Some(ticks(Some(&name))), lv.banner, main);
     };
     // Systems, with their operations.
+    let mut offer = Offer::new(&v, &name, &link);
     let rows: Vec<Vec<String>> = snap
         .systems
         .iter()
@@ -391,15 +470,12 @@ pub(crate) async fn cluster(
             vec![
                 system_link(&name, &sys.name),
                 badge(sys.state.as_str()) + &flags(sys.freeze, true),
-                system_ops(&v, &name, &sys.name, sys.freeze.is_frozen()),
+                offer.buttons(system_ops(&sys.name, sys.freeze.is_frozen())),
             ]
         })
         .collect();
-    let _ = write!(
-        main,
-        "<h2>Systems</h2>{}",
-        table(&format!("systems{stale}"), &["System", "State", ""], &rows)
-    );
+    main.push_str(&lv.states("Systems", "systems", &["System", "State", ""], &rows));
+    main.push_str(&offer.note());
     // Groups × systems.
     let groups: Vec<_> = snap
         .groups
@@ -424,59 +500,49 @@ pub(crate) async fn cluster(
             row
         })
         .collect();
-    let _ = write!(
-        main,
-        "<h2>Service groups ({})</h2>{}",
-        groups.len(),
-        table(&format!("matrix{stale}"), &head, &rows)
-    );
-    v.render(&name, Some(ticks(Some(&name))), banner, main)
+    main.push_str(&lv.states(
+        &format!("Service groups ({})", groups.len()),
+        "matrix",
+        &head,
+        &rows,
+    ));
+    v.render(&name, Some(ticks(Some(&name))), lv.banner, main)
 }
 
-fn system_ops(v: &Viewer, cluster: &str, system: &str, frozen: bool) -> String {
-    let target = format!("{cluster}/{system}");
-    let mut out = String::new();
-    let ops = if frozen {
-        vec![(
+/// A system's operations: unfreeze when frozen, else freeze (with or
+/// without evacuation).
+fn system_ops(system: &str, frozen: bool) -> Vec<Op> {
+    let system: Name = system.into();
+    if frozen {
+        return vec![Op::new(
             "Unfreeze",
             Operation::SystemUnfreeze {
-                system: system.into(),
+                system: system.clone(),
             },
-            None,
-            format!("haven system unfreeze {target} --wait"),
-        )]
-    } else {
-        vec![
-            (
-                "Freeze",
-                Operation::SystemFreeze {
-                    system: system.into(),
-                    persistent: false,
-                    evacuate: false,
-                },
-                Some(format!("Freeze {system}: no group will go online on it")),
-                format!("haven system freeze {target} --wait"),
-            ),
-            (
-                "Freeze and evacuate",
-                Operation::SystemFreeze {
-                    system: system.into(),
-                    persistent: false,
-                    evacuate: true,
-                },
-                Some(format!(
-                    "Switch every failover group away from {system}, then freeze it"
-                )),
-                format!("haven system freeze {target} --evacuate --wait"),
-            ),
-        ]
-    };
-    for (label, op, confirm, cli) in ops {
-        if v.may(cluster, &op) {
-            out.push_str(&op_button(label, cluster, &op, confirm.as_deref(), &cli));
-        }
+        )];
     }
-    out
+    vec![
+        Op::new(
+            "Freeze",
+            Operation::SystemFreeze {
+                system: system.clone(),
+                persistent: false,
+                evacuate: false,
+            },
+        )
+        .confirm(format!("Freeze {system}: no group will go online on it")),
+        Op::new(
+            "Freeze and evacuate",
+            Operation::SystemFreeze {
+                system: system.clone(),
+                persistent: false,
+                evacuate: true,
+            },
+        )
+        .confirm(format!(
+            "Switch every failover group away from {system}, then freeze it"
+        )),
+    ]
 }
 
 // A group -----------------------------------------------------------------------
@@ -488,29 +554,19 @@ pub(crate) async fn group(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
-    let found = s
-        .fleet
-        .link(&cluster)
-        .filter(|_| v.sees_cluster(&cluster) && v.sees_group(&cluster, &group))
-        .and_then(|link| s.fleet.snapshot(&cluster).map(|snap| (link, snap)));
-    let Some((link, snap)) = found else {
+    let Some((link, snap)) = seen_cluster(&v, &cluster).filter(|_| v.sees_group(&cluster, &group))
+    else {
         return not_found(&v, &format!("No group {group} in a cluster {cluster}."));
     };
     let (Some(status), Some(config)) = (snap.group(&group), snap.config.group(&group)) else {
         return not_found(&v, &format!("Cluster {cluster} has no group {group}."));
     };
-    let now = crate::now_ms();
-    let (line, banner) = link_line(&link, now);
-    let target = format!("{cluster}/{group}");
-    let stale = if link.state == LinkState::Connected {
-        ""
-    } else {
-        " stale"
-    };
+    let lv = link_view(&link, crate::now_ms());
     let mut main = format!(
-        "<h1>Group {} <span class=\"muted\">of</span> {}</h1>{line}<p>{} group{}</p>",
+        "<h1>Group {} <span class=\"muted\">of</span> {}</h1>{}<p>{} group{}</p>",
         esc(&group),
         cluster_link(&cluster),
+        lv.line,
         if config.parallel {
             "Parallel"
         } else {
@@ -519,13 +575,15 @@ pub(crate) async fn group(
         flags(status.freeze, status.enabled)
     );
     // Group operations.
-    let pick_id = "switchto";
+    let mut offer = Offer::new(&v, &cluster, &link);
+    let g: Name = group.as_str().into();
     let mut ops = String::new();
     let switch = Operation::GroupSwitch {
-        group: group.as_str().into(),
+        group: g.clone(),
         to: None,
     };
-    if !config.parallel && v.may(&cluster, &switch) {
+    if !config.parallel && offer.offers("Switch", &switch) {
+        let pick_id = "switchto";
         let options: String = config
             .system_list
             .iter()
@@ -533,174 +591,135 @@ pub(crate) async fn group(
             .collect();
         let _ = write!(
             ops,
-            "<select id=\"{pick_id}\" aria-label=\"Switch to\"><option value=\"\">next eligible system</option>{options}</select>"
-        );
-        ops.push_str(
-            &op_button(
-                "Switch",
-                &cluster,
-                &switch,
-                Some(&format!("Switch {group}")),
-                &format!("haven group switch {target} --wait"),
-            )
-            .replacen(
+            "<select id=\"{pick_id}\" aria-label=\"Switch to\"><option value=\"\">next eligible system</option>{options}</select>{}",
+            op_button("Switch", &cluster, &switch, Some(&format!("Switch {group}"))).replacen(
                 "class=\"op\"",
                 &format!("class=\"op\" data-pick=\"{pick_id}\""),
                 1,
-            ),
+            )
         );
     }
-    let g: Name = group.as_str().into();
-    let candidates: Vec<(&str, Operation, Option<String>, String)> = vec![
-        (
-            "Offline everywhere",
-            Operation::GroupOffline {
-                group: g.clone(),
-                system: None,
-            },
-            Some(format!("Take {group} offline on every system")),
-            format!("haven group offline {target} --wait"),
-        ),
-        if status.freeze.is_frozen() {
-            (
-                "Unfreeze",
-                Operation::GroupUnfreeze { group: g.clone() },
-                None,
-                format!("haven group unfreeze {target}"),
-            )
-        } else {
-            (
-                "Freeze",
-                Operation::GroupFreeze {
-                    group: g.clone(),
-                    persistent: false,
-                },
-                None,
-                format!("haven group freeze {target}"),
-            )
+    let frozen = status.freeze.is_frozen();
+    let mut candidates = vec![Op::new(
+        "Offline everywhere",
+        Operation::GroupOffline {
+            group: g.clone(),
+            system: None,
         },
-        (
-            "Freeze persistently",
+    )
+    .confirm(format!("Take {group} offline on every system"))];
+    if frozen {
+        candidates.push(Op::new(
+            "Unfreeze",
+            Operation::GroupUnfreeze { group: g.clone() },
+        ));
+    } else {
+        candidates.push(Op::new(
+            "Freeze",
             Operation::GroupFreeze {
                 group: g.clone(),
-                persistent: true,
+                persistent: false,
             },
-            Some(format!("Freeze {group} persistently (kept in main.cf)")),
-            format!("haven group freeze {target} --persistent"),
-        ),
-        (
-            "Clear faults",
-            Operation::GroupClear {
-                group: g.clone(),
-                system: None,
-            },
-            None,
-            format!("haven group clear {target} --wait"),
-        ),
-        (
+        ));
+        candidates.push(
+            Op::new(
+                "Freeze persistently",
+                Operation::GroupFreeze {
+                    group: g.clone(),
+                    persistent: true,
+                },
+            )
+            .confirm(format!("Freeze {group} persistently (kept in main.cf)")),
+        );
+    }
+    candidates.push(Op::new(
+        "Clear faults",
+        Operation::GroupClear {
+            group: g.clone(),
+            system: None,
+        },
+    ));
+    candidates.push(
+        Op::new(
             "Flush",
             Operation::GroupFlush {
                 group: g.clone(),
                 system: None,
             },
-            Some(format!("Cancel what {group} is doing and probe again")),
-            format!("haven group flush {target} --wait"),
-        ),
-        if status.enabled {
-            (
-                "Disable",
-                Operation::GroupDisable { group: g.clone() },
-                Some(format!("Disable {group}: it will not go online anywhere")),
-                format!("haven group disable {target}"),
-            )
-        } else {
-            (
-                "Enable",
-                Operation::GroupEnable { group: g.clone() },
-                None,
-                format!("haven group enable {target}"),
-            )
-        },
-    ];
-    for (label, op, confirm, cli) in candidates {
-        if status.freeze.is_frozen()
-            && matches!(
-                op,
-                Operation::GroupFreeze {
-                    persistent: true,
-                    ..
-                }
-            )
-        {
-            continue;
-        }
-        if v.may(&cluster, &op) {
-            ops.push_str(&op_button(label, &cluster, &op, confirm.as_deref(), &cli));
-        }
-    }
+        )
+        .confirm(format!("Cancel what {group} is doing and probe again")),
+    );
+    candidates.push(if status.enabled {
+        Op::new("Disable", Operation::GroupDisable { group: g.clone() })
+            .confirm(format!("Disable {group}: it will not go online anywhere"))
+    } else {
+        Op::new("Enable", Operation::GroupEnable { group: g.clone() })
+    });
+    ops.push_str(&offer.buttons(candidates));
     if !ops.is_empty() {
         let _ = write!(main, "<h2>Operations</h2><p class=\"ops\">{ops}</p>");
     }
-    // State per system, with per-system operations.
+    // State per system, with per-system operations (those that would
+    // change something there).
     let rows: Vec<Vec<String>> = status
         .states
         .iter()
         .map(|(sys, st)| {
-            let mut cell = String::new();
-            let per: Vec<(&str, Operation, Option<String>, String)> = vec![
-                (
+            let mut per = Vec::new();
+            if matches!(st, GroupState::Offline | GroupState::Partial) {
+                per.push(Op::new(
                     "Online here",
                     Operation::GroupOnline {
                         group: g.clone(),
                         system: Some(sys.clone()),
                     },
-                    None,
-                    format!("haven group online {target} --system {sys} --wait"),
-                ),
-                (
-                    "Offline here",
-                    Operation::GroupOffline {
-                        group: g.clone(),
-                        system: Some(sys.clone()),
-                    },
-                    Some(format!("Take {group} offline on {sys}")),
-                    format!("haven group offline {target} --system {sys} --wait"),
-                ),
-                (
+                ));
+            }
+            if matches!(
+                st,
+                GroupState::Online | GroupState::Partial | GroupState::Starting
+            ) {
+                per.push(
+                    Op::new(
+                        "Offline here",
+                        Operation::GroupOffline {
+                            group: g.clone(),
+                            system: Some(sys.clone()),
+                        },
+                    )
+                    .confirm(format!("Take {group} offline on {sys}")),
+                );
+            }
+            if *st == GroupState::Faulted {
+                per.push(Op::new(
                     "Clear here",
                     Operation::GroupClear {
                         group: g.clone(),
                         system: Some(sys.clone()),
                     },
-                    None,
-                    format!("haven group clear {target} --system {sys} --wait"),
-                ),
-            ];
-            for (label, op, confirm, cli) in per {
-                let useful = matches!(
-                    (&op, st),
-                    (
-                        Operation::GroupOnline { .. },
-                        GroupState::Offline | GroupState::Partial
-                    ) | (
-                        Operation::GroupOffline { .. },
-                        GroupState::Online | GroupState::Partial | GroupState::Starting
-                    ) | (Operation::GroupClear { .. }, GroupState::Faulted)
-                );
-                if useful && v.may(&cluster, &op) {
-                    cell.push_str(&op_button(label, &cluster, &op, confirm.as_deref(), &cli));
-                }
+                ));
             }
-            vec![system_link(&cluster, sys), badge(st.as_str()), cell]
+            vec![
+                system_link(&cluster, sys),
+                badge(st.as_str()),
+                offer.buttons(per),
+            ]
         })
         .collect();
+    main.push_str(&lv.states(
+        "State per system",
+        "states",
+        &["System", "State", ""],
+        &rows,
+    ));
+    main.push_str(&offer.note());
+    // Resources as a dependency graph.
     let _ = write!(
         main,
-        "<h2>State per system</h2>{}",
-        table(&format!("states{stale}"), &["System", "State", ""], &rows)
+        "<h2>Resources ({}){}</h2>",
+        status.resources.len(),
+        lv.known
     );
-    // Resources as a dependency graph.
-    let _ = write!(main, "<h2>Resources ({})</h2>", status.resources.len());
     main.push_str(&resource_graph(&cluster, config, status));
     // Attributes.
     main.push_str(&attributes(&config.attributes));
@@ -708,7 +727,7 @@ pub(crate) async fn group(
     v.render(
         &format!("{group} · {cluster}"),
         Some(ticks(Some(&cluster))),
-        banner,
+        lv.banner,
         main,
     )
 }
@@ -948,88 +967,78 @@ pub(crate) async fn resource(
         );
     };
     let group = gconf.name.to_string();
-    let now = crate::now_ms();
-    let (line, banner) = link_line(&link, now);
-    let target = format!("{cluster}/{resource}");
+    let lv = link_view(&link, crate::now_ms());
     let states = snap
         .group(&group)
         .and_then(|g| g.resources.iter().find(|r| *r.name == *resource))
         .map(|r| r.states.clone())
         .unwrap_or_default();
     let mut main = format!(
-        "<h1>Resource {} <span class=\"muted\">({}) of group</span> {} <span class=\"muted\">in</span> {}</h1>{line}",
+        "<h1>Resource {} <span class=\"muted\">({}) of group</span> {} <span class=\"muted\">in</span> {}</h1>{}",
         esc(&resource),
         esc(&rconf.type_name),
         group_link(&cluster, &group),
-        cluster_link(&cluster)
+        cluster_link(&cluster),
+        lv.line
     );
     let r: Name = resource.as_str().into();
+    let mut offer = Offer::new(&v, &cluster, &link);
     let rows: Vec<Vec<String>> = states
         .iter()
         .map(|(sys, st)| {
-            let per = [
-                (
+            // The operations that would change something in this state.
+            let mut per = Vec::new();
+            if *st == ResourceState::Offline {
+                per.push(Op::new(
                     "Online",
                     Operation::ResourceOnline {
                         resource: r.clone(),
                         system: sys.clone(),
                     },
-                    None,
-                    format!("haven resource online {target} --system {sys} --wait"),
-                ),
-                (
-                    "Offline",
-                    Operation::ResourceOffline {
-                        resource: r.clone(),
-                        system: sys.clone(),
-                    },
-                    Some(format!("Take {resource} offline on {sys}")),
-                    format!("haven resource offline {target} --system {sys} --wait"),
-                ),
-                (
-                    "Probe",
-                    Operation::ResourceProbe {
-                        resource: r.clone(),
-                        system: sys.clone(),
-                    },
-                    None,
-                    format!("haven resource probe {target} --system {sys}"),
-                ),
-                (
+                ));
+            }
+            if *st == ResourceState::Online {
+                per.push(
+                    Op::new(
+                        "Offline",
+                        Operation::ResourceOffline {
+                            resource: r.clone(),
+                            system: sys.clone(),
+                        },
+                    )
+                    .confirm(format!("Take {resource} offline on {sys}")),
+                );
+            }
+            per.push(Op::new(
+                "Probe",
+                Operation::ResourceProbe {
+                    resource: r.clone(),
+                    system: sys.clone(),
+                },
+            ));
+            if *st == ResourceState::Faulted {
+                per.push(Op::new(
                     "Clear",
                     Operation::ResourceClear {
                         resource: r.clone(),
                         system: Some(sys.clone()),
                     },
-                    None,
-                    format!("haven resource clear {target} --system {sys}"),
-                ),
-            ];
-            let mut cell = String::new();
-            for (label, op, confirm, cli) in per {
-                let useful = match &op {
-                    Operation::ResourceOnline { .. } => *st == haven_model::ResourceState::Offline,
-                    Operation::ResourceOffline { .. } => *st == haven_model::ResourceState::Online,
-                    Operation::ResourceClear { .. } => *st == haven_model::ResourceState::Faulted,
-                    _ => true,
-                };
-                if useful && v.may(&cluster, &op) {
-                    cell.push_str(&op_button(label, &cluster, &op, confirm.as_deref(), &cli));
-                }
+                ));
             }
-            vec![system_link(&cluster, sys), badge(st.as_str()), cell]
+            vec![
+                system_link(&cluster, sys),
+                badge(st.as_str()),
+                offer.buttons(per),
+            ]
         })
         .collect();
-    let stale = if link.state == LinkState::Connected {
-        ""
-    } else {
-        " stale"
-    };
-    let _ = write!(
-        main,
-        "<h2>State per system</h2>{}",
-        table(&format!("states{stale}"), &["System", "State", ""], &rows)
-    );
+    main.push_str(&lv.states(
+        "State per system",
+        "states",
+        &["System", "State", ""],
+        &rows,
+    ));
+    main.push_str(&offer.note());
     let requires: Vec<String> = gconf
         .dependencies
         .iter()
@@ -1042,26 +1051,25 @@ pub(crate) async fn resource(
         .filter(|d| *d.child == *resource)
         .map(|d| resource_link(&cluster, &d.parent))
         .collect();
+    let or_nothing = |links: Vec<String>| {
+        if links.is_empty() {
+            "nothing".into()
+        } else {
+            links.join(", ")
+        }
+    };
     let _ = write!(
         main,
         "<h2>Dependencies</h2><p>Requires: {}<br>Required by: {}</p>",
-        if requires.is_empty() {
-            "nothing".into()
-        } else {
-            requires.join(", ")
-        },
-        if required_by.is_empty() {
-            "nothing".into()
-        } else {
-            required_by.join(", ")
-        }
+        or_nothing(requires),
+        or_nothing(required_by)
     );
     main.push_str(&attributes(&rconf.attributes));
     main.push_str(&recent_history(&s, &cluster, &resource).await);
     v.render(
         &format!("{resource} · {cluster}"),
         Some(ticks(Some(&cluster))),
-        banner,
+        lv.banner,
         main,
     )
 }
@@ -1081,37 +1089,35 @@ pub(crate) async fn system(
     let Some(status) = snap.system(&system).cloned() else {
         return not_found(&v, &format!("Cluster {cluster} has no system {system}."));
     };
-    let now = crate::now_ms();
-    let (line, banner) = link_line(&link, now);
+    let lv = link_view(&link, crate::now_ms());
+    let mut offer = Offer::new(&v, &cluster, &link);
     let mut main = format!(
-        "<h1>System {} <span class=\"muted\">of</span> {}</h1>{line}<p>{}{}</p><p class=\"ops\">{}</p>",
+        "<h1>System {} <span class=\"muted\">of</span> {}</h1>{}<p>{}{}{}</p><p class=\"ops\">{}</p>",
         esc(&system),
         cluster_link(&cluster),
+        lv.line,
         badge(status.state.as_str()),
         flags(status.freeze, true),
-        system_ops(&v, &cluster, &system, status.freeze.is_frozen())
+        lv.known,
+        offer.buttons(system_ops(&system, status.freeze.is_frozen()))
     );
+    main.push_str(&offer.note());
     let rows: Vec<Vec<String>> = groups_on(&snap, &system)
         .into_iter()
         .filter(|(g, _)| v.sees_group(&cluster, g))
         .map(|(g, st)| vec![group_link(&cluster, &g), badge(st.as_str())])
         .collect();
-    let stale = if link.state == LinkState::Connected {
-        ""
-    } else {
-        " stale"
-    };
-    let _ = write!(
-        main,
-        "<h2>Groups on {}</h2>{}",
-        esc(&system),
-        table(&format!("states{stale}"), &["Group", "State here"], &rows)
-    );
+    main.push_str(&lv.states(
+        &format!("Groups on {}", esc(&system)),
+        "states",
+        &["Group", "State here"],
+        &rows,
+    ));
     main.push_str(&recent_history(&s, &cluster, &system).await);
     v.render(
         &format!("{system} · {cluster}"),
         Some(ticks(Some(&cluster))),
-        banner,
+        lv.banner,
         main,
     )
 }
@@ -1172,164 +1178,4 @@ pub(crate) async fn find(
         table("hits", &["Kind", "Name", "Cluster"], &rows)
     );
     v.render("Find", None, None, main)
-}
-
-// Administration ---------------------------------------------------------------------------
-
-pub(crate) async fn admin(
-    State(s): State<AppState>,
-    axum::Extension(caller): Caught,
-    Query(q): Query<PageQuery>,
-) -> Response {
-    let v = Viewer::new(s.clone(), caller, q.fragment());
-    if !v.admin() {
-        let mut r = v.render(
-            "Administration",
-            None,
-            None,
-            "<h1>Administration</h1><p class=\"error\">Only a Server Administrator may manage the server.</p>".into(),
-        );
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
-    }
-    let mut main = String::from("<h1>Administration</h1>");
-    // Clusters.
-    let clusters = s.fleet.clusters();
-    let rows: Vec<Vec<String>> = clusters
-        .iter()
-        .take(PAGE)
-        .map(|c| {
-            vec![
-                cluster_link(&c.name),
-                link_badge(&c.link),
-                esc(&c.link.mode),
-                esc(&c.link.address),
-                format!(
-                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/clusters/{}\" data-confirm=\"Stop managing {} (its history stays)\" data-cli=\"haven cluster remove {}\">Remove</button>",
-                    seg(&c.name),
-                    esc(&c.name),
-                    esc(&c.name)
-                ),
-            ]
-        })
-        .collect();
-    let _ = write!(
-        main,
-        "<h2>Clusters ({})</h2>{}{}",
-        clusters.len(),
-        table(
-            "admin-clusters",
-            &["Cluster", "Link", "Mode", "Address", ""],
-            &rows
-        ),
-        if clusters.len() > PAGE {
-            "<p><a href=\"/clusters\">All clusters →</a></p>"
-        } else {
-            ""
-        }
-    );
-    main.push_str(
-        "<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/clusters\" data-cli=\"haven cluster add\">\
-<h3>Add a direct connection</h3><input name=\"name\" placeholder=\"cluster name\" required aria-label=\"Cluster name\"> \
-<input name=\"address\" placeholder=\"engine HOST:PORT\" required aria-label=\"Engine address\"> \
-<input name=\"user\" placeholder=\"engine user (optional)\" aria-label=\"Engine user\"> \
-<input name=\"password\" type=\"password\" placeholder=\"engine password\" aria-label=\"Engine password\"> <button>Add</button></form>\
-<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/tokens\" data-cli=\"haven cluster token\">\
-<h3>Connector join token</h3><input name=\"cluster\" placeholder=\"only for cluster (optional)\" aria-label=\"Cluster\"> <button>Create token</button></form>",
-    );
-    // Grants.
-    let grants = s.read(haven_store::Store::grants).await.unwrap_or_default();
-    let mut rows: Vec<Vec<String>> = s
-        .config
-        .auth
-        .grants
-        .iter()
-        .map(|g| {
-            vec![
-                esc(&g
-                    .user
-                    .clone()
-                    .map(|u| format!("user {u}"))
-                    .or(g.group.clone().map(|gr| format!("group {gr}")))
-                    .unwrap_or_default()),
-                esc(g.role.title()),
-                esc(&scope_text(
-                    g.cluster.as_deref(),
-                    g.service_group.as_deref(),
-                )),
-                "<span class=\"muted\">haven.toml</span>".into(),
-            ]
-        })
-        .collect();
-    rows.extend(grants.iter().map(|g| {
-        vec![
-            esc(&format!("{} {}", g.principal_kind, g.principal)),
-            esc(&g.role),
-            esc(&scope_text(g.cluster.as_deref(), g.service_group.as_deref())),
-            format!(
-                "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/grants/{}\" data-confirm=\"Revoke this grant\" data-cli=\"haven role revoke {}\">Revoke</button>",
-                g.id, g.id
-            ),
-        ]
-    }));
-    let _ = write!(
-        main,
-        "<h2>Roles</h2>{}\
-<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/grants\" data-cli=\"haven role grant\"><h3>Grant a role</h3>\
-<select name=\"role\" aria-label=\"Role\"><option>guest</option><option>group_operator</option><option>group_administrator</option><option>cluster_operator</option><option>cluster_administrator</option></select> \
-<input name=\"user\" placeholder=\"user\" aria-label=\"User\"> or <input name=\"group\" placeholder=\"OS group\" aria-label=\"Group\"> on \
-<input name=\"cluster\" placeholder=\"every cluster\" aria-label=\"Cluster\"> <input name=\"service_group\" placeholder=\"every group\" aria-label=\"Service group\"> <button>Grant</button></form>",
-        table("grants", &["Who", "Role", "Scope", ""], &rows)
-    );
-    // Database.
-    let _ = write!(
-        main,
-        "<h2>Database</h2><p><button type=\"button\" class=\"api\" data-method=\"POST\" data-url=\"/api/v1/db/backups\" data-cli=\"haven db backup FILE\">Back up now</button> \
-<a href=\"/api/v1/db/backups\">backups</a></p>\
-<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/db/prune\" data-cli=\"haven db prune\" data-confirm=\"Remove old history\">\
-Prune history older than <input name=\"older_than_days\" type=\"number\" min=\"1\" value=\"90\" data-number aria-label=\"Days\"> days <button>Prune</button></form>"
-    );
-    // Audit.
-    let ops = s
-        .read(|store| {
-            haven_store::Store::operations(
-                store,
-                &haven_store::OperationQuery {
-                    limit: 20,
-                    ..Default::default()
-                },
-            )
-        })
-        .await
-        .unwrap_or_default();
-    let now = crate::now_ms();
-    let rows: Vec<Vec<String>> = ops
-        .iter()
-        .map(|o| {
-            vec![
-                esc(&ago(o.requested_ms, now)),
-                esc(&o.user),
-                cluster_link(&o.cluster),
-                esc(o.op.verb()),
-                o.outcome
-                    .map(|x| badge(&x.as_str().to_uppercase()))
-                    .unwrap_or_default(),
-                esc(o.reason.as_deref().unwrap_or("")),
-            ]
-        })
-        .collect();
-    let _ = write!(
-        main,
-        "<h2>Recent operations</h2>{}<p><a href=\"/api/v1/operations\">Audit log</a> · <a href=\"/api/v1/access-log\">Access log</a></p>",
-        table("audit", &["When", "Who", "Cluster", "Operation", "Outcome", "Reason"], &rows)
-    );
-    v.render("Administration", None, None, main)
-}
-
-fn scope_text(cluster: Option<&str>, group: Option<&str>) -> String {
-    match (cluster, group) {
-        (None, _) => "every cluster".into(),
-        (Some(c), None) => format!("cluster {c}"),
-        (Some(c), Some(g)) => format!("group {g} of {c}"),
-    }
 }

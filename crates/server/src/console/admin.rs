@@ -1,0 +1,564 @@
+//! Administration (Server Administrators): clusters, roles, the server's
+//! effective settings, the database; and the audit log (everyone, each
+//! seeing the operations on what they may see — the same rule as
+//! `/api/v1/operations`, from [`Server::visible_operations`]).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use haven_auth::roles::Role;
+use haven_store::{OperationQuery, OperationRecord};
+use serde::Deserialize;
+
+use super::html::{ago, badge, esc, seg, table};
+use super::pages::{cluster_link, link_badge, pager, AppState, Caught, PageQuery, Rows, PAGE};
+use super::{cli, Viewer};
+use crate::config::{Database, ServerConfig};
+use crate::Server;
+
+/// The audit page reads at most this many operations (newest first); older
+/// ones are for `haven audit --limit` or the SQL port.
+const AUDIT_MAX: usize = 10_000;
+
+pub(crate) async fn admin(
+    State(s): State<AppState>,
+    axum::Extension(caller): Caught,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let v = Viewer::new(s.clone(), caller, q.fragment());
+    if !v.admin() {
+        let mut r = v.render(
+            "Administration",
+            None,
+            None,
+            "<h1>Administration</h1><p class=\"error\">Only a Server Administrator may manage the server.</p>\
+<p>The <a href=\"/audit\">audit log</a> shows the operations on what you may see.</p>".into(),
+        );
+        *r.status_mut() = StatusCode::FORBIDDEN;
+        return r;
+    }
+    let mut main = String::from(
+        "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#roles\">Roles</a> · \
+<a href=\"#settings\">Server settings</a> · <a href=\"#database\">Database</a> · <a href=\"#audit\">Audit log</a></p>",
+    );
+    main.push_str(&clusters_section(&s));
+    main.push_str(&roles_section(&s).await);
+    main.push_str(&settings_section(&s));
+    main.push_str(&database_section());
+    // The newest operations (the audit page has them all).
+    let recent = s
+        .visible_operations(
+            v.sight.as_ref(),
+            OperationQuery {
+                limit: 20,
+                ..Default::default()
+            },
+        )
+        .await;
+    main.push_str("<h2 id=\"audit\">Recent operations</h2>");
+    main.push_str(&match recent {
+        Ok(rows) => audit_table(&rows),
+        Err(e) => read_error(&e),
+    });
+    main.push_str(
+        "<p><a href=\"/audit\">Audit log →</a> · <a href=\"/api/v1/access-log\">Access log (JSON)</a></p>",
+    );
+    v.render("Administration", None, None, main)
+}
+
+fn read_error(e: &str) -> String {
+    format!(
+        "<p class=\"error\">The database could not be read: {}. The server's log has more; try again.</p>",
+        esc(e)
+    )
+}
+
+fn clusters_section(s: &Server) -> String {
+    let clusters = s.fleet.clusters();
+    let rows: Vec<Vec<String>> = clusters
+        .iter()
+        .take(PAGE)
+        .map(|c| {
+            vec![
+                cluster_link(&c.name),
+                link_badge(&c.link),
+                esc(&c.link.mode),
+                esc(&c.link.address),
+                format!(
+                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/clusters/{}\" data-confirm=\"Stop managing {} (its history stays)\" data-cli=\"{}\">Remove</button>",
+                    seg(&c.name),
+                    esc(&c.name),
+                    esc(&cli::cluster_remove(&c.name))
+                ),
+            ]
+        })
+        .collect();
+    format!(
+        "<h2 id=\"clusters\">Clusters ({})</h2>{}{}\
+<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/clusters\" data-cli=\"{}\">\
+<h3>Add a direct connection</h3><input name=\"name\" data-arg=\"\" placeholder=\"cluster name\" required aria-label=\"Cluster name\"> \
+<input name=\"address\" data-arg=\"\" placeholder=\"engine HOST:PORT\" required aria-label=\"Engine address\"> \
+<input name=\"user\" data-arg=\"--user\" placeholder=\"engine user (optional)\" aria-label=\"Engine user\"> \
+<input name=\"password\" data-arg=\"--password-stdin\" data-bare type=\"password\" placeholder=\"engine password\" aria-label=\"Engine password\"> <button>Add</button></form>\
+<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/tokens\" data-cli=\"{}\">\
+<h3>Connector join token</h3><input name=\"cluster\" data-arg=\"--cluster\" placeholder=\"only for cluster (optional)\" aria-label=\"Cluster\"> <button>Create token</button></form>",
+        clusters.len(),
+        table(
+            "admin-clusters",
+            &["Cluster", "Link", "Mode", "Address", ""],
+            &rows
+        ),
+        if clusters.len() > PAGE {
+            "<p><a href=\"/clusters\">All clusters →</a></p>"
+        } else {
+            ""
+        },
+        cli::CLUSTER_ADD,
+        cli::TOKEN,
+    )
+}
+
+async fn roles_section(s: &std::sync::Arc<Server>) -> String {
+    let made = s.read(haven_store::Store::grants).await;
+    let mut rows: Vec<Vec<String>> = s
+        .config
+        .auth
+        .grants
+        .iter()
+        .map(|g| {
+            let who = match (&g.user, &g.group) {
+                (Some(u), _) => format!("user {u}"),
+                (None, Some(gr)) => format!("group {gr}"),
+                (None, None) => String::new(),
+            };
+            vec![
+                esc(&who),
+                esc(g.role.title()),
+                esc(&scope_text(
+                    g.cluster.as_deref(),
+                    g.service_group.as_deref(),
+                )),
+                "<span class=\"muted\">haven.toml</span>".into(),
+            ]
+        })
+        .collect();
+    let mut error = String::new();
+    match &made {
+        Ok(grants) => rows.extend(grants.iter().map(|g| {
+            vec![
+                esc(&format!("{} {}", g.principal_kind, g.principal)),
+                esc(&role_title(&g.role)),
+                esc(&scope_text(g.cluster.as_deref(), g.service_group.as_deref())),
+                format!(
+                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/grants/{}\" data-confirm=\"Revoke this grant\" data-cli=\"{}\">Revoke</button>",
+                    g.id,
+                    esc(&cli::revoke(g.id))
+                ),
+            ]
+        })),
+        Err(e) => error = read_error(e),
+    }
+    let roles: String = Role::ALL
+        .iter()
+        .filter_map(|r| {
+            let name = serde_json::to_value(r).ok()?;
+            let name = name.as_str()?;
+            Some(format!(
+                "<option value=\"{}\">{}</option>",
+                esc(name),
+                esc(r.title())
+            ))
+        })
+        .collect();
+    format!(
+        "<h2 id=\"roles\">Roles</h2>{}{error}\
+<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/grants\" data-cli=\"{}\"><h3>Grant a role</h3>\
+<select name=\"role\" data-arg=\"\" aria-label=\"Role\">{roles}</select> to \
+<input name=\"user\" data-arg=\"--user\" placeholder=\"user\" aria-label=\"User\"> or <input name=\"group\" data-arg=\"--group\" placeholder=\"OS group\" aria-label=\"Group\"> on \
+<input name=\"cluster\" data-arg=\"--cluster\" placeholder=\"every cluster\" aria-label=\"Cluster\"> <input name=\"service_group\" data-arg=\"--group-scope\" placeholder=\"every group\" aria-label=\"Service group\"> <button>Grant</button></form>",
+        table("grants", &["Who", "Role", "Scope", ""], &rows),
+        cli::GRANT,
+    )
+}
+
+/// Backup and prune (the API's; the command log shows the CLI's).
+fn database_section() -> String {
+    format!(
+        "<h2 id=\"database\">Database</h2>\
+<p><button type=\"button\" class=\"api\" data-method=\"POST\" data-url=\"/api/v1/db/backups\" data-cli=\"{}\">Back up now</button> \
+<a href=\"/api/v1/db/backups\">backups</a></p>\
+<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/db/prune\" data-cli=\"{}\" data-confirm=\"Remove old history\">\
+Prune history older than <input name=\"older_than_days\" type=\"number\" min=\"1\" value=\"90\" data-number data-arg=\"--older-than\" data-unit=\"d\" aria-label=\"Days\"> days <button>Prune</button> \
+<span class=\"muted\">(from a shell: on the server host)</span></form>",
+        cli::BACKUP,
+        cli::PRUNE
+    )
+}
+
+fn settings_section(s: &Server) -> String {
+    let rows: Vec<Vec<String>> = settings(
+        &s.config,
+        &s.database,
+        s.connector_addr.get().copied(),
+        s.sql_addr.get().copied(),
+    )
+    .into_iter()
+    .map(|(k, v)| vec![esc(k), esc(&v)])
+    .collect();
+    format!(
+        "<h2 id=\"settings\">Server settings</h2>\
+<p class=\"muted\">In effect now, from haven.toml and the environment (read-only: change haven.toml and restart). No password or secret is shown.</p>{}",
+        table("settings", &["Setting", "Value"], &rows)
+    )
+}
+
+/// The server's effective settings as (name, value) lines. Never a
+/// password or secret: the database URL is shown by [`Database`]'s
+/// `Display` (which leaves the password out), LDAP and engine passwords
+/// are not read at all.
+pub(crate) fn settings(
+    config: &ServerConfig,
+    database: &Database,
+    connectors: Option<SocketAddr>,
+    sql: Option<SocketAddr>,
+) -> Vec<(&'static str, String)> {
+    let auth = &config.auth;
+    let hours = |h: u64| {
+        if h == 1 {
+            "1 hour".into()
+        } else {
+            format!("{h} hours")
+        }
+    };
+    let days = |d: u64, what: &str| {
+        if d == 0 {
+            format!("{what} kept for ever")
+        } else {
+            format!("{what} older than {d} days pruned daily")
+        }
+    };
+    let mut out = vec![
+        (
+            "Console and API",
+            if config.server.insecure_plain_http {
+                format!(
+                    "http://{} (plain HTTP: development only)",
+                    config.server.listen
+                )
+            } else {
+                format!("https://{}", config.server.listen)
+            },
+        ),
+        (
+            "Connector port",
+            format!(
+                "{} (join tokens valid {} s)",
+                connectors.map_or(config.connectors.listen.clone(), |a| a.to_string()),
+                config.connectors.token_ttl_secs
+            ),
+        ),
+        (
+            "SQL port",
+            if config.sql.enabled {
+                sql.map_or(config.sql.listen.clone(), |a| a.to_string())
+            } else {
+                "off".into()
+            },
+        ),
+        (
+            "TLS certificate",
+            if config.tls.certificate.as_os_str().is_empty() {
+                let mut names = vec!["localhost and this host's name".to_string()];
+                names.extend(config.tls.names.iter().cloned());
+                format!("from the fleet CA, for {}", names.join(", "))
+            } else {
+                format!("{}", config.tls.certificate.display())
+            },
+        ),
+        (
+            "Data directory",
+            config.server.data_dir.display().to_string(),
+        ),
+        ("Database", database.to_string()),
+    ];
+    if auth.enabled {
+        out.push((
+            "Logins",
+            format!(
+                "on: local accounts through the PAM service {}",
+                auth.pam_service
+            ),
+        ));
+        if let Some(ldap) = &auth.ldap {
+            let realms = if ldap.domains.is_empty() {
+                "every user@domain".to_string()
+            } else {
+                ldap.domains
+                    .iter()
+                    .map(|d| format!("user@{d}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            // A URL with a user part may hold a password: not shown.
+            let url = if ldap.url.contains('@') {
+                "(its URL holds credentials: not shown)".to_string()
+            } else {
+                ldap.url.clone()
+            };
+            out.push(("Directory logins", format!("{realms} through LDAP {url}")));
+        }
+        out.push((
+            "Sessions",
+            format!(
+                "end after {} min unused or {} after login; {} failed logins per user and source in 10 min",
+                auth.idle_minutes,
+                hours(auth.max_hours),
+                auth.max_failures
+            ),
+        ));
+        out.push(("Server administrators", auth.server_admins.join(", ")));
+    } else {
+        out.push((
+            "Logins",
+            "off (development only, on a loopback address)".into(),
+        ));
+    }
+    out.push((
+        "Backups",
+        if database.is_postgres() {
+            "not taken by the server (PostgreSQL: use pg_dump or your PostgreSQL backup)".into()
+        } else if config.database.backup_every_hours == 0 {
+            "none scheduled (Back up now, or haven backup)".into()
+        } else {
+            format!(
+                "every {} into {}, keeping the newest {}",
+                hours(config.database.backup_every_hours),
+                config.backup_dir().display(),
+                config.database.backup_keep
+            )
+        },
+    ));
+    out.push((
+        "Retention",
+        format!(
+            "{}; {}",
+            days(config.database.retention_days, "history"),
+            days(config.database.audit_retention_days, "audit")
+        ),
+    ));
+    out.push((
+        "Links to engines",
+        format!(
+            "reconnect after {} ms, backing off to {} ms; stale after {} ms unheard",
+            config.links.initial_backoff_ms,
+            config.links.max_backoff_ms,
+            config.links.stale_after_ms
+        ),
+    ));
+    out.push(("Clusters in haven.toml", config.clusters.len().to_string()));
+    out
+}
+
+/// "Group Operator" for `group_operator` (the stored name, if unknown).
+fn role_title(name: &str) -> String {
+    serde_json::from_value::<Role>(serde_json::Value::String(name.into()))
+        .map(|r| r.title().to_string())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+fn scope_text(cluster: Option<&str>, group: Option<&str>) -> String {
+    match (cluster, group) {
+        (None, _) => "every cluster".into(),
+        (Some(c), None) => format!("cluster {c}"),
+        (Some(c), Some(g)) => format!("group {g} of {c}"),
+    }
+}
+
+// The audit log -------------------------------------------------------------------
+
+/// `/audit?user=&cluster=&page=&per=`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    fragment: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    cluster: Option<String>,
+    #[serde(default)]
+    page: Option<usize>,
+    /// Rows a page (1 to 500; default 100).
+    #[serde(default)]
+    per: Option<usize>,
+}
+
+pub(crate) async fn audit(
+    State(s): State<AppState>,
+    axum::Extension(caller): Caught,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let v = Viewer::new(s.clone(), caller, q.fragment.is_some());
+    let nonempty = |t: &Option<String>| t.clone().filter(|t| !t.trim().is_empty());
+    let (user, cluster) = (nonempty(&q.user), nonempty(&q.cluster));
+    let per = q.per.unwrap_or(PAGE).clamp(1, 500);
+    let page = q.page.unwrap_or(0);
+    let filter = format!(
+        "<form class=\"filter\" action=\"/audit\"><input name=\"user\" value=\"{}\" placeholder=\"user\" aria-label=\"Only this user's\"> \
+<input name=\"cluster\" value=\"{}\" placeholder=\"cluster\" aria-label=\"Only this cluster's\"> <button>Filter</button></form>",
+        esc(user.as_deref().unwrap_or("")),
+        esc(cluster.as_deref().unwrap_or(""))
+    );
+    let mut main = format!(
+        "<h1>Audit log</h1><p class=\"muted\">Every operation asked of a cluster, newest first: who, what, when and how it ended{}. From a shell: <code>{}</code></p>{filter}",
+        if v.sight.is_some() {
+            " — on the clusters and groups you may see"
+        } else {
+            ""
+        },
+        esc(&cli::audit(user.as_deref(), cluster.as_deref()))
+    );
+    // One more than the page, to know whether there is a next one.
+    let wanted = (page + 1) * per + 1;
+    if wanted > AUDIT_MAX + 1 {
+        let _ = write!(
+            main,
+            "<p class=\"error\">The console shows the newest {AUDIT_MAX} operations; for older ones use <code>haven audit --limit N</code> or the SQL port.</p>"
+        );
+        return v.render("Audit log", None, None, main);
+    }
+    let query = OperationQuery {
+        cluster: cluster.clone(),
+        clusters: None,
+        user: user.clone(),
+        limit: wanted,
+    };
+    let rows = match s.visible_operations(v.sight.as_ref(), query).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            main.push_str(&read_error(&e));
+            return v.render("Audit log", None, None, main);
+        }
+    };
+    let more = rows.len() == wanted;
+    let shown: Vec<OperationRecord> = rows.into_iter().skip(page * per).take(per).collect();
+    if shown.is_empty() {
+        main.push_str("<p class=\"muted\">No operations recorded here.</p>");
+    } else {
+        main.push_str(&audit_table(&shown));
+    }
+    let base = format!(
+        "/audit?user={}&cluster={}&per={per}",
+        seg(user.as_deref().unwrap_or("")),
+        seg(cluster.as_deref().unwrap_or(""))
+    );
+    main.push_str(&pager(&base, page, per, Rows::More(more)));
+    v.render("Audit log", None, None, main)
+}
+
+/// Audited operations as a table: when, who, what (as the `haven`
+/// command), the cluster, the outcome and the engine's reason.
+fn audit_table(rows: &[OperationRecord]) -> String {
+    let now = crate::now_ms();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|o| {
+            let what = cli::operation(&o.cluster, &o.op)
+                .map(|c| format!("<code>{}</code>", esc(&c)))
+                .unwrap_or_else(|| esc(&o.op.verb().replace('_', " ")));
+            vec![
+                format!(
+                    "<time title=\"{}\">{}</time>",
+                    esc(&ago(o.requested_ms, now)),
+                    esc(&utc(o.requested_ms))
+                ),
+                esc(&o.user),
+                what,
+                cluster_link(&o.cluster),
+                o.outcome
+                    .map(|x| badge(&x.as_str().to_uppercase()))
+                    .unwrap_or_else(|| badge("PENDING")),
+                esc(o.reason.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    table(
+        "audit",
+        &["When (UTC)", "Who", "What", "Cluster", "Outcome", "Reason"],
+        &rows,
+    )
+}
+
+/// `2024-05-01 12:00:03` (UTC) for milliseconds since the epoch.
+fn utc(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_show_no_password_or_secret() {
+        let config = ServerConfig::parse(
+            r#"
+[database]
+url = "postgres://haven:dbsecret@db.example.com:5432/haven"
+[auth]
+server_admins = ["root", "@ha-admins"]
+[auth.ldap]
+url = "ldaps://ldap.example.com"
+user_base = "ou=people,dc=example,dc=com"
+group_base = "ou=groups,dc=example,dc=com"
+bind_dn = "cn=haven,dc=example,dc=com"
+bind_password = "ldapsecret"
+domains = ["example.com"]
+[[cluster]]
+name = "prod"
+address = "10.0.0.5:14141"
+user = "admin"
+password = "enginesecret"
+"#,
+        )
+        .unwrap();
+        let shown = settings(&config, &config.database_with_env(None), None, None);
+        let text = format!("{shown:?}");
+        for secret in ["dbsecret", "ldapsecret", "enginesecret"] {
+            assert!(!text.contains(secret), "{secret} shown: {text}");
+        }
+        let value = |k: &str| {
+            shown
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {k} in {text}"))
+        };
+        assert_eq!(
+            value("Database"),
+            "the PostgreSQL database postgres://haven@db.example.com:5432/haven"
+        );
+        assert!(value("Directory logins").contains("user@example.com"));
+        assert!(value("Backups").contains("PostgreSQL"));
+        assert_eq!(value("Server administrators"), "root, @ha-admins");
+        assert_eq!(value("Console and API"), "https://0.0.0.0:8440");
+    }
+
+    #[test]
+    fn audit_times_are_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(1_714_564_803_000), "2024-05-01 12:00:03");
+    }
+}
