@@ -15,16 +15,14 @@
 //! it is TLS and what to check.
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::{
     dn_escape, ldap_escape, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use rustls::{CertificateError, ClientConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::pam::LoginError;
@@ -233,10 +231,10 @@ fn uses_tls(config: &LdapConfig) -> bool {
 fn tls_config(config: &LdapConfig) -> Result<Arc<ClientConfig>, LoginError> {
     let roots = match &config.ca_file {
         Some(path) => Arc::new(
-            roots_from_file(path)
+            haven_pki::roots_from_file(path)
                 .map_err(|e| unavailable(format!("[auth.ldap] ca_file {}: {e}", path.display())))?,
         ),
-        None => system_roots().map_err(|e| {
+        None => haven_pki::system_roots().map_err(|e| {
             unavailable(format!(
                 "TLS to {} has no CA to verify the directory with: {e}; set [auth.ldap] \
                  ca_file to the PEM file of the CA that signed the directory's certificate",
@@ -244,59 +242,7 @@ fn tls_config(config: &LdapConfig) -> Result<Arc<ClientConfig>, LoginError> {
             ))
         })?,
     };
-    // ring, chosen explicitly, as in haven-pki: nothing depends on a
-    // process-wide default provider.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports rustls' default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(tls))
-}
-
-/// The CA certificates of a PEM file, as the only trust anchors.
-fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("it is not PEM ({e})"))?;
-    if certs.is_empty() {
-        return Err("it holds no certificate; it must be the PEM (-----BEGIN \
-                    CERTIFICATE-----) of the CA that signed the directory's certificate"
-            .into());
-    }
-    let mut roots = RootCertStore::empty();
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("a certificate in it cannot be a trusted CA ({e})"))?;
-    }
-    Ok(roots)
-}
-
-/// The system's trust store (rustls-native-certs: `SSL_CERT_FILE`,
-/// `SSL_CERT_DIR` or the distribution's bundle), loaded once it is found
-/// non-empty.
-fn system_roots() -> Result<Arc<RootCertStore>, String> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    if let Some(roots) = ROOTS.get() {
-        return Ok(roots.clone());
-    }
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = RootCertStore::empty();
-    let (added, _unusable) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        let why = found
-            .errors
-            .first()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default();
-        return Err(format!(
-            "the system trust store holds no CA certificate{why}"
-        ));
-    }
-    Ok(ROOTS.get_or_init(|| Arc::new(roots)).clone())
+    Ok(haven_pki::client_config_with_roots(roots))
 }
 
 /// Says why the connection could not be opened: a TLS failure says it is

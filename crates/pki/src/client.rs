@@ -10,14 +10,18 @@
 //! ([`client_config_for_ca_with_cert`]); the server then knows at the
 //! handshake which cluster the connector was admitted for.
 
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
+};
 
 use crate::authority::trust_only;
 use crate::{cert_pem, fingerprint, provider, PkiError};
@@ -300,4 +304,59 @@ fn untrusted(reason: String, fix: &str) -> rustls::Error {
         reason,
         fix: fix.to_owned(),
     })))
+}
+
+/// A client config (ring, TLS 1.2 and 1.3, no client certificate) that
+/// trusts `roots` and checks the peer's name as usual.
+pub fn client_config_with_roots(roots: Arc<RootCertStore>) -> Arc<ClientConfig> {
+    let tls = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports rustls' default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(tls)
+}
+
+/// The CA certificates of a PEM file, as the only trust anchors.
+pub fn roots_from_file(path: &Path) -> Result<RootCertStore, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("it is not PEM ({e})"))?;
+    if certs.is_empty() {
+        return Err("it holds no certificate; it must be the PEM (-----BEGIN \
+                    CERTIFICATE-----) of the CA that signed the peer's certificate"
+            .into());
+    }
+    let mut roots = RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("a certificate in it cannot be a trusted CA ({e})"))?;
+    }
+    Ok(roots)
+}
+
+/// The system's trust store (rustls-native-certs: `SSL_CERT_FILE`,
+/// `SSL_CERT_DIR` or the distribution's bundle), loaded once it is found
+/// non-empty.
+pub fn system_roots() -> Result<Arc<RootCertStore>, String> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return Ok(roots.clone());
+    }
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _unusable) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "the system trust store holds no CA certificate{why}"
+        ));
+    }
+    Ok(ROOTS.get_or_init(|| Arc::new(roots)).clone())
 }

@@ -78,7 +78,7 @@ impl ApiError {
 
     /// Marks this answer as a refusal, recorded in the access log with
     /// `reason` (which may say more than the caller is told).
-    fn denied(mut self, cluster: &str, reason: &str) -> Self {
+    pub(crate) fn denied(mut self, cluster: &str, reason: &str) -> Self {
         self.denied = Some(Denial {
             cluster: Some(cluster.to_string()).filter(|c| !c.is_empty()),
             reason: reason.to_string(),
@@ -86,7 +86,7 @@ impl ApiError {
         self
     }
 
-    fn permission_denied(message: String) -> Self {
+    pub(crate) fn permission_denied(message: String) -> Self {
         let reason = message.clone();
         Self::new(StatusCode::FORBIDDEN, "permission_denied", message).denied("", &reason)
     }
@@ -95,7 +95,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    fn unknown_cluster(name: &str) -> Self {
+    pub(crate) fn unknown_cluster(name: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "unknown_cluster",
@@ -200,6 +200,16 @@ pub fn router(server: AppState) -> Router {
         .route("/api/v1/history", get(history))
         .route("/api/v1/gaps", get(gaps))
         .route("/api/v1/operations", get(operations))
+        .route("/api/v1/alerts", get(crate::alerts::api::list))
+        .route(
+            "/api/v1/alerts/deliveries",
+            get(crate::alerts::api::deliveries),
+        )
+        .route("/api/v1/alerts/test", post(crate::alerts::api::test))
+        .route(
+            "/api/v1/alerts/{id}/ack",
+            post(crate::alerts::api::acknowledge),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -1088,7 +1098,7 @@ pub struct ClusterFilter {
 /// For a limited caller, the clusters they see (history of others is
 /// not theirs to read); refuses a named cluster they do not see as
 /// unknown. `None`: no restriction.
-fn visible_clusters(
+pub(crate) fn visible_clusters(
     s: &Server,
     sight: Option<&crate::access::Limited>,
     named: Option<&str>,

@@ -151,6 +151,63 @@ server_admins = ["root"]
 #                                        # name is a local (PAM) account. Empty or
 #                                        # unset: every user@domain.
 
+[alerts]
+# Conditions that need someone raise alerts (GET /api/v1/alerts): a faulted
+# resource, group or system, a failover, a concurrency violation, a cluster
+# the server has lost, an object left frozen. They clear themselves when
+# the condition ends, and can be acknowledged.
+enabled = true
+# A cluster unreachable (or silent) this long raises `disconnected_cluster`.
+disconnect_grace_secs = 30
+# A group or system frozen this long raises `frozen_group` / `frozen_system`
+# (0: never).
+frozen_after_secs = 86400
+# An alert raised and cleared more than flap_changes times within
+# flap_window_secs is flapping: one notification says so, the rest are held
+# back until it has been quiet for a whole window (0: never).
+flap_changes = 6
+flap_window_secs = 600
+# Notifications waiting per channel; beyond that new ones are dropped (and
+# the drop is recorded in GET /api/v1/alerts/deliveries).
+queue_capacity = 1000
+#
+# Where notifications go: channels, each with a name, and policies that
+# send alerts to them. Every attempt is recorded; failures are retried
+# with backoff and never hold up the server.
+#
+# [[alerts.channel]]
+# name = "oncall-mail"
+# type = "smtp"
+# host = "mail.example.com"
+# port = 587
+# starttls = "required"                  # required, optional or off
+# username = "haven"                     # optional; sent over TLS only
+# password = "..."
+# from = "haven@example.com"
+# to = ["oncall@example.com"]
+# ca_file = "/etc/haven/mail-ca.pem"     # optional; else the system's CAs
+#
+# [[alerts.channel]]
+# name = "chatops"
+# type = "webhook"
+# url = "https://hooks.example.com/haven"
+# secret = "at-least-16-random-characters"   # X-Haven-Signature: sha256=HMAC
+# retries = 5
+#
+# [[alerts.channel]]
+# name = "syslog"
+# type = "syslog"
+# address = "/dev/log"                   # or HOST:PORT (UDP, RFC 5424)
+# facility = "daemon"
+#
+# [[alerts.policy]]
+# name = "critical to on-call"
+# min_severity = "critical"              # info, warning or critical
+# cluster = "prod-*"                     # a glob on the cluster
+# kinds = []                             # empty: every kind
+# object = "*"                           # a glob on the group, resource or system
+# channels = ["oncall-mail", "chatops"]
+
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
 # database. A cluster listed here is (re)added at every start.
@@ -228,6 +285,7 @@ pub struct ServerConfig {
     pub connectors: ConnectorSection,
     pub sql: SqlSection,
     pub auth: AuthSection,
+    pub alerts: crate::alerts::AlertsSection,
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterEntry>,
 }
@@ -496,7 +554,12 @@ impl ServerConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let config = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config
+            .alerts
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
@@ -552,6 +615,7 @@ mod tests {
             ("# [auth.ldap]", "# domains"),
             ("# [[auth.grant]]", "# cluster = "),
             ("# [[cluster]]", "# password"),
+            ("# [[alerts.channel]]", "# channels = "),
         ] {
             let start = DEFAULT_CONFIG.find(first).unwrap();
             let end = start + DEFAULT_CONFIG[start..].find(last).unwrap();
@@ -560,7 +624,11 @@ mod tests {
                 .lines()
                 .map(|l| format!("{}\n", l.trim_start_matches("# ")))
                 .collect();
-            ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+            let config = ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+            config
+                .alerts
+                .check()
+                .unwrap_or_else(|e| panic!("{text}\n{e}"));
         }
     }
 

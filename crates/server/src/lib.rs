@@ -99,6 +99,8 @@ pub struct Server {
     pub auth: Option<auth::Auth>,
     /// One backup or prune at a time.
     maintenance: maintenance::Busy,
+    /// The alert task (`None` with `[alerts] enabled = false`).
+    pub alerts: Option<alerts::Alerts>,
     /// Held while the server runs: one server per data directory, and
     /// `haven db restore` knows to wait.
     _lock: std::fs::File,
@@ -125,14 +127,32 @@ impl Server {
             let known = store.list_clusters()?;
             let cursors = store.cursors()?;
             let grants = store.grants()?;
+            let alerts = if config.alerts.enabled {
+                let window_ms = config.alerts.flap_window_secs.saturating_mul(1000) as i64;
+                Some(alerts::Loaded {
+                    open: store.alerts(&haven_store::AlertQuery {
+                        open: Some(true),
+                        limit: 1_000_000,
+                        ..Default::default()
+                    })?,
+                    recent: store.alerts(&haven_store::AlertQuery {
+                        since_ms: Some(now_ms() - window_ms),
+                        limit: 1_000_000,
+                        ..Default::default()
+                    })?,
+                    max_id: store.max_alert_id()?,
+                })
+            } else {
+                None
+            };
             let reader = open_store(&database)?;
             let changes = match database {
                 Database::Sqlite(_) => None,
                 Database::Postgres(_) => Some(Arc::new(Mutex::new(open_store(&database)?))),
             };
-            Ok((store, known, cursors, grants, reader, changes))
+            Ok((store, known, cursors, grants, alerts, reader, changes))
         });
-        let (store, known, cursors, grants, reader, changes) = opened?;
+        let (store, known, cursors, grants, loaded_alerts, reader, changes) = opened?;
         tracing::info!("database: {database}");
         let mut names = config.tls.names.clone();
         names.extend(tls::host_name().filter(|h| !names.contains(h)));
@@ -172,6 +192,16 @@ impl Server {
                     .context("cannot trust the fleet CA for engine links")?,
             ),
         };
+        // Subscribed before any link starts: the alerts see every update.
+        let alerts = loaded_alerts.map(|loaded| {
+            alerts::spawn(
+                &config.alerts,
+                fleet.clone(),
+                fleet.subscribe(),
+                history.clone(),
+                loaded,
+            )
+        });
         let server = Arc::new(Server {
             config,
             fleet,
@@ -189,6 +219,7 @@ impl Server {
             sql_addr: OnceLock::new(),
             auth,
             maintenance: maintenance::Busy::default(),
+            alerts,
             _lock: lock,
         });
         for rec in known {

@@ -47,6 +47,10 @@ pub enum WriteMsg {
     },
     /// The access log: logins, logouts, refusals, administrators' changes.
     Access(haven_store::NewAccess),
+    /// Alerts raised or changed, in order (see `alerts`).
+    Alerts(Vec<haven_store::AlertRecord>),
+    /// Attempts to deliver notifications.
+    Deliveries(Vec<haven_store::NewDelivery>),
     /// Replies once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -264,6 +268,16 @@ impl Writer {
                         action = entry.action,
                         "cannot write to the access log: {e}"
                     );
+                }
+            }
+            WriteMsg::Alerts(alerts) => {
+                if let Err(e) = self.store.save_alerts(&alerts) {
+                    tracing::error!("cannot store {} alert changes: {e}", alerts.len());
+                }
+            }
+            WriteMsg::Deliveries(rows) => {
+                if let Err(e) = self.store.insert_deliveries(&rows) {
+                    tracing::error!("cannot record {} notification attempts: {e}", rows.len());
                 }
             }
             WriteMsg::Flush(done) => waiting.push(done),

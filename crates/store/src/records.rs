@@ -471,6 +471,7 @@ pub struct GrantRecord {
 
 /// How serious an alert is, lowest first (so `>=` means "at least as
 /// serious").
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertSeverity {
@@ -493,6 +494,7 @@ stored_names!(AlertSeverity {
 /// until it cleared. `(cluster, kind, object, system)` is its key: at
 /// most one alert of a key is open at a time; the same condition coming
 /// back later is a new alert.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertRecord {
     /// Its number, given by the server in the order alerts are raised.
@@ -561,6 +563,7 @@ impl Default for AlertQuery {
 }
 
 /// How one attempt to deliver a notification ended.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryOutcome {
@@ -604,6 +607,7 @@ pub struct NewDelivery {
 }
 
 /// A recorded [`NewDelivery`], with its id.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     /// Its id, in the order attempts were recorded.

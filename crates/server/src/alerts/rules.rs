@@ -324,6 +324,17 @@ impl Rules {
         self.open.get(self.by_id.get(&id)?)
     }
 
+    /// Whether `group` of `cluster` has an open concurrency alert (then a
+    /// change of its states may end it: see [`Rules::recheck_concurrency`]).
+    pub fn violation_open(&self, cluster: &str, group: &str) -> bool {
+        self.open.contains_key(&Key::new(
+            cluster,
+            AlertKind::ConcurrencyViolation,
+            Some(group),
+            None,
+        ))
+    }
+
     /// Whether an alert of this key is open.
     pub fn is_open(&self, key: &Key) -> bool {
         self.open.contains_key(key)

@@ -1,0 +1,223 @@
+//! The alerts' API: list (for what the caller may see), acknowledge, the
+//! delivery log, and a test notification.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use haven_auth::roles::Right;
+use haven_store::{AlertQuery, AlertRecord, DeliveryOutcome, DeliveryQuery, DeliveryRecord};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::Acked;
+use crate::access::Limited;
+use crate::api::{limit, need_server_admin, visible_clusters, ApiError, ApiQuery};
+use crate::auth::Caller;
+use crate::fleet::Sight;
+use crate::Server;
+
+/// `?open=&cluster=&since_ms=&limit=`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct AlertParams {
+    /// `true`: only open alerts; `false`: only cleared ones.
+    pub open: Option<bool>,
+    pub cluster: Option<String>,
+    /// Only alerts raised or cleared at or after this time (ms).
+    pub since_ms: Option<i64>,
+    /// At most this many, newest first (default 100).
+    pub limit: Option<usize>,
+}
+
+fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
+    s.alerts.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "alerts_disabled",
+            "alerts are off on this server ([alerts] enabled = false)",
+        )
+    })
+}
+
+/// Whether `sight` shows an alert: its cluster, and its group if it has one.
+fn shown(sight: Option<&Limited>, a: &AlertRecord) -> bool {
+    sight.is_none_or(|l| match &a.service_group {
+        Some(g) => l.group(&a.cluster, g),
+        None => l.cluster(&a.cluster),
+    })
+}
+
+/// `GET /api/v1/alerts`: newest raised first.
+pub(crate) async fn list(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiQuery(q): ApiQuery<AlertParams>,
+) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+    alerts_on(&s)?;
+    let sight = s.sight(&caller);
+    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
+    let wanted = limit(q.limit, 100);
+    // What the alert task has decided is stored before it is read.
+    s.flush_history().await;
+    let query = AlertQuery {
+        open: q.open,
+        cluster: q.cluster,
+        clusters,
+        since_ms: q.since_ms,
+        // Group-limited callers lose some rows after the read.
+        limit: if sight.is_some() { wanted * 4 } else { wanted },
+        ..Default::default()
+    };
+    let rows = s
+        .read(move |store| store.alerts(&query))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(
+        rows.into_iter()
+            .filter(|a| shown(sight.as_ref(), a))
+            .take(wanted)
+            .collect(),
+    ))
+}
+
+/// `POST /api/v1/alerts/{id}/ack`: who may operate the alert's group (or
+/// cluster, for an alert of no group) may acknowledge it. The first
+/// acknowledgement stays.
+pub(crate) async fn acknowledge(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<AlertRecord>, ApiError> {
+    let alerts = alerts_on(&s)?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert {id}; GET /api/v1/alerts lists them"),
+        )
+    };
+    s.flush_history().await;
+    let stored = s
+        .read(move |store| {
+            store.alerts(&AlertQuery {
+                id: Some(id),
+                limit: 1,
+                ..Default::default()
+            })
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .pop();
+    let alert = match stored {
+        Some(a) => a,
+        None => alerts
+            .open()
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or_else(not_found)?,
+    };
+    let sight = s.sight(&caller);
+    if !shown(sight.as_ref(), &alert) {
+        return Err(not_found().denied(&alert.cluster, "no role on the alert's cluster or group"));
+    }
+    if let (Caller::User(who), Some(auth)) = (&caller, &s.auth) {
+        let role = auth
+            .policy()
+            .role(who, &alert.cluster, alert.service_group.as_deref());
+        if !role.is_some_and(|r| r.allows(Right::OperateGroup)) {
+            return Err(ApiError::permission_denied(format!(
+                "acknowledging an alert needs Group Operator or higher on {}{}; {} holds {}",
+                alert.cluster,
+                alert
+                    .service_group
+                    .as_ref()
+                    .map(|g| format!("/{g}"))
+                    .unwrap_or_default(),
+                who.user,
+                role.map_or("no role".into(), |r| r.title().to_string())
+            )));
+        }
+    }
+    let user = caller.name().to_string();
+    match alerts
+        .acknowledge(id, &user)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Acked::Open(alert) => Ok(Json(*alert)),
+        Acked::NotOpen => {
+            let at = crate::now_ms();
+            let acked = s
+                .write_store(move |store| store.acknowledge_alert(id, &user, at))
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or_else(not_found)?;
+            Ok(Json(acked))
+        }
+    }
+}
+
+/// `?alert_id=&channel=&outcome=&limit=`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct DeliveryParams {
+    pub alert_id: Option<i64>,
+    pub channel: Option<String>,
+    /// `sent`, `failed`, `dropped` or `suppressed`.
+    pub outcome: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/alerts/deliveries`: every attempt to notify, newest first
+/// (Server Administrators: it names channels and their errors).
+pub(crate) async fn deliveries(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiQuery(q): ApiQuery<DeliveryParams>,
+) -> Result<Json<Vec<DeliveryRecord>>, ApiError> {
+    alerts_on(&s)?;
+    need_server_admin(&s, &caller)?;
+    let outcome = match q.outcome.as_deref() {
+        None => None,
+        Some(o) => Some(DeliveryOutcome::parse(o).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "outcome `{o}`: use sent, failed, dropped or suppressed"
+            ))
+        })?),
+    };
+    s.flush_history().await;
+    let query = DeliveryQuery {
+        alert_id: q.alert_id,
+        channel: q.channel,
+        outcome,
+        limit: limit(q.limit, 100),
+    };
+    let rows = s
+        .read(move |store| store.deliveries(&query))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(rows))
+}
+
+/// `{"channel": NAME}`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TestRequest {
+    pub channel: String,
+}
+
+/// `POST /api/v1/alerts/test`: a test notification through one channel
+/// (Server Administrators); its delivery shows in the delivery log.
+pub(crate) async fn test(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    crate::api::ApiJson(body): crate::api::ApiJson<TestRequest>,
+) -> Result<StatusCode, ApiError> {
+    let alerts = alerts_on(&s)?;
+    need_server_admin(&s, &caller)?;
+    alerts.test(&body.channel, caller.name()).map_err(|e| {
+        ApiError::bad_request(format!("{e}; channels: {}", alerts.channels().join(", ")))
+    })?;
+    Ok(StatusCode::ACCEPTED)
+}
