@@ -8,8 +8,10 @@
 //! settings, roles, database) and the audit log; dark and light themes
 //! and the keyboard at a laptop width; a stopped engine shown as
 //! disconnected without a reload; a Guest offered no operation (told which
-//! role would allow them) and refused a forged one. Every `haven` command
-//! the console showed is checked against the real command line parser.
+//! role would allow them) and refused a forged one and the access log;
+//! the Server Administrator reading the Guest's failed login and refusals
+//! there. Every `haven` command the console showed is checked against the
+//! real command line parser.
 //! Screenshots of the main pages are kept in
 //! `target/tmp/console-screenshots/`.
 
@@ -39,17 +41,22 @@ fn shots() -> std::path::PathBuf {
     dir
 }
 
-fn log_in(b: &Browser, base: &str, user: &str) {
-    b.goto(&format!("{base}/"));
+/// Logs out and in again as `user`, asking for `to`: the login page
+/// sends them on there.
+fn log_in(b: &Browser, base: &str, user: &str, to: &str) {
     b.click("#logout");
     b.wait_for("the login page", || {
         b.url().contains("/login").then_some(())
     });
+    b.goto(&format!("{base}{to}"));
+    b.wait_for("the login page, with where to go next", || {
+        b.url().contains("/login?next=").then_some(())
+    });
     b.type_into("#user", user);
     b.type_into("#password", &OsUsers::password(user));
     b.click("#login button[type=submit]");
-    b.wait_for("the summary after login", || {
-        (!b.url().contains("/login")).then_some(())
+    b.wait_for(&format!("{to} after login"), || {
+        b.url().ends_with(to).then_some(())
     });
 }
 
@@ -323,7 +330,7 @@ fn the_console_shows_the_fleet_live_runs_operations_and_offers_guests_nothing() 
         hints: Default::default(),
     };
 
-    an_operator_logs_in_and_lands_where_they_were_going(&c, &op);
+    an_operator_logs_in_and_lands_where_they_were_going(&c, &op, &guest);
     group_operations_run_through_the_real_confirmation(&c);
     the_summary_counts_the_fleet_and_shows_a_fault_live(&c, &kappa, &lambda);
     resource_and_system_pages_run_their_operations(&c);
@@ -333,20 +340,24 @@ fn the_console_shows_the_fleet_live_runs_operations_and_offers_guests_nothing() 
     a_stopped_engine_shows_as_disconnected_without_a_reload(&c, &mut lambda);
     every_command_shown_is_one_haven_takes(&c);
     a_guest_is_offered_nothing_told_why_and_refused(&c, &guest);
+    the_access_log_shows_the_guests_failed_login_and_refusals(&c, &op, &guest);
     drop(server);
 }
 
-fn an_operator_logs_in_and_lands_where_they_were_going(c: &Console, op: &str) {
+fn an_operator_logs_in_and_lands_where_they_were_going(c: &Console, op: &str, guest: &str) {
     let b = &c.b;
-    // A wrong password is refused on the page, with the reason.
     b.goto(&format!("{}/c/kappa", c.base));
     b.wait_for("the login page", || {
         b.url().contains("/login?next=").then_some(())
     });
-    b.type_into("#user", op);
+    // A wrong password (tried on the Guest's account: the access log
+    // shows it at the end) is refused on the page, with the reason.
+    b.type_into("#user", guest);
     b.type_into("#password", "wrong");
     b.click("#login button[type=submit]");
     b.wait_text("#loginerror", "wrong user name or password");
+    b.script("document.getElementById('user').value = '';", json!([]));
+    b.type_into("#user", op);
     b.type_into("#password", &OsUsers::password(op));
     b.click("#login button[type=submit]");
     b.wait_for("the cluster page", || {
@@ -774,11 +785,12 @@ fn every_command_shown_is_one_haven_takes(c: &Console) {
 /// A Guest (on kappa only): no operation buttons but a note naming the
 /// roles that would allow them; a forged request refused; an audit log
 /// with kappa's operations (their refused one included), none of
-/// lambda's; no administration.
+/// lambda's; no administration, and the access log refused with the
+/// API's own answer.
 fn a_guest_is_offered_nothing_told_why_and_refused(c: &Console, guest: &str) {
     let b = &c.b;
-    log_in(b, &c.base, guest);
-    c.open("/c/kappa/g/web", "State per system");
+    log_in(b, &c.base, guest, "/c/kappa/g/web");
+    b.wait_text("#main", "State per system");
     assert_eq!(b.count("button.op"), 0, "no operation buttons for a Guest");
     let note = text_of(b, "#main .withheld");
     for expected in [
@@ -812,4 +824,79 @@ fn a_guest_is_offered_nothing_told_why_and_refused(c: &Console, guest: &str) {
         "their own refused request is audited: {audit:#?}"
     );
     c.open("/admin", "Only a Server Administrator");
+    c.open("/access", "is not a Server Administrator");
+    let refused = b.script(
+        "return Promise.all([fetch('/access').then(r => r.status), \
+           fetch('/api/v1/access-log').then(r => r.json().then(j => [r.status, j.error.message]))]);",
+        json!([]),
+    );
+    assert_eq!(refused[0], json!(403), "the page is refused: {refused}");
+    assert_eq!(refused[1][0], json!(403), "as the API is: {refused}");
+    assert_eq!(
+        json!(text_of(b, "#main p.error")),
+        refused[1][1],
+        "with the API's words"
+    );
+}
+
+/// The Server Administrator, from the Administration page, reads the
+/// access log; filtered to the Guest's refusals (through the page's
+/// form), it has their failed login and the refused access pages (the
+/// console's and the API's alike), newest first, and by pages.
+fn the_access_log_shows_the_guests_failed_login_and_refusals(c: &Console, op: &str, guest: &str) {
+    let b = &c.b;
+    log_in(b, &c.base, op, "/admin");
+    b.click("a[href='/access']");
+    b.wait_text("#main", "Logins, logouts, refusals");
+    assert!(
+        has_row(b, "table.access", &format!("{op} 127.0.0.1 login")),
+        "{:#?}",
+        rows(b, "table.access")
+    );
+    c.screenshot("access.png");
+
+    b.script(
+        "const f = document.querySelector('form.filter'); f.user.value = arguments[0]; f.outcome.value = 'denied';",
+        json!([guest]),
+    );
+    b.click("form.filter button");
+    b.wait_text("#main", "--outcome denied");
+    let command = text_of(b, "#main code.shell");
+    assert_eq!(
+        command,
+        format!("haven audit --access --user {guest} --outcome denied")
+    );
+    haven_accepts(&command).unwrap();
+    let denied = rows(b, "table.access tbody");
+    assert!(
+        denied
+            .iter()
+            .all(|r| r.contains(&format!(" {guest} ")) && r.contains("DENIED")),
+        "only the Guest's refusals: {denied:#?}"
+    );
+    assert!(
+        denied[0].contains(&format!(
+            "{guest} 127.0.0.1 read GET /api/v1/access-log DENIED {guest} is not a Server Administrator"
+        )),
+        "newest first: {denied:#?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|r| r.contains(&format!("{guest} 127.0.0.1 read GET /access DENIED"))),
+        "the console's refusal too: {denied:#?}"
+    );
+    assert!(
+        denied
+            .last()
+            .is_some_and(|r| r.contains(&format!("{guest} 127.0.0.1 login"))),
+        "their failed login, the oldest: {denied:#?}"
+    );
+    // One a page: the second page is the second newest.
+    c.open(
+        &format!("/access?user={guest}&outcome=denied&per=1&page=1"),
+        "Page 2.",
+    );
+    assert_eq!(rows(b, "table.access tbody"), denied[1..2]);
+    assert_eq!(b.count("a[rel=prev]") + b.count("a[rel=next]"), 2);
 }

@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use haven_store::{AccessOutcome, AccessQuery, NewAccess, NewGrant};
+use haven_store::{AccessOutcome, AccessQuery, AccessRecord, NewAccess, NewGrant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -249,17 +249,12 @@ pub(crate) async fn access_log(
     ApiQuery(q): ApiQuery<AccessParams>,
 ) -> Result<Json<Vec<AccessEntry>>, ApiError> {
     need_server_admin(&s, &caller)?;
-    let outcome = match q.outcome.as_deref() {
-        None => None,
-        Some("allowed") => Some(AccessOutcome::Allowed),
-        Some("denied") => Some(AccessOutcome::Denied),
-        Some("failed") => Some(AccessOutcome::Failed),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "outcome `{other}`: use allowed, denied or failed"
-            )))
-        }
-    };
+    let outcome = q
+        .outcome
+        .as_deref()
+        .map(access_outcome)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
     let query = AccessQuery {
         user: q.user,
         action: q.action,
@@ -268,11 +263,7 @@ pub(crate) async fn access_log(
         since_ms: q.since_ms,
         limit: limit(q.limit, 100),
     };
-    s.flush_history().await;
-    let rows = s
-        .read(move |store| store.access_log(&query))
-        .await
-        .map_err(ApiError::internal)?;
+    let rows = s.read_access_log(query).await.map_err(ApiError::internal)?;
     Ok(Json(
         rows.into_iter()
             .map(|r| AccessEntry {
@@ -290,7 +281,31 @@ pub(crate) async fn access_log(
     ))
 }
 
+/// The access outcome called `name` (`allowed`, `denied` or `failed`), or
+/// an error naming the ones there are. The API's `?outcome=` and the
+/// console's access page both take it from here.
+pub(crate) fn access_outcome(name: &str) -> Result<AccessOutcome, String> {
+    AccessOutcome::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = AccessOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+        format!("outcome `{name}`: use {} or {last}", rest.join(", "))
+    })
+}
+
 impl Server {
+    /// The access log's entries matching `query`, newest first, with
+    /// everything recorded so far (the writer's queue is flushed first, so
+    /// a refusal answered a moment ago is there). The API's
+    /// `/api/v1/access-log` and the console's access page both read from
+    /// here.
+    pub async fn read_access_log(
+        self: &std::sync::Arc<Self>,
+        query: AccessQuery,
+    ) -> Result<Vec<AccessRecord>, String> {
+        self.flush_history().await;
+        self.read(move |store| store.access_log(&query)).await
+    }
+
     /// Re-reads the grants made through the API and puts them in force.
     pub async fn reload_policy(self: &std::sync::Arc<Self>) -> Result<(), String> {
         let Some(auth) = &self.auth else {

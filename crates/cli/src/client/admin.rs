@@ -97,6 +97,9 @@ pub struct AuditArgs {
     /// administrators' changes (Server Administrator).
     #[arg(long)]
     access: bool,
+    /// Only entries with this outcome (with --access).
+    #[arg(long, requires = "access", value_parser = ["allowed", "denied", "failed"])]
+    outcome: Option<String>,
     /// At most this many (the newest).
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -274,6 +277,7 @@ pub fn audit(args: AuditArgs) -> Result<()> {
     let q = query(&[
         ("user", args.user.clone()),
         ("cluster", args.cluster.clone()),
+        ("outcome", args.outcome.clone()),
         ("limit", Some(args.limit.to_string())),
     ]);
     let path = if args.access {

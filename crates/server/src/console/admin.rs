@@ -1,6 +1,8 @@
 //! Administration (Server Administrators): clusters, roles, the server's
-//! effective settings, the database; and the audit log (everyone, each
-//! seeing the operations on what they may see — the same rule as
+//! effective settings, the database, and the access log (refused to
+//! others by the API's own rule, [`need_server_admin`], and recorded as
+//! the API's refusal is); and the audit log (everyone, each seeing the
+//! operations on what they may see — the same rule as
 //! `/api/v1/operations`, from [`Server::visible_operations`]).
 
 use std::fmt::Write;
@@ -10,18 +12,21 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use haven_auth::roles::Role;
-use haven_store::{OperationQuery, OperationRecord};
+use haven_store::{AccessQuery, AccessRecord, OperationQuery, OperationRecord};
 use serde::Deserialize;
 
 use super::html::{ago, badge, esc, seg, table};
 use super::pages::{cluster_link, link_badge, pager, AppState, Caught, PageQuery, Rows, PAGE};
 use super::{cli, Viewer};
+use crate::admin::access_outcome;
+use crate::api::need_server_admin;
 use crate::config::{Database, ServerConfig};
 use crate::Server;
 
-/// The audit page reads at most this many operations (newest first); older
-/// ones are for `haven audit --limit` or the SQL port.
-const AUDIT_MAX: usize = 10_000;
+/// The audit and access pages read at most this many entries (newest
+/// first); older ones are for `haven audit [--access] --limit N` or the
+/// SQL port.
+const LOG_MAX: usize = 10_000;
 
 pub(crate) async fn admin(
     State(s): State<AppState>,
@@ -64,7 +69,8 @@ pub(crate) async fn admin(
         Err(e) => read_error(&e),
     });
     main.push_str(
-        "<p><a href=\"/audit\">Audit log →</a> · <a href=\"/api/v1/access-log\">Access log (JSON)</a></p>",
+        "<p><a href=\"/audit\">Audit log →</a> · <a href=\"/access\">Access log →</a> \
+<span class=\"muted\">(logins, logouts, refusals, administrators' changes)</span></p>",
     );
     v.render("Administration", None, None, main)
 }
@@ -401,10 +407,8 @@ pub(crate) async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment.is_some());
-    let nonempty = |t: &Option<String>| t.clone().filter(|t| !t.trim().is_empty());
     let (user, cluster) = (nonempty(&q.user), nonempty(&q.cluster));
-    let per = q.per.unwrap_or(PAGE).clamp(1, 500);
-    let page = q.page.unwrap_or(0);
+    let window = Window::new(q.page, q.per);
     let filter = format!(
         "<form class=\"filter\" action=\"/audit\"><input name=\"user\" value=\"{}\" placeholder=\"user\" aria-label=\"Only this user's\"> \
 <input name=\"cluster\" value=\"{}\" placeholder=\"cluster\" aria-label=\"Only this cluster's\"> <button>Filter</button></form>",
@@ -420,42 +424,98 @@ pub(crate) async fn audit(
         },
         esc(&cli::audit(user.as_deref(), cluster.as_deref()))
     );
-    // One more than the page, to know whether there is a next one.
-    let wanted = (page + 1) * per + 1;
-    if wanted > AUDIT_MAX + 1 {
-        let _ = write!(
-            main,
-            "<p class=\"error\">The console shows the newest {AUDIT_MAX} operations; for older ones use <code>haven audit --limit N</code> or the SQL port.</p>"
-        );
+    let Some(wanted) = window.wanted() else {
+        main.push_str(&too_far("operations", "haven audit --limit N"));
         return v.render("Audit log", None, None, main);
-    }
+    };
     let query = OperationQuery {
         cluster: cluster.clone(),
         clusters: None,
         user: user.clone(),
         limit: wanted,
     };
-    let rows = match s.visible_operations(v.sight.as_ref(), query).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            main.push_str(&read_error(&e));
-            return v.render("Audit log", None, None, main);
+    match s.visible_operations(v.sight.as_ref(), query).await {
+        Ok(rows) => {
+            let (shown, more) = window.cut(rows);
+            main.push_str(&if shown.is_empty() {
+                "<p class=\"muted\">No operations recorded here.</p>".into()
+            } else {
+                audit_table(&shown)
+            });
+            let base = window.base("/audit", &[("user", &user), ("cluster", &cluster)]);
+            main.push_str(&pager(&base, window.page, window.per, Rows::More(more)));
         }
-    };
-    let more = rows.len() == wanted;
-    let shown: Vec<OperationRecord> = rows.into_iter().skip(page * per).take(per).collect();
-    if shown.is_empty() {
-        main.push_str("<p class=\"muted\">No operations recorded here.</p>");
-    } else {
-        main.push_str(&audit_table(&shown));
+        Err(e) => main.push_str(&read_error(&e)),
     }
-    let base = format!(
-        "/audit?user={}&cluster={}&per={per}",
-        seg(user.as_deref().unwrap_or("")),
-        seg(cluster.as_deref().unwrap_or(""))
-    );
-    main.push_str(&pager(&base, page, per, Rows::More(more)));
     v.render("Audit log", None, None, main)
+}
+
+/// A filter's text, if it has any.
+fn nonempty(text: &Option<String>) -> Option<String> {
+    text.clone().filter(|t| !t.trim().is_empty())
+}
+
+/// Why a page past the newest [`LOG_MAX`] entries is not shown, and what
+/// reads further.
+fn too_far(what: &str, command: &str) -> String {
+    format!(
+        "<p class=\"error\">The console shows the newest {LOG_MAX} {what}; for older ones use <code>{}</code> or the SQL port.</p>",
+        esc(command)
+    )
+}
+
+/// One page of a log the store reads newest first from the top (it has
+/// no offset): every row up to this page's end is read, and one more to
+/// tell whether there is a next page — never more than [`LOG_MAX`] + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// From 0.
+    page: usize,
+    /// Rows a page (1 to 500; default 100).
+    per: usize,
+}
+
+impl Window {
+    fn new(page: Option<usize>, per: Option<usize>) -> Self {
+        Window {
+            page: page.unwrap_or(0),
+            per: per.unwrap_or(PAGE).clamp(1, 500),
+        }
+    }
+
+    /// How many rows to read for this page, or `None` when it lies beyond
+    /// the newest [`LOG_MAX`] (any `?page=` from a URL is safe here).
+    fn wanted(&self) -> Option<usize> {
+        self.page
+            .checked_add(1)
+            .and_then(|pages| pages.checked_mul(self.per))
+            .filter(|&rows| rows <= LOG_MAX)
+            .map(|rows| rows + 1)
+    }
+
+    /// This page's rows of the `rows` read for it (at most
+    /// [`wanted`](Self::wanted)), and whether there is a next page.
+    fn cut<T>(&self, rows: Vec<T>) -> (Vec<T>, bool) {
+        let more = self.wanted().is_some_and(|w| rows.len() >= w);
+        let shown = rows
+            .into_iter()
+            .skip(self.page.saturating_mul(self.per))
+            .take(self.per)
+            .collect();
+        (shown, more)
+    }
+
+    /// `path` with the filters that are set and `per`, for the pager.
+    fn base(&self, path: &str, filters: &[(&str, &Option<String>)]) -> String {
+        let mut out = format!("{path}?");
+        for (name, value) in filters {
+            if let Some(v) = value {
+                let _ = write!(out, "{name}={}&", seg(v));
+            }
+        }
+        let _ = write!(out, "per={}", self.per);
+        out
+    }
 }
 
 /// Audited operations as a table: when, who, what (as the `haven`
@@ -469,11 +529,7 @@ fn audit_table(rows: &[OperationRecord]) -> String {
                 .map(|c| format!("<code>{}</code>", esc(&c)))
                 .unwrap_or_else(|| esc(&o.op.verb().replace('_', " ")));
             vec![
-                format!(
-                    "<time title=\"{}\">{}</time>",
-                    esc(&ago(o.requested_ms, now)),
-                    esc(&utc(o.requested_ms))
-                ),
+                when(o.requested_ms, now),
                 esc(&o.user),
                 what,
                 cluster_link(&o.cluster),
@@ -488,6 +544,161 @@ fn audit_table(rows: &[OperationRecord]) -> String {
         "audit",
         &["When (UTC)", "Who", "What", "Cluster", "Outcome", "Reason"],
         &rows,
+    )
+}
+
+// The access log -------------------------------------------------------------------
+
+/// `/access?user=&outcome=&page=&per=`
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct AccessLogQuery {
+    #[serde(default)]
+    fragment: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    /// `allowed`, `denied` or `failed`.
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    page: Option<usize>,
+    /// Rows a page (1 to 500; default 100).
+    #[serde(default)]
+    per: Option<usize>,
+}
+
+/// The access log (Server Administrators, like `GET /api/v1/access-log`,
+/// and read from the same place): logins, logouts, refusals and
+/// administrators' changes, newest first.
+pub(crate) async fn access(
+    State(s): State<AppState>,
+    axum::Extension(caller): Caught,
+    Query(q): Query<AccessLogQuery>,
+) -> Response {
+    const TITLE: &str = "Access log";
+    let v = Viewer::new(s.clone(), caller, q.fragment.is_some());
+    if let Err(refusal) = need_server_admin(&s, &v.caller) {
+        return v.refuse(TITLE, refusal);
+    }
+    let user = nonempty(&q.user);
+    let outcome = match nonempty(&q.outcome)
+        .as_deref()
+        .map(access_outcome)
+        .transpose()
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let main = format!(
+                "<h1>{TITLE}</h1>{}<p class=\"error\">{}</p>",
+                access_filter(user.as_deref(), None),
+                esc(&e)
+            );
+            let mut r = v.render(TITLE, None, None, main);
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
+        }
+    };
+    let outcome_name = outcome.map(|o| o.as_str().to_string());
+    let window = Window::new(q.page, q.per);
+    let mut main = format!(
+        "<h1>{TITLE}</h1><p class=\"muted\">Logins, logouts, refusals and administrators' changes, newest first. From a shell: <code class=\"shell\">{}</code></p>{}",
+        esc(&cli::access_log(user.as_deref(), outcome_name.as_deref())),
+        access_filter(user.as_deref(), outcome_name.as_deref())
+    );
+    let Some(wanted) = window.wanted() else {
+        main.push_str(&too_far("entries", "haven audit --access --limit N"));
+        return v.render(TITLE, None, None, main);
+    };
+    let query = AccessQuery {
+        user: user.clone(),
+        action: None,
+        outcome,
+        cluster: None,
+        since_ms: None,
+        limit: wanted,
+    };
+    match s.read_access_log(query).await {
+        Ok(rows) => {
+            let (shown, more) = window.cut(rows);
+            main.push_str(&if shown.is_empty() {
+                "<p class=\"muted\">Nothing recorded matches.</p>".into()
+            } else {
+                access_table(&shown)
+            });
+            let base = window.base("/access", &[("user", &user), ("outcome", &outcome_name)]);
+            main.push_str(&pager(&base, window.page, window.per, Rows::More(more)));
+        }
+        Err(e) => main.push_str(&read_error(&e)),
+    }
+    v.render(TITLE, None, None, main)
+}
+
+/// The access page's filters: a user, an outcome.
+fn access_filter(user: Option<&str>, outcome: Option<&str>) -> String {
+    let options: String = std::iter::once(("", "any outcome"))
+        .chain(
+            haven_store::AccessOutcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), o.as_str())),
+        )
+        .map(|(value, label)| {
+            format!(
+                "<option value=\"{}\"{}>{}</option>",
+                esc(value),
+                if outcome.unwrap_or("") == value {
+                    " selected"
+                } else {
+                    ""
+                },
+                esc(label)
+            )
+        })
+        .collect();
+    format!(
+        "<form class=\"filter\" action=\"/access\"><input name=\"user\" value=\"{}\" placeholder=\"user\" aria-label=\"Only this user's\"> \
+<select name=\"outcome\" aria-label=\"Only this outcome\">{options}</select> <button>Filter</button></form>",
+        esc(user.unwrap_or(""))
+    )
+}
+
+/// Access log entries as a table: when, who, from where, what, about
+/// what, the outcome and why.
+fn access_table(rows: &[AccessRecord]) -> String {
+    let now = crate::now_ms();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|a| {
+            vec![
+                when(a.time_ms, now),
+                esc(&a.user),
+                esc(a.source.as_deref().unwrap_or("")),
+                esc(&a.action.replace('_', " ")),
+                esc(a.target.as_deref().unwrap_or("")),
+                badge(&a.outcome.as_str().to_uppercase()),
+                esc(a.reason.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    table(
+        "access",
+        &[
+            "When (UTC)",
+            "User",
+            "Source",
+            "Action",
+            "Target",
+            "Outcome",
+            "Reason",
+        ],
+        &rows,
+    )
+}
+
+/// A log entry's time: UTC, with how long ago as its title.
+fn when(ms: i64, now: i64) -> String {
+    format!(
+        "<time title=\"{}\">{}</time>",
+        esc(&ago(ms, now)),
+        esc(&utc(ms))
     )
 }
 
@@ -554,6 +765,55 @@ password = "enginesecret"
         assert!(value("Backups").contains("PostgreSQL"));
         assert_eq!(value("Server administrators"), "root, @ha-admins");
         assert_eq!(value("Console and API"), "https://0.0.0.0:8440");
+    }
+
+    #[test]
+    fn log_pages_read_only_up_to_their_end_and_never_past_the_bound() {
+        let w = Window::new(Some(2), Some(10));
+        assert_eq!(w.wanted(), Some(31), "three pages and one row more");
+        let (shown, more) = w.cut((0..31).collect::<Vec<_>>());
+        assert_eq!(shown, (20..30).collect::<Vec<_>>());
+        assert!(more, "the extra row means a next page");
+        let (shown, more) = w.cut((0..25).collect::<Vec<_>>());
+        assert_eq!(shown, (20..25).collect::<Vec<_>>());
+        assert!(!more);
+        assert_eq!(Window::new(None, Some(0)).per, 1);
+        assert_eq!(Window::new(None, Some(100_000)).per, 500);
+        assert_eq!(Window::new(None, None).wanted(), Some(PAGE + 1));
+        // Beyond the newest LOG_MAX, and a page number that would
+        // overflow, read nothing (and show nothing).
+        assert_eq!(Window::new(Some(LOG_MAX / 500), Some(500)).wanted(), None);
+        assert_eq!(
+            Window::new(Some(LOG_MAX / 500 - 1), Some(500)).wanted(),
+            Some(LOG_MAX + 1)
+        );
+        let huge = Window::new(Some(usize::MAX), Some(500));
+        assert_eq!(huge.wanted(), None);
+        assert_eq!(huge.cut(vec![1, 2, 3]), (vec![], false));
+        // Pages a page long end exactly at usize::MAX: no room for one more.
+        assert_eq!(
+            Window::new(Some(usize::MAX / 3 - 1), Some(3)).wanted(),
+            None
+        );
+        assert_eq!(
+            w.base(
+                "/access",
+                &[("user", &Some("a b".into())), ("outcome", &None)]
+            ),
+            "/access?user=a%20b&per=10"
+        );
+    }
+
+    #[test]
+    fn access_outcomes_are_the_stored_names_and_others_say_which_there_are() {
+        assert_eq!(
+            access_outcome("denied"),
+            Ok(haven_store::AccessOutcome::Denied)
+        );
+        assert_eq!(
+            access_outcome("refused").unwrap_err(),
+            "outcome `refused`: use allowed, denied or failed"
+        );
     }
 
     #[test]

@@ -43,8 +43,8 @@ th { font-weight:600; }
 .st-partial, .st-stale, .st-concurrency { color:var(--warn); border:1px dashed var(--warn); }
 .st-starting, .st-stopping, .st-going-online, .st-going-offline, .st-connecting { color:var(--busy); font-style:italic; }
 .st-offline, .st-unknown { color:var(--off); }
-.st-completed { color:var(--ok); }
-.st-refused, .st-failed, .st-timed-out { color:var(--bad); border:1px solid var(--bad); }
+.st-completed, .st-allowed { color:var(--ok); }
+.st-refused, .st-denied, .st-failed, .st-timed-out { color:var(--bad); border:1px solid var(--bad); }
 .st-accepted, .st-pending { color:var(--busy); font-style:italic; }
 .frozen { color:var(--busy); } .disabled { color:var(--bad); }
 .muted { color:var(--muted); }
@@ -73,6 +73,7 @@ dialog::backdrop { background:rgba(0,0,0,.45); }
 dialog .buttons { text-align:right; margin-bottom:0; }
 button.danger { border-color:var(--bad); color:var(--bad); font-weight:600; }
 table.settings td:first-child { white-space:nowrap; font-weight:600; }
+td > time { white-space:nowrap; }
 @media (max-width: 700px) { main { padding:.5em; } th, td { padding:.2em .3em; } }
 "##;
 

@@ -4,6 +4,8 @@
 //! end-to-end test runs every hint it sees through the real `haven`
 //! argument parser).
 
+use std::fmt::Write;
+
 use haven_model::{Name, Operation};
 
 /// `haven backup`: a backup through the API (`haven db backup FILE` is
@@ -36,12 +38,24 @@ pub fn revoke(id: i64) -> String {
 
 /// `haven audit`, with the page's filters.
 pub fn audit(user: Option<&str>, cluster: Option<&str>) -> String {
-    let mut out = String::from("haven audit");
-    if let Some(u) = user {
-        out.push_str(&format!(" --user {}", word(u)));
-    }
-    if let Some(c) = cluster {
-        out.push_str(&format!(" --cluster {}", word(c)));
+    with_options("haven audit", &[("--user", user), ("--cluster", cluster)])
+}
+
+/// `haven audit --access`, with the access page's filters.
+pub fn access_log(user: Option<&str>, outcome: Option<&str>) -> String {
+    with_options(
+        "haven audit --access",
+        &[("--user", user), ("--outcome", outcome)],
+    )
+}
+
+/// `command` and each option that has a value.
+fn with_options(command: &str, options: &[(&str, Option<&str>)]) -> String {
+    let mut out = String::from(command);
+    for (name, value) in options {
+        if let Some(v) = value {
+            let _ = write!(out, " {name} {}", word(v));
+        }
     }
     out
 }
@@ -215,5 +229,11 @@ mod tests {
             audit(Some("ann"), Some("prod db")),
             "haven audit --user ann --cluster 'prod db'"
         );
+        assert_eq!(audit(None, None), "haven audit");
+        assert_eq!(
+            access_log(Some("ann b"), Some("denied")),
+            "haven audit --access --user 'ann b' --outcome denied"
+        );
+        assert_eq!(access_log(None, None), "haven audit --access");
     }
 }

@@ -55,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .route("/c/{cluster}/s/{system}", get(pages::system))
         .route("/admin", get(admin::admin))
         .route("/audit", get(admin::audit))
+        .route("/access", get(admin::access))
         .route("/console/ticks", get(ticks))
         .route("/assets/haven.css", get(css))
         .route("/assets/haven.js", get(js))
@@ -155,6 +156,28 @@ impl Viewer {
             (Caller::User(who), Some(auth)) => auth.policy().is_server_admin(who),
             _ => true,
         }
+    }
+
+    /// The page `title`, refused with the API's answer `refusal`: its
+    /// status and message, and — when the API records it (a
+    /// [`Denial`](crate::api::Denial)) — the same record in the access
+    /// log, which the `identify` middleware takes from the response.
+    pub fn refuse(&self, title: &str, refusal: crate::api::ApiError) -> Response {
+        let mut response = self.render(
+            title,
+            None,
+            None,
+            format!(
+                "<h1>{}</h1><p class=\"error\">{}</p>",
+                html::esc(title),
+                html::esc(&refusal.message)
+            ),
+        );
+        *response.status_mut() = refusal.status;
+        if let Some(denial) = refusal.denied {
+            response.extensions_mut().insert(denial);
+        }
+        response
     }
 
     /// The page (or, for a live refresh, just its main part). `banner`
