@@ -5,6 +5,7 @@
 //! nothing re-declares them. The crate does no I/O: it is data plus the pure
 //! functions that interpret it (defaults, look-ups, state folding).
 
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod operation;

@@ -44,39 +44,12 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     Ok(haven_pki::client_config_with_roots(roots))
 }
 
-/// Civil UTC time of `ms` since the epoch: (year, month 1-12, day, hour,
-/// minute, second, weekday 0 = Sunday).
-fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 4).rem_euclid(7) as u32;
-    (
-        year,
-        month,
-        day,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-        weekday,
-    )
-}
-
 /// RFC 3339 in UTC with milliseconds: `2026-12-03T05:30:56.123Z`.
 pub fn rfc3339(ms: i64) -> String {
-    let (y, mo, d, h, mi, s, _) = civil(ms);
+    let c = haven_model::clock::civil(ms);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        ms.rem_euclid(1000)
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second, c.millisecond
     )
 }
 
@@ -86,11 +59,16 @@ pub fn rfc5322(ms: i64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let (y, mo, d, h, mi, s, wd) = civil(ms);
+    let c = haven_model::clock::civil(ms);
     format!(
-        "{}, {d:02} {} {y:04} {h:02}:{mi:02}:{s:02} +0000",
-        DAYS[wd as usize],
-        MONTHS[mo as usize - 1]
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} +0000",
+        DAYS[c.weekday as usize],
+        c.day,
+        MONTHS[c.month as usize - 1],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
     )
 }
 
