@@ -108,11 +108,9 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn host_of(address: &str) -> String {
-    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string()
+/// The host of `HOST:PORT` (an IPv6 address without its brackets).
+fn host_of(address: &str) -> &str {
+    haven_protocol::transport::Address::parse(address).host
 }
 
 /// Shared between the two sides.
@@ -315,11 +313,9 @@ async fn tls_connect(
             .map_err(|_| anyhow::anyhow!("no answer from the server at {server}"))??,
     };
     tcp.set_nodelay(true).ok();
-    let name = haven_pki::ServerName::try_from(host_of(server))
-        .map_err(|e| anyhow::anyhow!("bad server name in {server}: {e}"))?;
     let tls = tokio::time::timeout(
         Duration::from_secs(10),
-        haven_pki::TlsConnector::from(config).connect(name, tcp),
+        haven_pki::connect_tls(tcp, host_of(server), config),
     )
     .await
     .map_err(|_| anyhow::anyhow!("TLS handshake with {server} timed out"))?

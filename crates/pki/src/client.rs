@@ -360,3 +360,24 @@ pub fn system_roots() -> Result<Arc<RootCertStore>, String> {
     }
     Ok(ROOTS.get_or_init(|| Arc::new(roots)).clone())
 }
+
+/// The TLS handshake as a client over `stream`, checking that the peer's
+/// certificate names `host` (a DNS name or an IP address) under `config`'s
+/// trust. The error says which: a host that is no name, or the handshake's
+/// own reason (an untrusted or misnamed certificate, a peer that is not
+/// TLS). Callers bound it in time.
+pub async fn connect_tls<S>(
+    stream: S,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<S>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| format!("`{host}` is not a host name or address"))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -41,7 +41,7 @@ use sha2::{Digest, Sha256};
 pub use authority::{server_config_from_files, Authority, EngineFiles, IssuedClient};
 pub use client::{
     client_config_for_ca, client_config_for_ca_with_cert, client_config_pinned,
-    client_config_with_roots, roots_from_file, system_roots, PinnedCa,
+    client_config_with_roots, connect_tls, roots_from_file, system_roots, PinnedCa,
 };
 pub use error::PkiError;
 pub use identity::{certificate_expiry, client_cluster};

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
 
 /// A byte stream to an engine, plain or TLS.
@@ -70,10 +69,8 @@ pub async fn dial(
     let config = tls.ok_or_else(|| {
         format!("{address} asks for TLS, but this client was given no CA to trust")
     })?;
-    let name = ServerName::try_from(at.host.to_string())
-        .map_err(|_| format!("{address}: `{}` is not a host name or address", at.host))?;
-    let connector = tokio_rustls::TlsConnector::from(config.clone());
-    let stream = tokio::time::timeout(limit, connector.connect(name, tcp))
+    let handshake = haven_pki::connect_tls(tcp, at.host, config.clone());
+    let stream = tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| format!("TLS to {address}: no handshake within {limit:?}"))?
         .map_err(|e| {

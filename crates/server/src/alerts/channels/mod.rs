@@ -82,11 +82,7 @@ async fn upgrade<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let config = tls_config(ca_file)?;
-    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|_| format!("`{host}` is not a host name or address"))?;
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, stream)
+    haven_pki::connect_tls(stream, host, tls_config(ca_file)?)
         .await
         .map_err(|e| format!("TLS to {host} failed: {e}"))
 }
