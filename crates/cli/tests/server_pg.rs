@@ -214,7 +214,7 @@ fn the_database_url_in_the_environment_wins_over_the_file() {
     let log = server.log();
     assert!(
         log.contains(&format!(
-            "database: the PostgreSQL database postgres://haven@127.0.0.1:{}",
+            "database: the PostgreSQL database 127.0.0.1:{}/",
             db.port()
         )),
         "{log}"

@@ -244,25 +244,10 @@ impl std::fmt::Display for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Database::Sqlite(path) => write!(f, "the SQLite file {}", path.display()),
-            Database::Postgres(url) => {
-                // postgres://USER:PASSWORD@HOST...: everything but the password.
-                let shown = match url.split_once("://") {
-                    Some((scheme, rest)) => match rest.rsplit_once('@') {
-                        Some((user, host)) => {
-                            let user = user.split_once(':').map_or(user, |(u, _)| u);
-                            format!("{scheme}://{user}@{host}")
-                        }
-                        None => url.clone(),
-                    },
-                    // libpq's key=value form: leave the password out.
-                    None => url
-                        .split_whitespace()
-                        .filter(|kv| !kv.starts_with("password="))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                };
-                write!(f, "the PostgreSQL database {shown}")
-            }
+            Database::Postgres(url) => match haven_store::describe_postgres_url(url) {
+                Some(shown) => write!(f, "the PostgreSQL database {shown}"),
+                None => f.write_str("a PostgreSQL database (its URL cannot be read)"),
+            },
         }
     }
 }
@@ -664,14 +649,29 @@ mod tests {
         assert_eq!(from_file, Database::Postgres(config.database.url.clone()));
         let shown = from_file.to_string();
         assert!(
-            shown.contains("file@db:5432/haven") && !shown.contains("secret"),
+            shown.contains("db:5432/haven as file") && !shown.contains("secret"),
             "{shown}"
         );
         let kv = Database::Postgres("host=db user=haven password=secret".into()).to_string();
         assert!(
-            kv.contains("host=db user=haven") && !kv.contains("secret"),
+            kv.contains("db:5432/haven as haven") && !kv.contains("secret"),
             "{kv}"
         );
+        // Every form a URL can carry a password in.
+        for url in [
+            "postgres://u@h/db?password=secret",
+            "postgres://h/db?user=u&password=secret",
+            "host=h user=u password='sec ret'",
+            "postgres://u:secret@h:5432/db",
+        ] {
+            let shown = Database::Postgres(url.into()).to_string();
+            assert!(
+                shown.contains("h:") && !shown.contains("secret") && !shown.contains("ret"),
+                "{url}: {shown}"
+            );
+        }
+        let unreadable = Database::Postgres("postgres://u:secret@h:notaport/db".into()).to_string();
+        assert!(!unreadable.contains("secret"), "{unreadable}");
     }
 
     #[test]

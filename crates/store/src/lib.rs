@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use error::StoreError;
-pub use postgres::PgStore;
+pub use postgres::{describe_url as describe_postgres_url, PgStore};
 pub use records::*;
 pub use sqlite::maintenance;
 pub use sqlite::SqliteStore;

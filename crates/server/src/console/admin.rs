@@ -759,7 +759,7 @@ password = "enginesecret"
         };
         assert_eq!(
             value("Database"),
-            "the PostgreSQL database postgres://haven@db.example.com:5432/haven"
+            "the PostgreSQL database db.example.com:5432/haven as haven"
         );
         assert!(value("Directory logins").contains("user@example.com"));
         assert!(value("Backups").contains("PostgreSQL"));

@@ -188,6 +188,13 @@ impl PgStore {
     }
 }
 
+/// How to name the database of `url` to people: `host:port/database as
+/// user`, never the password (whatever form the URL takes); `None` when it
+/// is no PostgreSQL URL.
+pub fn describe_url(url: &str) -> Option<String> {
+    url.parse::<Config>().ok().map(|config| describe(&config))
+}
+
 /// `host:port/database as user`, from what the URL says and the defaults.
 fn describe(config: &Config) -> String {
     let ports = config.get_ports();
