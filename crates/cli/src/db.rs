@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use haven_server::config::{Database, ServerConfig, DATABASE_URL_ENV};
 use haven_server::maintenance::PG_BACKUP_REFUSAL;
 use haven_store::maintenance::{self, Progress};
-use haven_store::{Maintenance, PgStore, SqliteStore};
+use haven_store::SqliteStore;
 
 #[derive(Subcommand)]
 pub enum DbCommand {
@@ -73,51 +73,52 @@ pub struct Place {
 }
 
 impl Place {
-    /// The PostgreSQL URL, if the database is PostgreSQL: --database-url
-    /// (or its environment variable), else --config's `[database] url`.
-    fn postgres_url(&self) -> anyhow::Result<Option<String>> {
-        if let Some(url) = self.database_url.as_ref().filter(|u| !u.trim().is_empty()) {
-            return Ok(Some(url.trim().to_string()));
-        }
-        let Some(path) = &self.config else {
-            return Ok(None);
+    /// The server's configuration as this command sees it: --config's (or
+    /// the defaults), with --data-dir applied.
+    fn config(&self) -> anyhow::Result<ServerConfig> {
+        let mut config = match &self.config {
+            Some(path) => ServerConfig::load(path)?,
+            None => ServerConfig::default(),
         };
-        // The environment was read above, as --database-url.
-        Ok(match ServerConfig::load(path)?.database_with_env(None) {
-            Database::Postgres(url) => Some(url),
-            Database::Sqlite(_) => None,
-        })
-    }
-
-    /// Refuses what only works on the SQLite file when the database is
-    /// PostgreSQL.
-    fn sqlite_only(&self) -> anyhow::Result<()> {
-        if self.postgres_url()?.is_some() {
-            bail!("{PG_BACKUP_REFUSAL}; nothing was done");
-        }
-        Ok(())
-    }
-
-    fn data_dir(&self) -> anyhow::Result<PathBuf> {
         if let Some(dir) = &self.data_dir {
-            return Ok(dir.clone());
+            config.server.data_dir = dir.clone();
         }
-        Ok(match &self.config {
-            Some(path) => ServerConfig::load(path)?.server.data_dir,
-            None => ServerConfig::default().server.data_dir,
-        })
+        Ok(config)
     }
 
-    fn database(&self) -> anyhow::Result<PathBuf> {
-        let db = self.data_dir()?.join("haven.db");
-        if !db.exists() {
-            bail!(
-                "no database at {}: give the server's --data-dir or --config",
-                db.display()
-            );
-        }
-        Ok(db)
+    /// Where the database is: --database-url (or its environment
+    /// variable), else what the configuration says, as the server decides.
+    fn database(&self) -> anyhow::Result<Database> {
+        Ok(self.config()?.database_with_env(self.database_url.clone()))
     }
+
+    /// The SQLite file, for what only works on it (PostgreSQL is refused);
+    /// with `must_exist`, it must be there.
+    fn sqlite_file(&self, must_exist: bool) -> anyhow::Result<PathBuf> {
+        match self.database()? {
+            Database::Postgres(_) => bail!("{PG_BACKUP_REFUSAL}; nothing was done"),
+            Database::Sqlite(db) if must_exist => there(db),
+            Database::Sqlite(db) => Ok(db),
+        }
+    }
+
+    /// The database, which must exist (for SQLite: its file).
+    fn existing(&self) -> anyhow::Result<Database> {
+        match self.database()? {
+            Database::Sqlite(db) => there(db).map(Database::Sqlite),
+            postgres => Ok(postgres),
+        }
+    }
+}
+
+fn there(db: PathBuf) -> anyhow::Result<PathBuf> {
+    if !db.exists() {
+        bail!(
+            "no database at {}: give the server's --data-dir or --config",
+            db.display()
+        );
+    }
+    Ok(db)
 }
 
 /// `90d`, `12h`, `30m`, `2w`, `45s`.
@@ -190,9 +191,7 @@ fn end_bar() {
 pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
     match cmd {
         DbCommand::Backup { file, place } => {
-            place.sqlite_only()?;
-            let db = place.database()?;
-            let store = SqliteStore::open(&db)?;
+            let store = SqliteStore::open(&place.sqlite_file(true)?)?;
             let report = store.backup_to(&file, &bar("backup", true));
             end_bar();
             let report = report?;
@@ -209,8 +208,8 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
             );
         }
         DbCommand::Restore { file, place } => {
-            place.sqlite_only()?;
-            let dir = place.data_dir()?;
+            let db = place.sqlite_file(false)?;
+            let dir = db.parent().map(PathBuf::from).unwrap_or_default();
             if let Some(pid) = haven_server::data_dir_in_use(&dir) {
                 bail!(
                     "a haven server (pid {pid}) is running on {}: stop it first; nothing was changed",
@@ -260,28 +259,17 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
             let now = haven_server::now_ms();
             let cut = now - older_than.as_millis() as i64;
             let audit_cut = audit_older_than.map(|a| now - a.as_millis() as i64);
-            let (mut store, name, freed): (Box<dyn Maintenance>, String, &str) =
-                match place.postgres_url()? {
-                    Some(url) => {
-                        let store = PgStore::connect(&url)?;
-                        let name = store.target().to_string();
-                        (Box::new(store), name, "of rows freed for new history")
-                    }
-                    None => {
-                        let db = place.database()?;
-                        let store = SqliteStore::open(&db)?;
-                        (
-                            Box::new(store),
-                            db.display().to_string(),
-                            "freed inside the file",
-                        )
-                    }
-                };
+            let database = place.existing()?;
+            let freed = match database {
+                Database::Sqlite(_) => "freed inside the file",
+                Database::Postgres(_) => "of rows freed for new history",
+            };
+            let mut store = haven_server::open_store(&database)?;
             let report = store.prune(cut, audit_cut, &bar("prune", false));
             end_bar();
             let report = report?;
             println!(
-                "pruned {name}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries; {} {freed}, in {:.1} s ({:.0} rows/s)",
+                "pruned {database}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries; {} {freed}, in {:.1} s ({:.0} rows/s)",
                 report.history_removed,
                 report.history_kept,
                 report.gaps_removed,

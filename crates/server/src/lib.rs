@@ -115,6 +115,10 @@ impl Server {
                 config.server.data_dir.display()
             )
         })?;
+        config
+            .alerts
+            .check()
+            .map_err(|e| anyhow::anyhow!("[alerts]: {e}"))?;
         let lock = lock_data_dir(&config.server.data_dir)?;
         let database = config.database();
         // Connections to PostgreSQL must not be made (nor used) on a
@@ -126,24 +130,14 @@ impl Server {
             }
             let known = store.list_clusters()?;
             let cursors = store.cursors()?;
-            let grants = store.grants()?;
-            let alerts = if config.alerts.enabled {
-                let window_ms = config.alerts.flap_window_secs.saturating_mul(1000) as i64;
-                Some(alerts::Loaded {
-                    open: store.alerts(&haven_store::AlertQuery {
-                        open: Some(true),
-                        limit: 1_000_000,
-                        ..Default::default()
-                    })?,
-                    recent: store.alerts(&haven_store::AlertQuery {
-                        since_ms: Some(now_ms() - window_ms),
-                        limit: 1_000_000,
-                        ..Default::default()
-                    })?,
-                    max_id: store.max_alert_id()?,
-                })
-            } else {
-                None
+            // Stored grants matter only with logins on.
+            let grants = match config.auth.enabled {
+                true => store.grants()?,
+                false => Vec::new(),
+            };
+            let alerts = match config.alerts.enabled {
+                true => Some(alerts::load(store.as_ref(), &config.alerts)?),
+                false => None,
             };
             let reader = open_store(&database)?;
             let changes = match database {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haven_model::EventKind;
-use haven_store::AlertRecord;
+use haven_store::{AlertQuery, AlertRecord};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::fleet::{Fleet, FleetUpdate};
@@ -38,6 +38,32 @@ pub struct Loaded {
     pub open: Vec<AlertRecord>,
     pub recent: Vec<AlertRecord>,
     pub max_id: i64,
+}
+
+/// Reads what [`Rules::load`] takes up: the open alerts, those of the
+/// last flap window (open or cleared), and the highest id.
+pub fn load(
+    store: &dyn haven_store::Store,
+    settings: &AlertsSection,
+) -> Result<Loaded, haven_store::StoreError> {
+    let since = crate::now_ms() - RuleSettings::of(settings).flap_window_ms;
+    let all = |q: AlertQuery| {
+        store.alerts(&AlertQuery {
+            limit: usize::MAX,
+            ..q
+        })
+    };
+    Ok(Loaded {
+        open: all(AlertQuery {
+            open: Some(true),
+            ..Default::default()
+        })?,
+        recent: all(AlertQuery {
+            since_ms: Some(since),
+            ..Default::default()
+        })?,
+        max_id: store.max_alert_id()?,
+    })
 }
 
 /// The answer to an acknowledgement.
