@@ -269,11 +269,12 @@ pub fn run(cmd: DbCommand) -> anyhow::Result<()> {
             end_bar();
             let report = report?;
             println!(
-                "pruned {database}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries; {} {freed}, in {:.1} s ({:.0} rows/s)",
+                "pruned {database}: {} history rows removed ({} kept as each object's last state before the cut-off), {} gaps, {} audit entries, {} cleared alerts and notification attempts; {} {freed}, in {:.1} s ({:.0} rows/s)",
                 report.history_removed,
                 report.history_kept,
                 report.gaps_removed,
                 report.audit_removed,
+                report.alerts_removed,
                 human(report.bytes_freed),
                 report.took.as_secs_f64(),
                 report.history_removed as f64 / report.took.as_secs_f64().max(1e-3),

@@ -88,6 +88,8 @@ pub struct PruneAnswer {
     pub history_kept: u64,
     pub gaps_removed: u64,
     pub audit_removed: u64,
+    /// Cleared alerts and notification attempts.
+    pub alerts_removed: u64,
     pub bytes_freed: u64,
     pub took_ms: u64,
 }
@@ -99,6 +101,7 @@ impl From<PruneReport> for PruneAnswer {
             history_kept: r.history_kept,
             gaps_removed: r.gaps_removed,
             audit_removed: r.audit_removed,
+            alerts_removed: r.alerts_removed,
             bytes_freed: r.bytes_freed,
             took_ms: r.took.as_millis() as u64,
         }

@@ -75,6 +75,9 @@ pub struct PruneReport {
     pub gaps_removed: u64,
     /// Audited operations and access log entries removed.
     pub audit_removed: u64,
+    /// Cleared alerts and notification attempts removed (open alerts
+    /// stay, however old).
+    pub alerts_removed: u64,
     /// Space freed. SQLite: pages freed inside the file (reused by new
     /// history; the file itself shrinks when it is compacted, e.g. by a
     /// backup and restore). PostgreSQL: the size of the history rows

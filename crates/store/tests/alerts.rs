@@ -16,6 +16,7 @@ common::on_both_backends!(
     alerts_filter_by_state_cluster_clusters_id_and_time,
     the_highest_id_is_zero_without_alerts,
     deliveries_are_recorded_together_and_filtered_newest_first,
+    prune_removes_old_cleared_alerts_and_attempts_and_keeps_open_ones,
 );
 
 fn alert(id: i64, cluster: &str, object: &str, raised_ms: i64) -> AlertRecord {
@@ -305,4 +306,34 @@ fn deliveries_are_recorded_together_and_filtered_newest_first(store: &mut dyn St
         .len(),
         2
     );
+}
+
+fn prune_removes_old_cleared_alerts_and_attempts_and_keeps_open_ones(store: &mut dyn Store) {
+    let mut old_cleared = alert(1, "c1", "a", 100);
+    old_cleared.cleared_ms = Some(200);
+    let old_open = alert(2, "c1", "b", 100);
+    let mut recent_cleared = alert(3, "c1", "c", 100);
+    recent_cleared.cleared_ms = Some(2_000);
+    store
+        .save_alerts(&[old_cleared, old_open.clone(), recent_cleared.clone()])
+        .expect("saves");
+    store
+        .insert_deliveries(&[
+            delivery(Some(1), "mail", 1, 150),
+            delivery(Some(3), "mail", 1, 2_500),
+        ])
+        .expect("records");
+    let report = store.prune(1_000, None, &|_| {}).expect("prunes");
+    assert_eq!(report.alerts_removed, 2, "{report:?}");
+    let mut ids: Vec<i64> = all(store).iter().map(|a| a.id).collect();
+    ids.sort();
+    assert_eq!(ids, [2, 3], "the open alert stays, however old");
+    let left = store
+        .deliveries(&DeliveryQuery {
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .expect("reads");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].alert_id, Some(3));
 }

@@ -87,8 +87,13 @@ impl Maintenance for PgStore {
                 break;
             }
         }
-        let (gaps, audit) = conn.transaction(|tx| {
+        let (gaps, alerts, audit) = conn.transaction(|tx| {
             let gaps = tx.execute("DELETE FROM gaps WHERE time_ms < $1", &[&cut_ms])?;
+            let alerts = tx.execute("DELETE FROM alerts WHERE cleared_ms < $1", &[&cut_ms])?
+                + tx.execute(
+                    "DELETE FROM alert_deliveries WHERE time_ms < $1",
+                    &[&cut_ms],
+                )?;
             let audit = match audit_cut_ms {
                 Some(cut) => {
                     tx.execute("DELETE FROM operations WHERE requested_ms < $1", &[&cut])?
@@ -96,7 +101,7 @@ impl Maintenance for PgStore {
                 }
                 None => 0,
             };
-            Ok((gaps, audit))
+            Ok((gaps, alerts, audit))
         })?;
         conn.client.batch_execute("TRUNCATE prune_keep")?;
         if removed > 0 {
@@ -109,6 +114,7 @@ impl Maintenance for PgStore {
             history_kept: kept,
             gaps_removed: gaps,
             audit_removed: audit,
+            alerts_removed: alerts,
             bytes_freed: bytes,
             took: started.elapsed(),
         })

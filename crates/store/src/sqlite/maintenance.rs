@@ -188,6 +188,11 @@ impl SqliteStore {
         self.conn.execute("DELETE FROM temp.prune_keep", [])?;
         let tx = self.write_tx()?;
         let gaps = tx.execute("DELETE FROM gaps WHERE time_ms < ?1", params![cut_ms])? as u64;
+        let alerts = (tx.execute("DELETE FROM alerts WHERE cleared_ms < ?1", params![cut_ms])?
+            + tx.execute(
+                "DELETE FROM alert_deliveries WHERE time_ms < ?1",
+                params![cut_ms],
+            )?) as u64;
         let audit = match audit_cut_ms {
             Some(cut) => {
                 (tx.execute(
@@ -207,6 +212,7 @@ impl SqliteStore {
             history_kept: kept,
             gaps_removed: gaps,
             audit_removed: audit,
+            alerts_removed: alerts,
             bytes_freed: ((free_after - free_before).max(0) * page_size) as u64,
             took: started.elapsed(),
         })
