@@ -123,7 +123,6 @@ impl Server {
         mut query: haven_store::OperationQuery,
     ) -> Result<Vec<haven_store::OperationRecord>, String> {
         query.clusters = self.visible_cluster_names(sight);
-        let wanted = query.limit;
         let shown = |o: &haven_store::OperationRecord| {
             sight.is_none_or(|l| {
                 haven_auth::roles::requirement(&o.op, |_| None)
@@ -131,20 +130,40 @@ impl Server {
                     .is_none_or(|g| l.group(&o.cluster, &g))
             })
         };
-        // Rows of groups the caller does not see are dropped after the
-        // read; read more until `wanted` are left or there are no more.
-        loop {
-            let q = query.clone();
-            let rows = self
-                .read(move |store| haven_store::Store::operations(store, &q))
-                .await?;
-            let exhausted = rows.len() < query.limit || query.limit >= AUDIT_READ_MAX;
-            let mut visible: Vec<_> = rows.into_iter().filter(shown).collect();
-            if visible.len() >= wanted || exhausted {
-                visible.truncate(wanted);
-                return Ok(visible);
-            }
-            query.limit = (query.limit.max(1) * 4).min(AUDIT_READ_MAX);
+        let wanted = query.limit;
+        read_visible(wanted, shown, |limit| {
+            let q = haven_store::OperationQuery {
+                limit,
+                ..query.clone()
+            };
+            self.read(move |store| haven_store::Store::operations(store, &q))
+        })
+        .await
+    }
+}
+
+/// Reads rows newest first through `read(limit)` until `wanted` of them
+/// pass `shown` (the caller's groups) or there are no more: the rows of
+/// groups a caller does not see are dropped after the read, so a short
+/// answer reads again, four times as many, up to [`AUDIT_READ_MAX`].
+pub(crate) async fn read_visible<T, F, Fut>(
+    wanted: usize,
+    shown: impl Fn(&T) -> bool,
+    mut read: F,
+) -> Result<Vec<T>, String>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<T>, String>>,
+{
+    let mut limit = wanted;
+    loop {
+        let rows = read(limit).await?;
+        let exhausted = rows.len() < limit || limit >= AUDIT_READ_MAX;
+        let mut visible: Vec<T> = rows.into_iter().filter(|r| shown(r)).collect();
+        if visible.len() >= wanted || exhausted {
+            visible.truncate(wanted);
+            return Ok(visible);
         }
+        limit = (limit.max(1) * 4).min(AUDIT_READ_MAX);
     }
 }

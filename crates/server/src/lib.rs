@@ -181,10 +181,8 @@ impl Server {
             fleet: fleet.clone(),
             history: history.clone(),
             settings: config.links.clone(),
-            engine_tls: Some(
-                haven_pki::client_config_for_ca(&authority.ca_pem())
-                    .context("cannot trust the fleet CA for engine links")?,
-            ),
+            engine_tls: haven_pki::client_config_for_ca(&authority.ca_pem())
+                .context("cannot trust the fleet CA for engine links")?,
         };
         // Subscribed before any link starts: the alerts see every update.
         let alerts = loaded_alerts.map(|loaded| {

@@ -112,7 +112,7 @@ pub struct LinkContext {
     pub history: HistorySink,
     pub settings: LinkSection,
     /// Trusts the fleet CA, for engines at `tls://` addresses.
-    pub engine_tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    pub engine_tls: Arc<tokio_rustls::rustls::ClientConfig>,
 }
 
 /// Starts the link task of one cluster. `stored` is the last position
@@ -232,7 +232,7 @@ impl Link {
             client: format!("haven-server {}", env!("CARGO_PKG_VERSION")),
             user: self.target.user.clone(),
             password: self.target.password.clone(),
-            tls: self.ctx.engine_tls.clone(),
+            tls: Some(self.ctx.engine_tls.clone()),
         };
         let limit = self.ctx.settings.connect_timeout();
         let mut engine = follow::open(&self.target.address, &who, limit)

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::Acked;
-use crate::access::Limited;
+use crate::access::{read_visible, Limited};
 use crate::api::{limit, need_server_admin, visible_clusters, ApiError, ApiQuery};
 use crate::auth::Caller;
 use crate::fleet::Sight;
@@ -65,20 +65,23 @@ pub(crate) async fn list(
         cluster: q.cluster,
         clusters,
         since_ms: q.since_ms,
-        // Group-limited callers lose some rows after the read.
-        limit: if sight.is_some() { wanted * 4 } else { wanted },
         ..Default::default()
     };
-    let rows = s
-        .read(move |store| store.alerts(&query))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(Json(
-        rows.into_iter()
-            .filter(|a| shown(sight.as_ref(), a))
-            .take(wanted)
-            .collect(),
-    ))
+    let sight = sight.as_ref();
+    let rows = read_visible(
+        wanted,
+        |a| shown(sight, a),
+        |limit| {
+            let q = AlertQuery {
+                limit,
+                ..query.clone()
+            };
+            s.read(move |store| store.alerts(&q))
+        },
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(Json(rows))
 }
 
 /// `POST /api/v1/alerts/{id}/ack`: who may operate the alert's group (or

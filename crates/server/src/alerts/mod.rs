@@ -218,15 +218,24 @@ impl Task {
         let now = crate::now_ms();
         match update {
             FleetUpdate::Events { cluster, events } => {
+                // Groups whose states moved while a violation of theirs is
+                // open: rechecked once, against the state after the batch.
+                let mut moved: Vec<&str> = Vec::new();
                 for event in events {
                     self.rules.event(cluster, event, now, out);
                     if let EventKind::GroupState { group, .. } = &event.kind {
-                        if self.rules.violation_open(cluster, group) {
-                            if let Some(snap) = self.fleet.snapshot(cluster) {
-                                self.rules
-                                    .recheck_concurrency(cluster, &snap, group, now, out);
-                            }
+                        if self.rules.violation_open(cluster, group) && !moved.contains(&&**group) {
+                            moved.push(group);
                         }
+                    }
+                }
+                if let Some(snap) = (!moved.is_empty())
+                    .then(|| self.fleet.snapshot(cluster))
+                    .flatten()
+                {
+                    for group in moved {
+                        self.rules
+                            .recheck_concurrency(cluster, &snap, group, now, out);
                     }
                 }
             }

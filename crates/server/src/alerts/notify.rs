@@ -97,22 +97,24 @@ impl Notifier {
             for target in targets {
                 let event = change.transition.as_str();
                 if change.suppressed {
-                    records.push(not_sent(
+                    records.push(delivery(
                         &change.alert,
                         target,
                         event,
+                        0,
                         DeliveryOutcome::Suppressed,
-                        "the alert is flapping",
+                        Some("the alert is flapping".into()),
                     ));
                     continue;
                 }
                 if let Err(why) = self.enqueue(target, event, change.alert.clone()) {
-                    records.push(not_sent(
+                    records.push(delivery(
                         &change.alert,
                         target,
                         event,
+                        0,
                         DeliveryOutcome::Dropped,
-                        &why,
+                        Some(why),
                     ));
                 }
             }
@@ -173,20 +175,22 @@ impl Notifier {
     }
 }
 
-fn not_sent(
+/// The record of one attempt to deliver (`attempt` 0: none was made).
+fn delivery(
     alert: &AlertRecord,
     channel: &str,
     event: &str,
+    attempt: u32,
     outcome: DeliveryOutcome,
-    why: &str,
+    error: Option<String>,
 ) -> NewDelivery {
     NewDelivery {
         alert_id: (alert.id > 0).then_some(alert.id),
         channel: channel.to_string(),
         event: event.to_string(),
-        attempt: 0,
+        attempt,
         outcome,
-        error: Some(why.to_string()),
+        error,
         time_ms: crate::now_ms(),
     }
 }
@@ -209,19 +213,12 @@ async fn worker(
                 Ok(result) => result,
                 Err(_) => Err(format!("no answer within {limit:?}")),
             };
-            let record = NewDelivery {
-                alert_id: (n.alert.id > 0).then_some(n.alert.id),
-                channel: name.clone(),
-                event: n.event.to_string(),
-                attempt,
-                outcome: if result.is_ok() {
-                    DeliveryOutcome::Sent
-                } else {
-                    DeliveryOutcome::Failed
-                },
-                error: result.as_ref().err().cloned(),
-                time_ms: crate::now_ms(),
+            let outcome = match result {
+                Ok(()) => DeliveryOutcome::Sent,
+                Err(_) => DeliveryOutcome::Failed,
             };
+            let error = result.as_ref().err().cloned();
+            let record = delivery(&n.alert, &name, n.event, attempt, outcome, error);
             if history
                 .send(WriteMsg::Deliveries(vec![record]))
                 .await

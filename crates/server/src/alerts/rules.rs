@@ -720,7 +720,6 @@ impl Rules {
             .chain(self.pending.keys())
             .map(|k| k.cluster.clone())
             .collect();
-        names.dedup();
         names.sort();
         names.dedup();
         names
