@@ -57,6 +57,28 @@ impl Role {
         Role::ClusterAdministrator,
     ];
 
+    /// The stored and wire name (`cluster_operator`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Guest => "guest",
+            Role::GroupOperator => "group_operator",
+            Role::GroupAdministrator => "group_administrator",
+            Role::ClusterOperator => "cluster_operator",
+            Role::ClusterAdministrator => "cluster_administrator",
+        }
+    }
+
+    /// The role of that stored name; the error lists the names.
+    pub fn parse(name: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                format!("role `{name}`: use {}", names.join(", "))
+            })
+    }
+
     /// The name administrators read ("Cluster Operator").
     pub fn title(self) -> &'static str {
         match self {
@@ -655,5 +677,19 @@ mod tests {
             r#"{"principal":{"kind":"group","name":"ops"},"role":"cluster_operator","scope":"cluster","cluster":"east"}"#
         );
         assert_eq!(serde_json::from_str::<Grant>(&text).unwrap(), g);
+    }
+
+    #[test]
+    fn role_names_are_serdes_and_parse_back() {
+        for role in Role::ALL {
+            let json = serde_json::to_value(role).unwrap();
+            assert_eq!(json.as_str(), Some(role.as_str()));
+            assert_eq!(Role::parse(role.as_str()), Ok(role));
+        }
+        let err = Role::parse("overlord").unwrap_err();
+        assert!(
+            err.contains("overlord") && err.contains("cluster_administrator"),
+            "{err}"
+        );
     }
 }

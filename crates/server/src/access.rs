@@ -85,11 +85,6 @@ impl Server {
         })
         .await;
     }
-
-    /// Whether `caller` may see `cluster` at all.
-    pub fn may_see(&self, caller: &Caller, cluster: &str) -> bool {
-        self.sight(caller).is_none_or(|l| l.cluster(cluster))
-    }
 }
 
 /// At most this many audit rows are read to fill one answer for a caller

@@ -53,10 +53,7 @@ fn body_of(g: &GrantEntry) -> GrantBody {
     GrantBody {
         user: g.user.clone(),
         group: g.group.clone(),
-        role: serde_json::to_value(g.role)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        role: g.role.as_str().to_string(),
         cluster: g.cluster.clone(),
         service_group: g.service_group.clone(),
     }
@@ -106,14 +103,7 @@ pub(crate) async fn add_grant(
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<(StatusCode, Json<GrantView>), ApiError> {
     need_server_admin(&s, &caller)?;
-    let role = serde_json::from_value(serde_json::Value::String(body.role.clone())).map_err(
-        |_| {
-            ApiError::bad_request(format!(
-                "role `{}`: use guest, group_operator, group_administrator, cluster_operator or cluster_administrator",
-                body.role
-            ))
-        },
-    )?;
+    let role = haven_auth::roles::Role::parse(&body.role).map_err(ApiError::bad_request)?;
     let entry = GrantEntry {
         user: body.user.clone(),
         group: body.group.clone(),

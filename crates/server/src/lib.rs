@@ -577,7 +577,7 @@ pub fn data_dir_in_use(dir: &std::path::Path) -> Option<String> {
 pub fn stored_grants(rows: &[haven_store::GrantRecord]) -> Vec<config::GrantEntry> {
     rows.iter()
         .filter_map(|r| {
-            let role = serde_json::from_value(serde_json::Value::String(r.role.clone()));
+            let role = haven_auth::roles::Role::parse(&r.role);
             match role {
                 Ok(role) => Some(config::GrantEntry {
                     user: (r.principal_kind == "user").then(|| r.principal.clone()),

@@ -34,16 +34,13 @@ pub(crate) async fn admin(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
-    if !v.admin() {
-        let mut r = v.render(
+    if let Err(refusal) = need_server_admin(&s, &v.caller) {
+        return v.refuse(
             "Administration",
-            None,
-            None,
-            "<h1>Administration</h1><p class=\"error\">Only a Server Administrator may manage the server.</p>\
-<p>The <a href=\"/audit\">audit log</a> shows the operations on what you may see.</p>".into(),
+            refusal,
+            "<p>Only a Server Administrator may manage the server. The <a href=\"/audit\">audit \
+log</a> shows the operations on what you may see.</p>",
         );
-        *r.status_mut() = StatusCode::FORBIDDEN;
-        return r;
     }
     let mut main = String::from(
         "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#roles\">Roles</a> · \
@@ -169,14 +166,12 @@ async fn roles_section(s: &std::sync::Arc<Server>) -> String {
     }
     let roles: String = Role::ALL
         .iter()
-        .filter_map(|r| {
-            let name = serde_json::to_value(r).ok()?;
-            let name = name.as_str()?;
-            Some(format!(
+        .map(|r| {
+            format!(
                 "<option value=\"{}\">{}</option>",
-                esc(name),
+                esc(r.as_str()),
                 esc(r.title())
-            ))
+            )
         })
         .collect();
     format!(
@@ -370,9 +365,7 @@ pub(crate) fn settings(
 
 /// "Group Operator" for `group_operator` (the stored name, if unknown).
 fn role_title(name: &str) -> String {
-    serde_json::from_value::<Role>(serde_json::Value::String(name.into()))
-        .map(|r| r.title().to_string())
-        .unwrap_or_else(|_| name.to_string())
+    Role::parse(name).map_or_else(|_| name.to_string(), |r| r.title().to_string())
 }
 
 fn scope_text(cluster: Option<&str>, group: Option<&str>) -> String {
@@ -577,7 +570,7 @@ pub(crate) async fn access(
     const TITLE: &str = "Access log";
     let v = Viewer::new(s.clone(), caller, q.fragment.is_some());
     if let Err(refusal) = need_server_admin(&s, &v.caller) {
-        return v.refuse(TITLE, refusal);
+        return v.refuse(TITLE, refusal, "");
     }
     let user = nonempty(&q.user);
     let outcome = match nonempty(&q.outcome)
@@ -704,18 +697,11 @@ fn when(ms: i64, now: i64) -> String {
 
 /// `2024-05-01 12:00:03` (UTC) for milliseconds since the epoch.
 fn utc(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => ms.to_string(),
-    }
+    let c = haven_model::clock::civil(ms);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub const JS: &str = r##"
     const pick = button.dataset.pick && document.getElementById(button.dataset.pick);
     let cli = button.dataset.cli;
     if (pick) {
-      if (pick.value) { op.to = pick.value; cli += " --to " + pick.value; }
+      if (pick.value) { op.to = pick.value; cli += " --to " + shellWord(pick.value); }
     }
     if (button.dataset.confirm && !await ask(button.dataset.confirm + (op.to ? " (to " + op.to + ")" : ""), cli, button)) return;
     const out = resultBox(button);

@@ -152,23 +152,20 @@ impl Viewer {
     }
 
     pub fn admin(&self) -> bool {
-        match (&self.caller, &self.server.auth) {
-            (Caller::User(who), Some(auth)) => auth.policy().is_server_admin(who),
-            _ => true,
-        }
+        crate::api::need_server_admin(&self.server, &self.caller).is_ok()
     }
 
     /// The page `title`, refused with the API's answer `refusal`: its
     /// status and message, and — when the API records it (a
     /// [`Denial`](crate::api::Denial)) — the same record in the access
     /// log, which the `identify` middleware takes from the response.
-    pub fn refuse(&self, title: &str, refusal: crate::api::ApiError) -> Response {
+    pub fn refuse(&self, title: &str, refusal: crate::api::ApiError, note: &str) -> Response {
         let mut response = self.render(
             title,
             None,
             None,
             format!(
-                "<h1>{}</h1><p class=\"error\">{}</p>",
+                "<h1>{}</h1><p class=\"error\">{}</p>{note}",
                 html::esc(title),
                 html::esc(&refusal.message)
             ),

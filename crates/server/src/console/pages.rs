@@ -258,12 +258,13 @@ pub(crate) async fn faults(
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
     let page = q.page.unwrap_or(0);
-    let want = (page + 1) * PAGE;
+    // A huge ?page= reads nothing rather than overflowing.
+    let want = page.saturating_add(1).saturating_mul(PAGE);
     let (items, total) = match &v.sight {
         None => s.fleet.attention(want),
         Some(l) => s.fleet.seen_by(l).attention(want),
     };
-    let shown: Vec<_> = items.into_iter().skip(page * PAGE).collect();
+    let shown: Vec<_> = items.into_iter().skip(page.saturating_mul(PAGE)).collect();
     let mut main = format!("<h1>Needs attention ({total})</h1>");
     if shown.is_empty() {
         main.push_str("<p class=\"muted\">Nothing needs attention.</p>");
@@ -297,7 +298,7 @@ pub(crate) async fn clusters(
     let page = q.page.unwrap_or(0);
     let rows: Vec<Vec<String>> = all
         .iter()
-        .skip(page * PAGE)
+        .skip(page.saturating_mul(PAGE))
         .take(PAGE)
         .map(|c| {
             vec![
