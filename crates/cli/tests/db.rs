@@ -11,19 +11,6 @@ use std::process::Command;
 use haven_store::{HistoryQuery, SqliteStore, Store};
 use support::*;
 
-fn haven(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(HAVEN)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run haven");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// (cluster, epoch, seq) of every history row, sorted.
 fn keys(db: &Path) -> Vec<(String, u64, u64)> {
     let store = SqliteStore::open(db).unwrap();
@@ -276,32 +263,25 @@ fn the_schedule_backs_up_keeps_the_newest_copies_and_applies_the_retention_polic
     // web_ip goes at the retention cut-off (1 day), its last state stays.
     let day_ms = 86_400_000;
     let now = haven_server::now_ms();
-    let event = |seq: u64, age_days: i64, to: ResourceState| HistoryRowOf {
-        seq,
-        time_ms: now - age_days * day_ms,
-        to,
-    };
-    let rows: Vec<haven_store::HistoryRow> = [
-        event(1, 10, ResourceState::Online),
-        event(2, 9, ResourceState::Faulted),
-    ]
-    .into_iter()
-    .map(|e| haven_store::HistoryRow {
+    let row = |seq: u64, age_days: i64, to: ResourceState| haven_store::HistoryRow {
         cluster: "old".into(),
         epoch: 1,
         event: Event {
-            seq: e.seq,
-            time_ms: e.time_ms,
+            seq,
+            time_ms: now - age_days * day_ms,
             kind: EventKind::ResourceState {
                 group: name("web"),
                 resource: name("web_ip"),
                 system: name("n1"),
                 from: ResourceState::Offline,
-                to: e.to,
+                to,
             },
         },
-    })
-    .collect();
+    };
+    let rows = [
+        row(1, 10, ResourceState::Online),
+        row(2, 9, ResourceState::Faulted),
+    ];
     SqliteStore::open(&data.join("haven.db"))
         .unwrap()
         .append(&rows)
@@ -341,10 +321,4 @@ fn the_schedule_backs_up_keeps_the_newest_copies_and_applies_the_retention_polic
         (seqs.len() == 1).then_some(seqs)
     });
     assert_eq!(seqs, [2], "web_ip's last state before the cut-off stays");
-}
-
-struct HistoryRowOf {
-    seq: u64,
-    time_ms: i64,
-    to: haven_model::ResourceState,
 }

@@ -14,7 +14,6 @@
 mod server;
 
 use std::path::Path;
-use std::process::Command;
 
 use haven_model::{name, Event, EventKind, Freeze, GroupState, ResourceState, SystemState};
 use haven_server::config::ServerConfig;
@@ -23,20 +22,6 @@ use haven_store::{
     OperationQuery, SqliteStore, Store,
 };
 use server::support::*;
-
-fn haven(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(HAVEN)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("HAVEN_DATABASE_URL")
-        .output()
-        .expect("run haven");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The PostgreSQL URL in the server's `haven.toml` in `dir`.
 fn url_of(dir: &Path) -> String {

@@ -86,6 +86,16 @@ impl LinkStatus {
             LinkState::Connected | LinkState::Stale => false,
         }
     }
+
+    /// The state people are shown, and counted by: a link failing to come
+    /// back is `disconnected`, even while it dials again.
+    pub fn shown(&self) -> LinkState {
+        if self.is_down() {
+            LinkState::Disconnected
+        } else {
+            self.state
+        }
+    }
 }
 
 /// A change published to subscribers (live API stream, operation waits).
@@ -292,10 +302,10 @@ fn attention_of(inner: &Inner, limit: usize) -> (Vec<Attention>, usize) {
         system: s.map(|x| x.to_string()),
     };
     for (c, view) in &inner.clusters {
-        match view.link.state {
-            _ if view.link.is_down() => push(att("disconnected_cluster", c, None, None)),
+        match view.link.shown() {
+            LinkState::Disconnected => push(att("disconnected_cluster", c, None, None)),
             LinkState::Stale => push(att("stale_cluster", c, None, None)),
-            _ => {}
+            LinkState::Connecting | LinkState::Connected => {}
         }
     }
     for (c, g) in &ix.concurrency {
@@ -358,7 +368,7 @@ fn summary_of(inner: &Inner, limit: usize) -> Summary {
     let ix = &inner.ix;
     let mut links = BTreeMap::new();
     for view in inner.clusters.values() {
-        let key = view.link.state.as_str().to_string();
+        let key = view.link.shown().as_str().to_string();
         *links.entry(key).or_insert(0) += 1;
     }
     Summary {

@@ -802,3 +802,19 @@ pub fn shell_words(line: &str) -> Vec<String> {
     }
     words
 }
+
+/// Runs `haven ARGS` to its end, without colour and without a database URL
+/// from the environment: (exit code, stdout, stderr).
+pub fn haven(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(HAVEN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove(haven_server::config::DATABASE_URL_ENV)
+        .output()
+        .expect("run haven");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -92,18 +92,8 @@ pub(super) fn system_link(cluster: &str, system: &str) -> String {
     )
 }
 
-/// A link's state as the console shows it: a link failing to come back
-/// is "disconnected", even while it dials again.
-fn shown_state(link: &LinkStatus) -> &'static str {
-    if link.is_down() {
-        LinkState::Disconnected.as_str()
-    } else {
-        link.state.as_str()
-    }
-}
-
 pub(super) fn link_badge(link: &LinkStatus) -> String {
-    badge(shown_state(link))
+    badge(link.shown().as_str())
 }
 
 /// How long a paged list is.
@@ -292,7 +282,7 @@ pub(crate) async fn clusters(
         all.retain(|c| c.name.to_lowercase().contains(&text));
     }
     if let Some(state) = q.state.as_deref().filter(|t| !t.is_empty()) {
-        all.retain(|c| shown_state(&c.link) == state);
+        all.retain(|c| c.link.shown().as_str() == state);
     }
     let total = all.len();
     let page = q.page.unwrap_or(0);
