@@ -5,7 +5,7 @@
 
 use postgres::Row;
 
-use super::{from_name, sql_limit, PgStore, Select};
+use super::{from_name, from_sql, sql_limit, PgStore, Select};
 use crate::{
     AlertQuery, AlertRecord, AlertSeverity, AlertStore, DeliveryOutcome, DeliveryQuery,
     DeliveryRecord, NewDelivery, StoreError,
@@ -167,18 +167,13 @@ impl AlertStore for PgStore {
             Some(&limit),
             |row| {
                 let id: i64 = row.try_get(0)?;
-                let attempt: i64 = row.try_get(4)?;
                 let outcome: &str = row.try_get(5)?;
                 Ok(DeliveryRecord {
                     id,
                     alert_id: row.try_get(1)?,
                     channel: row.try_get(2)?,
                     event: row.try_get(3)?,
-                    attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
-                        table: "alert_deliveries",
-                        id: id.to_string(),
-                        problem: format!("attempt {attempt} out of range"),
-                    })?,
+                    attempt: from_sql("alert_deliveries", id, row.try_get(4)?)?,
                     outcome: from_name(
                         "alert_deliveries",
                         id,

@@ -306,11 +306,15 @@ fn to_sql(what: &'static str, value: u64) -> Result<i64, StoreError> {
 }
 
 /// A `bigint` back as a Haven `u64`.
-fn from_sql(table: &'static str, id: impl ToString, value: i64) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+fn from_sql<T: TryFrom<i64>>(
+    table: &'static str,
+    id: impl ToString,
+    value: i64,
+) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt {
         table,
         id: id.to_string(),
-        problem: format!("negative number {value}"),
+        problem: format!("number {value} out of range"),
     })
 }
 
