@@ -36,6 +36,26 @@ pub struct GrantBody {
     pub service_group: Option<String>,
 }
 
+impl GrantBody {
+    /// `user alice` or `group ha-ops`.
+    pub fn who(&self) -> String {
+        match (&self.user, &self.group) {
+            (Some(u), _) => format!("user {u}"),
+            (_, Some(g)) => format!("group {g}"),
+            _ => String::new(),
+        }
+    }
+
+    /// `every cluster`, `cluster prod-db` or `group web of cluster prod-db`.
+    pub fn scope(&self) -> String {
+        match (&self.cluster, &self.service_group) {
+            (None, _) => "every cluster".to_string(),
+            (Some(c), None) => format!("cluster {c}"),
+            (Some(c), Some(sg)) => format!("group {sg} of cluster {c}"),
+        }
+    }
+}
+
 /// A grant in force.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 pub struct GrantView {
@@ -64,37 +84,42 @@ pub(crate) async fn list_grants(
     axum::Extension(caller): axum::Extension<Caller>,
 ) -> Result<Json<Vec<GrantView>>, ApiError> {
     need_server_admin(&s, &caller)?;
-    let stored = s
-        .read(|store| store.grants())
-        .await
-        .map_err(ApiError::internal)?;
-    let mut out: Vec<GrantView> = s
-        .config
-        .auth
-        .grants
-        .iter()
-        .map(|g| GrantView {
-            id: None,
-            source: "config".into(),
-            grant: body_of(g),
-            created_ms: None,
-            created_by: None,
-        })
-        .collect();
-    out.extend(stored.into_iter().map(|r| GrantView {
-        id: Some(r.id),
-        source: "api".into(),
-        grant: GrantBody {
-            user: (r.principal_kind == "user").then(|| r.principal.clone()),
-            group: (r.principal_kind == "group").then(|| r.principal.clone()),
-            role: r.role,
-            cluster: r.cluster,
-            service_group: r.service_group,
-        },
-        created_ms: Some(r.created_ms),
-        created_by: Some(r.created_by),
-    }));
-    Ok(Json(out))
+    Ok(Json(s.grant_views().await.map_err(ApiError::internal)?))
+}
+
+impl Server {
+    /// Every grant in force: `[[auth.grant]]`'s, then those made through
+    /// the API (the API's list and the console's).
+    pub async fn grant_views(self: &std::sync::Arc<Self>) -> Result<Vec<GrantView>, String> {
+        let stored = self.read(|store| store.grants()).await?;
+        let mut out: Vec<GrantView> = self
+            .config
+            .auth
+            .grants
+            .iter()
+            .map(|g| GrantView {
+                id: None,
+                source: "config".into(),
+                grant: body_of(g),
+                created_ms: None,
+                created_by: None,
+            })
+            .collect();
+        out.extend(stored.into_iter().map(|r| GrantView {
+            id: Some(r.id),
+            source: "api".into(),
+            grant: GrantBody {
+                user: (r.principal_kind == "user").then(|| r.principal.clone()),
+                group: (r.principal_kind == "group").then(|| r.principal.clone()),
+                role: r.role,
+                cluster: r.cluster,
+                service_group: r.service_group,
+            },
+            created_ms: Some(r.created_ms),
+            created_by: Some(r.created_by),
+        }));
+        Ok(out)
+    }
 }
 
 pub(crate) async fn add_grant(
@@ -182,16 +207,7 @@ pub(crate) async fn remove_grant(
 }
 
 fn change(caller: &Caller, action: &str, id: i64, g: &GrantBody) -> NewAccess {
-    let who = match (&g.user, &g.group) {
-        (Some(u), _) => format!("user {u}"),
-        (_, Some(gr)) => format!("group {gr}"),
-        _ => String::new(),
-    };
-    let scope = match (&g.cluster, &g.service_group) {
-        (None, _) => "every cluster".to_string(),
-        (Some(c), None) => format!("cluster {c}"),
-        (Some(c), Some(sg)) => format!("group {sg} of cluster {c}"),
-    };
+    let (who, scope) = (g.who(), g.scope());
     NewAccess {
         time_ms: crate::now_ms(),
         user: caller.name().to_string(),

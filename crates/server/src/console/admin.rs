@@ -125,44 +125,21 @@ fn clusters_section(s: &Server) -> String {
 }
 
 async fn roles_section(s: &std::sync::Arc<Server>) -> String {
-    let made = s.read(haven_store::Store::grants).await;
-    let mut rows: Vec<Vec<String>> = s
-        .config
-        .auth
-        .grants
-        .iter()
-        .map(|g| {
-            let who = match (&g.user, &g.group) {
-                (Some(u), _) => format!("user {u}"),
-                (None, Some(gr)) => format!("group {gr}"),
-                (None, None) => String::new(),
-            };
-            vec![
-                esc(&who),
-                esc(g.role.title()),
-                esc(&scope_text(
-                    g.cluster.as_deref(),
-                    g.service_group.as_deref(),
-                )),
-                "<span class=\"muted\">haven.toml</span>".into(),
-            ]
-        })
-        .collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut error = String::new();
-    match &made {
-        Ok(grants) => rows.extend(grants.iter().map(|g| {
-            vec![
-                esc(&format!("{} {}", g.principal_kind, g.principal)),
-                esc(&role_title(&g.role)),
-                esc(&scope_text(g.cluster.as_deref(), g.service_group.as_deref())),
-                format!(
-                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/grants/{}\" data-confirm=\"Revoke this grant\" data-cli=\"{}\">Revoke</button>",
-                    g.id,
-                    esc(&cli::revoke(g.id))
+    match s.grant_views().await {
+        Ok(views) => rows.extend(views.iter().map(|v| {
+            let g = &v.grant;
+            let last = match v.id {
+                None => "<span class=\"muted\">haven.toml</span>".to_string(),
+                Some(id) => format!(
+                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/grants/{id}\" data-confirm=\"Revoke this grant\" data-cli=\"{}\">Revoke</button>",
+                    esc(&cli::revoke(id))
                 ),
-            ]
+            };
+            vec![esc(&g.who()), esc(&role_title(&g.role)), esc(&g.scope()), last]
         })),
-        Err(e) => error = read_error(e),
+        Err(e) => error = read_error(&e),
     }
     let roles: String = Role::ALL
         .iter()
@@ -366,14 +343,6 @@ pub(crate) fn settings(
 /// "Group Operator" for `group_operator` (the stored name, if unknown).
 fn role_title(name: &str) -> String {
     Role::parse(name).map_or_else(|_| name.to_string(), |r| r.title().to_string())
-}
-
-fn scope_text(cluster: Option<&str>, group: Option<&str>) -> String {
-    match (cluster, group) {
-        (None, _) => "every cluster".into(),
-        (Some(c), None) => format!("cluster {c}"),
-        (Some(c), Some(g)) => format!("group {g} of {c}"),
-    }
 }
 
 // The audit log -------------------------------------------------------------------
