@@ -825,9 +825,10 @@ fn a_guest_is_offered_nothing_told_why_and_refused(c: &Console, guest: &str) {
     );
     c.open("/admin", "Only a Server Administrator");
     c.open("/access", "is not a Server Administrator");
+    // One after the other, so the access log has them in this order.
     let refused = b.script(
-        "return Promise.all([fetch('/access').then(r => r.status), \
-           fetch('/api/v1/access-log').then(r => r.json().then(j => [r.status, j.error.message]))]);",
+        "return fetch('/access').then(r => r.status).then(page => \
+           fetch('/api/v1/access-log').then(r => r.json().then(j => [page, [r.status, j.error.message]])));",
         json!([]),
     );
     assert_eq!(refused[0], json!(403), "the page is refused: {refused}");
