@@ -716,12 +716,20 @@ impl Fleet {
         self.read().clusters.keys().cloned().collect()
     }
 
-    /// Sets a cluster's link status.
-    pub fn set_link(&self, name: &Name, status: LinkStatus) {
+    /// Sets a cluster's link status. Within one engine run the last
+    /// sequence received only grows: [`Fleet::apply`] moves it with every
+    /// event, and a link task's own copy (which may be older, e.g. a
+    /// connector session's, set at its snapshot) never moves it back.
+    pub fn set_link(&self, name: &Name, mut status: LinkStatus) {
         {
             let mut inner = self.write();
             match inner.clusters.get_mut(name) {
-                Some(view) => view.link = status.clone(),
+                Some(view) => {
+                    if status.epoch.is_some() && status.epoch == view.link.epoch {
+                        status.seq = status.seq.max(view.link.seq);
+                    }
+                    view.link = status.clone();
+                }
                 None => return,
             }
         }

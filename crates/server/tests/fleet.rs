@@ -163,3 +163,32 @@ async fn the_fleet_follows_engines_exactly_and_its_indexes_equal_a_recount() {
         .count();
     assert_eq!(faulted, listed);
 }
+
+#[test]
+fn a_link_status_from_a_session_never_moves_the_received_sequence_back() {
+    let fleet = Fleet::new();
+    let name = Name::from("c");
+    let at = |epoch: u64, seq: u64| LinkStatus {
+        epoch: Some(epoch),
+        seq,
+        ..status()
+    };
+    fleet.add(&name, at(1, 5));
+    let event = haven_model::Event {
+        seq: 9,
+        time_ms: 0,
+        kind: haven_model::EventKind::Notice {
+            severity: haven_model::Severity::Info,
+            object: None,
+            message: "x".into(),
+        },
+    };
+    fleet.apply(&name, vec![event]).unwrap();
+    assert_eq!(fleet.link("c").unwrap().seq, 9);
+    // A connector session's status, with the seq of its snapshot.
+    fleet.set_link(&name, at(1, 5));
+    assert_eq!(fleet.link("c").unwrap().seq, 9, "not moved back");
+    // A new engine run starts its own count.
+    fleet.set_link(&name, at(2, 3));
+    assert_eq!(fleet.link("c").unwrap().seq, 3);
+}
