@@ -33,7 +33,7 @@ use postgres::{Client, GenericClient};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -50,6 +50,41 @@ CREATE TABLE haven_schema (
     version     INT    NOT NULL PRIMARY KEY,
     applied_ms  BIGINT NOT NULL              -- when it was applied
 );
+"#;
+
+const V5: &str = r#"
+CREATE TABLE tags (
+    cluster   TEXT COLLATE "C" NOT NULL,
+    kind      TEXT COLLATE "C" NOT NULL CHECK (kind IN ('cluster', 'group', 'system')),
+    object    TEXT COLLATE "C" NOT NULL,
+    key       TEXT COLLATE "C" NOT NULL,
+    value     TEXT COLLATE "C" NOT NULL,
+    set_by    TEXT COLLATE "C" NOT NULL,
+    set_ms    BIGINT NOT NULL,
+    PRIMARY KEY (cluster, kind, object, key),
+    CHECK ((kind = 'cluster') = (object = ''))
+);
+CREATE INDEX tags_key_value ON tags (key, value);
+
+CREATE TABLE saved_searches (
+    id          BIGSERIAL NOT NULL PRIMARY KEY,
+    owner       TEXT COLLATE "C" NOT NULL,
+    name        TEXT COLLATE "C" NOT NULL,
+    query       TEXT    NOT NULL,
+    shared      BOOLEAN NOT NULL DEFAULT FALSE,
+    created_ms  BIGINT  NOT NULL,
+    UNIQUE (owner, name)
+);
+
+CREATE TABLE checkpoints (
+    cluster   TEXT COLLATE "C" NOT NULL,
+    epoch     BIGINT NOT NULL,
+    seq       BIGINT NOT NULL,
+    time_ms   BIGINT NOT NULL,
+    snapshot  TEXT   NOT NULL,
+    PRIMARY KEY (cluster, epoch, seq)
+);
+CREATE INDEX checkpoints_cluster_time ON checkpoints (cluster, time_ms);
 "#;
 
 const V4: &str = r#"

@@ -16,10 +16,56 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V5: &str = r#"
+-- Tags: key=value labels an administrator puts on a cluster, a service
+-- group or a system, to find, filter, route alerts and report by them.
+-- One value per key per object. The cluster itself is object ''.
+CREATE TABLE tags (
+    cluster   TEXT    NOT NULL,
+    kind      TEXT    NOT NULL CHECK (kind IN ('cluster', 'group', 'system')),
+    object    TEXT    NOT NULL,          -- the group or system; '' for the cluster
+    key       TEXT    NOT NULL,
+    value     TEXT    NOT NULL,
+    set_by    TEXT    NOT NULL,          -- who set it
+    set_ms    INTEGER NOT NULL,
+    PRIMARY KEY (cluster, kind, object, key),
+    CHECK ((kind = 'cluster') = (object = ''))
+) STRICT;
+CREATE INDEX tags_key_value ON tags (key, value);
+
+-- Searches a user saved under a name (the query as typed in the console
+-- or given to `haven find`). Shared ones are listed to every user; each
+-- user still sees only what their roles allow.
+CREATE TABLE saved_searches (
+    id          INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    owner       TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    query       TEXT    NOT NULL,
+    shared      INTEGER NOT NULL DEFAULT 0 CHECK (shared IN (0, 1)),
+    created_ms  INTEGER NOT NULL,
+    UNIQUE (owner, name)
+) STRICT;
+
+-- Whole snapshots of a cluster's state at a position of its history, so
+-- its state at any past instant is the last checkpoint before it plus the
+-- events after it (time travel, availability reports). The server writes
+-- one each time a link takes a snapshot (an engine run's start, a
+-- reconnect) and then every so many events.
+CREATE TABLE checkpoints (
+    cluster   TEXT    NOT NULL,
+    epoch     INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,          -- the last event the snapshot includes
+    time_ms   INTEGER NOT NULL,          -- when the server took it
+    snapshot  TEXT    NOT NULL,          -- the ClusterSnapshot as JSON
+    PRIMARY KEY (cluster, epoch, seq)
+) STRICT;
+CREATE INDEX checkpoints_cluster_time ON checkpoints (cluster, time_ms);
+"#;
 
 const V4: &str = r#"
 -- Alerts the server raised from the fleet's live state: one row per
