@@ -419,3 +419,157 @@ fn a_bad_alerts_section_stops_the_server_with_the_reason() {
         "{err}"
     );
 }
+
+/// `haven ARGS --socket DATA/haven.sock`, parsed as JSON when it succeeds.
+fn cli(server: &ServerProc, args: &[&str]) -> (i32, String, String) {
+    let socket = server.dir.join("data/haven.sock");
+    let mut all = args.to_vec();
+    all.extend(["--socket", socket.to_str().unwrap()]);
+    haven(&all)
+}
+
+fn cli_json(server: &ServerProc, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, out, err) = cli(server, &all);
+    assert_eq!(code, 0, "haven {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("haven {args:?}: {e}: {out}"))
+}
+
+#[test]
+fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = simulated_engine(dir.path(), "sigma", &["--sim-delay", "0"]);
+    let server = ServerProc::start(
+        dir.path(),
+        &format!(
+            "[alerts]\nflap_changes = 0\n\n[[cluster]]\nname = \"sigma\"\naddress = \"{}\"\n",
+            engine.addr
+        ),
+    );
+    server.wait_for("/api/v1/clusters/sigma", "connected", |v| {
+        v["link"]["state"] == "connected" && v["snapshot"].is_object()
+    });
+    let (code, out, _) = cli(&server, &["alerts"]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            0,
+            "no open alerts (haven alerts --all shows cleared ones too)"
+        )
+    );
+    wait_until("web online on n1", || {
+        let (_, c) = server.get("/api/v1/clusters/sigma");
+        (c.to_string().contains("ONLINE")).then_some(())
+    });
+    let (status, done) = server.post(
+        "/api/v1/clusters/sigma/operations",
+        r#"{"op":"sim_fault_resource","resource":"web_ip","system":"n1"}"#,
+        &[],
+    );
+    assert_eq!(status, 200, "{done}");
+    let group_alert = wait_until("the group's alert", || {
+        alerts(&server, "?open=true")
+            .into_iter()
+            .find(|a| a["kind"] == "faulted_group")
+    });
+    let id = group_alert["id"].as_i64().unwrap();
+
+    // --json prints exactly what the API answers (asked until two API
+    // answers around the command agree: the failover may still move).
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let before = alerts(&server, "?open=true&limit=100");
+        let printed = cli_json(&server, &["alerts"]);
+        if before == alerts(&server, "?open=true&limit=100") {
+            assert_eq!(printed, Value::Array(before));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the open alerts never settled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let critical = cli_json(&server, &["alerts", "--severity", "critical"]);
+    assert!(
+        critical
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["severity"] == "critical")
+            && critical.as_array().unwrap().iter().any(|a| a["id"] == id),
+        "{critical}"
+    );
+
+    // The table: one line per alert, the group's with its object@system.
+    let (code, table, err) = cli(&server, &["alerts", "--cluster", "sigma"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.starts_with("ID  SEVERITY  CLUSTER  OBJECT"),
+        "{table}"
+    );
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+        .unwrap_or_else(|| panic!("alert {id} in {table}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&words[1..4], ["critical", "sigma", "web@n1"], "{line}");
+    assert!(
+        line.contains(" open ") && line.ends_with("group web faulted on n1"),
+        "{line}"
+    );
+
+    // Acknowledged through the CLI: the answer is the stored alert.
+    let acked = cli_json(&server, &["alert", "ack", &id.to_string()]);
+    let stored = alerts(&server, "?open=true")
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .unwrap();
+    assert_eq!(acked, stored);
+    let who = acked["acknowledged_by"].as_str().expect("who acknowledged");
+    assert!(acked["acknowledged_ms"].is_i64(), "{acked}");
+    let (code, out, _) = cli(&server, &["alert", "ack", &id.to_string()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("alert {id} acknowledged by {who} at ")),
+        "{out}"
+    );
+    let (_, table, _) = cli(&server, &["alerts", "-o", "wide"]);
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
+        .unwrap();
+    assert!(
+        line.contains(&format!(" {who} ")) && line.contains("faulted_group"),
+        "{line}"
+    );
+
+    // Errors by their exit status; the delivery log (no channel: empty).
+    let (code, _, err) = cli(&server, &["alert", "ack", "999999"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("no alert 999999"), "{err}");
+    assert_eq!(
+        cli_json(&server, &["alerts", "--all", "--cluster", "nowhere"]),
+        Value::Array(vec![])
+    );
+    let (code, _, _) = cli(&server, &["alerts", "--severity", "dire"]);
+    assert_eq!(code, 2, "clap refuses an unknown severity");
+    assert_eq!(
+        cli_json(&server, &["alert", "deliveries"]),
+        Value::Array(vec![])
+    );
+    let (code, _, err) = cli(&server, &["alert", "test", "pager"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("pager"), "{err}");
+    // --all: the open ones first, then the cleared ones.
+    let all = cli_json(&server, &["alerts", "--all"]);
+    let open_flags: Vec<bool> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["cleared_ms"].is_null())
+        .collect();
+    assert!(
+        open_flags.windows(2).all(|w| w[0] >= w[1]),
+        "open first: {all}"
+    );
+    drop(engine);
+}

@@ -901,3 +901,219 @@ fn the_access_log_shows_the_guests_failed_login_and_refusals(c: &Console, op: &s
     assert_eq!(rows(b, "table.access tbody"), denied[1..2]);
     assert_eq!(b.count("a[rel=prev]") + b.count("a[rel=next]"), 2);
 }
+
+/// Logs in as `user` from the login page, asking for `to`.
+fn first_log_in(b: &Browser, base: &str, user: &str, to: &str) {
+    b.goto(&format!("{base}{to}"));
+    b.wait_for("the login page, with where to go next", || {
+        b.url().contains("/login?next=").then_some(())
+    });
+    b.type_into("#user", user);
+    b.type_into("#password", &OsUsers::password(user));
+    b.click("#login button[type=submit]");
+    b.wait_for(&format!("{to} after login"), || {
+        b.url().ends_with(to).then_some(())
+    });
+}
+
+/// A fault raises alerts; an operator sees them on `/alerts` (the menu
+/// counts them), acknowledges one through the real confirmation and
+/// sees who did; the cluster's page lists them; the Server
+/// Administrator's delivery log is there. A Guest sees the alerts but no
+/// Acknowledge button (told which role would allow it), and a forged
+/// acknowledgement is refused. Every command shown is one `haven` takes.
+#[test]
+fn alerts_are_listed_acknowledged_in_the_console_and_refused_to_a_guest() {
+    let Some(users) = OsUsers::create(&["hcaop", "hcagu"]) else {
+        return;
+    };
+    let Some(b) = Browser::start() else { return };
+    let (op, guest) = (users.names[0].clone(), users.names[1].clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("kappa");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
+    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "100"]);
+    let server = ServerProc::start(
+        dir.path(),
+        &format!(
+            "[auth]\nenabled = true\npam_service = \"{}\"\nserver_admins = [\"{op}\"]\n\
+             [[auth.grant]]\nuser = \"{op}\"\nrole = \"cluster_operator\"\n\
+             [[auth.grant]]\nuser = \"{guest}\"\nrole = \"guest\"\ncluster = \"kappa\"\n\
+             [alerts]\nflap_changes = 0\n\
+             [[alerts.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/nowhere\"\n\
+             secret = \"0123456789abcdef-console\"\nretry_backoff_ms = 100\n\
+             [[alerts.policy]]\nname = \"all\"\nchannels = [\"hook\"]\n\
+             [[cluster]]\nname = \"kappa\"\naddress = \"{}\"\n",
+            users.service, kappa.addr
+        ),
+    );
+    let c = Console {
+        b,
+        base: format!("https://{}", server.addr),
+        shots: shots(),
+        hints: Default::default(),
+    };
+    let b = &c.b;
+    first_log_in(b, &c.base, &op, "/c/kappa/g/web");
+    b.wait_text("#main", "State per system");
+    wait_state(b, "n1", "ONLINE");
+    // Nothing to see yet, and the menu counts nothing.
+    c.open("/alerts", "No open alert matches.");
+    assert_eq!(b.count("#navalerts .count"), 0);
+
+    sim_fault(&kappa, "web_ip", "n1");
+    c.open("/alerts", "group web faulted on n1");
+    let alert = |kind: &str| {
+        let all = b.script(
+            "return fetch('/api/v1/alerts?open=true').then(r => r.json());",
+            json!([]),
+        );
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["kind"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("an open {kind} alert in {all}"))
+    };
+    let group_alert = alert("faulted_group");
+    let resource_alert = alert("faulted_resource");
+    let id = group_alert["id"].as_i64().unwrap();
+    let row_of = |id: i64| {
+        rows(b, "table.alerts tbody")
+            .into_iter()
+            .find(|r| r.starts_with(&format!("{id} ")))
+            .unwrap_or_default()
+    };
+    let row = row_of(id);
+    assert!(
+        row.starts_with(&format!(
+            "{id} CRITICAL kappa web on n1 group web faulted on n1 "
+        )),
+        "{row}"
+    );
+    assert!(
+        row.contains("OPEN") && row.ends_with("Acknowledge"),
+        "{row}"
+    );
+    // The menu's count is the open alerts nobody acknowledged.
+    let open_now = b
+        .script(
+            "return fetch('/api/v1/alerts?open=true').then(r => r.json()).then(j => j.filter(a => !a.acknowledged_by).length);",
+            json!([]),
+        )
+        .as_u64()
+        .unwrap();
+    c.open("/alerts", "group web faulted on n1");
+    assert_eq!(text_of(b, "#navalerts .count"), open_now.to_string());
+    c.screenshot("alerts.png");
+    c.note_hints();
+    assert_eq!(text_of(b, "#main code.shell"), "haven alerts");
+
+    // Acknowledge, through the real confirmation (which shows the command).
+    clear_result(b);
+    b.click_xpath(&format!(
+        "//table[contains(@class,'alerts')]//tr[td[1][normalize-space()='{id}']]//button[contains(@class,'ack')]"
+    ));
+    b.wait_for("the confirmation dialog", || dialog_open(b).then_some(()));
+    assert_eq!(text_of(b, "#confirmcli"), format!("haven alert ack {id}"));
+    b.click("#confirmyes");
+    b.wait_text("#opresult", "✔ haven alert ack");
+    b.wait_for("who acknowledged, on the page", || {
+        row_of(id).contains(&format!("by {op}")).then_some(())
+    });
+    assert!(!row_of(id).contains("Acknowledge"), "{}", row_of(id));
+    let stored = alert("faulted_group");
+    assert_eq!(stored["acknowledged_by"], json!(op));
+
+    // Filters: all alerts, critical only, with the command they stand for.
+    c.open(
+        "/alerts?show=all&severity=critical&cluster=kappa",
+        "Open alerts first",
+    );
+    assert_eq!(
+        text_of(b, "#main code.shell"),
+        "haven alerts --all --cluster kappa --severity critical"
+    );
+    assert!(
+        !rows(b, "table.alerts tbody")
+            .iter()
+            .any(|r| r.contains("WARNING") || r.contains("INFO")),
+        "{:#?}",
+        rows(b, "table.alerts tbody")
+    );
+    c.note_hints();
+
+    // The delivery log, and a test notification from the form.
+    b.wait_for("the webhook's failed attempts in the delivery log", || {
+        c.open("/alerts", "Delivery log");
+        has_row(b, "table.deliveries", &format!("{id} hook raised")).then_some(())
+    });
+    clear_result(b);
+    b.click("form.api[data-url='/api/v1/alerts/test'] button");
+    let result = b.wait_for("the test notification's answer", || {
+        let r = text_of(b, "#opresult");
+        (!r.starts_with('⟳') && !r.is_empty()).then_some(r)
+    });
+    assert!(result.starts_with("✔ haven alert test hook"), "{result}");
+    c.note_hints();
+
+    // The cluster's page lists its open alerts.
+    c.open("/c/kappa", "Open alerts (");
+    assert!(
+        has_row(
+            b,
+            "table.alerts",
+            "resource web_ip of group web faulted on n1"
+        ),
+        "{:#?}",
+        rows(b, "table.alerts")
+    );
+
+    // A Guest: the alerts, but no button, a note, and a forged ack refused.
+    log_in(b, &c.base, &guest, "/alerts");
+    b.wait_text("#main", "group web faulted on n1");
+    assert_eq!(b.count("button.ack"), 0, "no Acknowledge for a Guest");
+    assert!(
+        text_of(b, "#main .withheld").contains("Acknowledge needs Group Operator or higher"),
+        "{}",
+        text_of(b, "#main")
+    );
+    assert!(row_of(id).contains(&format!("by {op}")), "{}", row_of(id));
+    assert_eq!(b.count("#deliveries"), 0, "the delivery log is the admins'");
+    let other = resource_alert["id"].as_i64().unwrap();
+    let refused = b.script(
+        "return fetch('/api/v1/alerts/' + arguments[0] + '/ack', {method: 'POST', headers: {'x-haven-csrf': '1'}}) \
+         .then(r => r.json().then(j => [r.status, j.error ? j.error.code : '']));",
+        json!([other]),
+    );
+    assert_eq!(refused, json!([403, "permission_denied"]));
+    assert!(alert("faulted_resource")["acknowledged_by"].is_null());
+    // Without the CSRF header, not even that far.
+    let no_csrf = b.script(
+        "return fetch('/api/v1/alerts/' + arguments[0] + '/ack', {method: 'POST'}).then(r => r.status);",
+        json!([other]),
+    );
+    assert_ne!(no_csrf, json!(200));
+
+    let wrong: Vec<String> = {
+        let mut all = c.hints.borrow().clone();
+        all.sort();
+        all.dedup();
+        assert!(
+            all.iter().any(|h| h.starts_with("haven alert ack")),
+            "{all:#?}"
+        );
+        all.iter().filter_map(|h| haven_accepts(h).err()).collect()
+    };
+    assert!(wrong.is_empty(), "commands haven refuses: {wrong:#?}");
+    for shell in [
+        "haven alerts",
+        "haven alerts --all --cluster kappa --severity critical",
+        "haven alert deliveries",
+        "haven alert test hook",
+    ] {
+        haven_accepts(shell).unwrap();
+    }
+    drop(server);
+}

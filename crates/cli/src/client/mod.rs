@@ -9,7 +9,7 @@
 //! the small HTTP/1.1 client (TLS or Unix socket, a timeout on every
 //! request, Server-Sent Events); [`output`] draws tables and colours;
 //! [`wait`] the spinner of `--wait`; the command families live in
-//! [`login`], [`fleet`], [`ops`] and [`admin`].
+//! [`login`], [`fleet`], [`ops`], [`admin`] and [`alerts`].
 //!
 //! Invariants: a session token is only ever sent to the server it was
 //! issued by, over the trust stored with it, and never printed; every
@@ -17,6 +17,7 @@
 //! ([`Exit`]), and its message says what to do next.
 
 mod admin;
+mod alerts;
 mod config;
 mod fleet;
 mod http;
@@ -339,6 +340,19 @@ pub enum ClientCommand {
     /// refusals and administrators' changes).
     #[command(after_long_help = EXIT_CODES)]
     Audit(admin::AuditArgs),
+    /// The alerts you may see: open ones (or, with --all, cleared ones
+    /// too), newest raised first.
+    #[command(after_long_help = EXIT_CODES)]
+    Alerts(alerts::AlertsArgs),
+    /// Acknowledge an alert, read the delivery log, send a test
+    /// notification.
+    #[command(after_long_help = EXIT_CODES)]
+    Alert {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: alerts::AlertCommand,
+    },
     /// Back up the server's database now, through the API (Server
     /// Administrator; `haven db backup FILE` works on the server host).
     #[command(after_long_help = EXIT_CODES)]
@@ -424,6 +438,8 @@ fn dispatch(command: ClientCommand, cli: fn() -> clap::Command) -> Result<()> {
         C::Cluster { global, command } => admin::cluster(&global, command),
         C::Role { global, command } => admin::role(&global, command),
         C::Audit(args) => admin::audit(args),
+        C::Alerts(args) => alerts::list(args),
+        C::Alert { global, command } => alerts::alert(&global, command),
         C::Backup { global } => admin::backup(&global),
         C::Backups { global } => admin::backups(&global),
         C::Completions { shell } => {

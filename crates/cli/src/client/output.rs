@@ -39,10 +39,11 @@ fn colour_of(word: &str) -> Option<&'static str> {
         | "faulted_group"
         | "faulted_resource"
         | "faulted_system"
-        | "disconnected_cluster" => BOLD_RED,
+        | "disconnected_cluster"
+        | "critical" => BOLD_RED,
         "PARTIAL" | "STARTING" | "STOPPING" | "GOING_ONLINE" | "GOING_OFFLINE" | "EXITED"
         | "stale" | "connecting" | "timed_out" | "frozen" | "disabled" | "exited_system"
-        | "stale_cluster" | "frozen_group" | "frozen_system" => YELLOW,
+        | "stale_cluster" | "frozen_group" | "frozen_system" | "warning" => YELLOW,
         "OFFLINE" | "UNKNOWN" | "-" => DIM,
         _ => return None,
     })

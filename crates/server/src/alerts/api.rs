@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use haven_auth::roles::Right;
-use haven_store::{AlertQuery, AlertRecord, DeliveryOutcome, DeliveryQuery, DeliveryRecord};
+use haven_store::{
+    AlertQuery, AlertRecord, AlertSeverity, DeliveryOutcome, DeliveryQuery, DeliveryRecord,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -18,19 +20,21 @@ use crate::auth::Caller;
 use crate::fleet::Sight;
 use crate::Server;
 
-/// `?open=&cluster=&since_ms=&limit=`
-#[derive(Debug, Deserialize, JsonSchema)]
+/// `?open=&cluster=&severity=&since_ms=&limit=`
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct AlertParams {
     /// `true`: only open alerts; `false`: only cleared ones.
     pub open: Option<bool>,
     pub cluster: Option<String>,
+    /// Only alerts at least this serious: `info`, `warning` or `critical`.
+    pub severity: Option<String>,
     /// Only alerts raised or cleared at or after this time (ms).
     pub since_ms: Option<i64>,
     /// At most this many, newest first (default 100).
     pub limit: Option<usize>,
 }
 
-fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
+pub(crate) fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
     s.alerts.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -41,36 +45,49 @@ fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
 }
 
 /// Whether `sight` shows an alert: its cluster, and its group if it has one.
-fn shown(sight: Option<&Limited>, a: &AlertRecord) -> bool {
+pub(crate) fn shown(sight: Option<&Limited>, a: &AlertRecord) -> bool {
     sight.is_none_or(|l| match &a.service_group {
         Some(g) => l.group(&a.cluster, g),
         None => l.cluster(&a.cluster),
     })
 }
 
-/// `GET /api/v1/alerts`: newest raised first.
-pub(crate) async fn list(
-    State(s): State<Arc<Server>>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    ApiQuery(q): ApiQuery<AlertParams>,
-) -> Result<Json<Vec<AlertRecord>>, ApiError> {
-    alerts_on(&s)?;
-    let sight = s.sight(&caller);
-    let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
-    let wanted = limit(q.limit, 100);
+/// A `severity` filter's value.
+pub(crate) fn parse_severity(text: Option<&str>) -> Result<Option<AlertSeverity>, ApiError> {
+    match text.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => AlertSeverity::parse(t).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "severity `{t}`: use info, warning or critical (alerts at least that serious)"
+            ))
+        }),
+    }
+}
+
+/// The alerts `q` asks for that `sight` shows, newest raised first (the
+/// API's list and the console's pages).
+pub(crate) async fn visible_alerts(
+    s: &Arc<Server>,
+    sight: Option<&Limited>,
+    q: &AlertParams,
+    default_limit: usize,
+) -> Result<Vec<AlertRecord>, ApiError> {
+    alerts_on(s)?;
+    let severity = parse_severity(q.severity.as_deref())?;
+    let clusters = visible_clusters(s, sight, q.cluster.as_deref())?;
+    let wanted = limit(q.limit, default_limit);
     // What the alert task has decided is stored before it is read.
     s.flush_history().await;
     let query = AlertQuery {
         open: q.open,
-        cluster: q.cluster,
+        cluster: q.cluster.clone(),
         clusters,
         since_ms: q.since_ms,
         ..Default::default()
     };
-    let sight = sight.as_ref();
-    let rows = read_visible(
+    read_visible(
         wanted,
-        |a| shown(sight, a),
+        |a| shown(sight, a) && severity.is_none_or(|min| a.severity >= min),
         |limit| {
             let q = AlertQuery {
                 limit,
@@ -80,8 +97,47 @@ pub(crate) async fn list(
         },
     )
     .await
-    .map_err(ApiError::internal)?;
-    Ok(Json(rows))
+    .map_err(ApiError::internal)
+}
+
+/// `GET /api/v1/alerts`: newest raised first.
+pub(crate) async fn list(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    ApiQuery(q): ApiQuery<AlertParams>,
+) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+    let sight = s.sight(&caller);
+    Ok(Json(visible_alerts(&s, sight.as_ref(), &q, 100).await?))
+}
+
+/// Whether `caller` may acknowledge `alert` (which they may see): who may
+/// operate the alert's group (or cluster, for an alert of no group). The
+/// API and the console's button keep this one rule.
+pub(crate) fn may_acknowledge(
+    s: &Server,
+    caller: &Caller,
+    alert: &AlertRecord,
+) -> Result<(), ApiError> {
+    let (Caller::User(who), Some(auth)) = (caller, &s.auth) else {
+        return Ok(());
+    };
+    let role = auth
+        .policy()
+        .role(who, &alert.cluster, alert.service_group.as_deref());
+    if role.is_some_and(|r| r.allows(Right::OperateGroup)) {
+        return Ok(());
+    }
+    Err(ApiError::permission_denied(format!(
+        "acknowledging an alert needs Group Operator or higher on {}{}; {} holds {}",
+        alert.cluster,
+        alert
+            .service_group
+            .as_ref()
+            .map(|g| format!("/{g}"))
+            .unwrap_or_default(),
+        who.user,
+        role.map_or("no role".into(), |r| r.title().to_string())
+    )))
 }
 
 /// `POST /api/v1/alerts/{id}/ack`: who may operate the alert's group (or
@@ -126,24 +182,7 @@ pub(crate) async fn acknowledge(
     if !shown(sight.as_ref(), &alert) {
         return Err(not_found().denied(&alert.cluster, "no role on the alert's cluster or group"));
     }
-    if let (Caller::User(who), Some(auth)) = (&caller, &s.auth) {
-        let role = auth
-            .policy()
-            .role(who, &alert.cluster, alert.service_group.as_deref());
-        if !role.is_some_and(|r| r.allows(Right::OperateGroup)) {
-            return Err(ApiError::permission_denied(format!(
-                "acknowledging an alert needs Group Operator or higher on {}{}; {} holds {}",
-                alert.cluster,
-                alert
-                    .service_group
-                    .as_ref()
-                    .map(|g| format!("/{g}"))
-                    .unwrap_or_default(),
-                who.user,
-                role.map_or("no role".into(), |r| r.title().to_string())
-            )));
-        }
-    }
+    may_acknowledge(&s, &caller, &alert)?;
     let user = caller.name().to_string();
     match alerts
         .acknowledge(id, &user)

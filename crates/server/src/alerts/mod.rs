@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use haven_model::EventKind;
 use haven_store::{AlertQuery, AlertRecord};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::fleet::{Fleet, FleetUpdate};
 use crate::writer::{HistorySink, WriteMsg};
@@ -89,6 +89,9 @@ enum Command {
 pub struct Alerts {
     commands: mpsc::Sender<Command>,
     notifier: Arc<notify::Notifier>,
+    /// The open alerts as of the task's last step (for the console's
+    /// counts, read without a round trip to the task).
+    open_now: watch::Receiver<Arc<Vec<AlertRecord>>>,
 }
 
 impl Alerts {
@@ -120,6 +123,12 @@ impl Alerts {
             .map_err(|_| "the alert task has stopped".to_string())
     }
 
+    /// The open alerts as of the alert task's last step: what the
+    /// console counts on every page (cheap: no round trip, no database).
+    pub fn open_now(&self) -> Arc<Vec<AlertRecord>> {
+        self.open_now.borrow().clone()
+    }
+
     /// Sends a test notification through one channel (recorded like any
     /// other); `Err` names an unknown channel or a full queue.
     pub fn test(&self, channel: &str, by: &str) -> Result<(), String> {
@@ -145,14 +154,20 @@ pub fn spawn(
     let (commands, rx) = mpsc::channel(64);
     let mut rules = Rules::new(RuleSettings::of(settings));
     rules.load(loaded.open, loaded.recent, loaded.max_id, crate::now_ms());
+    let (published, open_now) = watch::channel(Arc::new(rules.open().cloned().collect()));
     let task = Task {
         rules,
         fleet,
         history,
         notifier: notifier.clone(),
+        published,
     };
     tokio::spawn(task.run(updates, rx));
-    Alerts { commands, notifier }
+    Alerts {
+        commands,
+        notifier,
+        open_now,
+    }
 }
 
 struct Task {
@@ -160,6 +175,7 @@ struct Task {
     fleet: Arc<Fleet>,
     history: HistorySink,
     notifier: Arc<notify::Notifier>,
+    published: watch::Sender<Arc<Vec<AlertRecord>>>,
 }
 
 impl Task {
@@ -210,6 +226,8 @@ impl Task {
                     break;
                 }
                 self.notifier.notify(&changes);
+                self.published
+                    .send_replace(Arc::new(self.rules.open().cloned().collect()));
             }
         }
     }

@@ -72,7 +72,7 @@ log</a> shows the operations on what you may see.</p>",
     v.render("Administration", None, None, main)
 }
 
-fn read_error(e: &str) -> String {
+pub(super) fn read_error(e: &str) -> String {
     format!(
         "<p class=\"error\">The database could not be read: {}. The server's log has more; try again.</p>",
         esc(e)
@@ -413,13 +413,13 @@ pub(crate) async fn audit(
 }
 
 /// A filter's text, if it has any.
-fn nonempty(text: &Option<String>) -> Option<String> {
+pub(super) fn nonempty(text: &Option<String>) -> Option<String> {
     text.clone().filter(|t| !t.trim().is_empty())
 }
 
 /// Why a page past the newest [`LOG_MAX`] entries is not shown, and what
 /// reads further.
-fn too_far(what: &str, command: &str) -> String {
+pub(super) fn too_far(what: &str, command: &str) -> String {
     format!(
         "<p class=\"error\">The console shows the newest {LOG_MAX} {what}; for older ones use <code>{}</code> or the SQL port.</p>",
         esc(command)
@@ -430,15 +430,15 @@ fn too_far(what: &str, command: &str) -> String {
 /// no offset): every row up to this page's end is read, and one more to
 /// tell whether there is a next page — never more than [`LOG_MAX`] + 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Window {
+pub(super) struct Window {
     /// From 0.
-    page: usize,
+    pub page: usize,
     /// Rows a page (1 to 500; default 100).
-    per: usize,
+    pub per: usize,
 }
 
 impl Window {
-    fn new(page: Option<usize>, per: Option<usize>) -> Self {
+    pub fn new(page: Option<usize>, per: Option<usize>) -> Self {
         Window {
             page: page.unwrap_or(0),
             per: per.unwrap_or(PAGE).clamp(1, 500),
@@ -447,7 +447,7 @@ impl Window {
 
     /// How many rows to read for this page, or `None` when it lies beyond
     /// the newest [`LOG_MAX`] (any `?page=` from a URL is safe here).
-    fn wanted(&self) -> Option<usize> {
+    pub fn wanted(&self) -> Option<usize> {
         self.page
             .checked_add(1)
             .and_then(|pages| pages.checked_mul(self.per))
@@ -457,7 +457,7 @@ impl Window {
 
     /// This page's rows of the `rows` read for it (at most
     /// [`wanted`](Self::wanted)), and whether there is a next page.
-    fn cut<T>(&self, rows: Vec<T>) -> (Vec<T>, bool) {
+    pub fn cut<T>(&self, rows: Vec<T>) -> (Vec<T>, bool) {
         let more = self.wanted().is_some_and(|w| rows.len() >= w);
         let shown = rows
             .into_iter()
@@ -468,7 +468,7 @@ impl Window {
     }
 
     /// `path` with the filters that are set and `per`, for the pager.
-    fn base(&self, path: &str, filters: &[(&str, &Option<String>)]) -> String {
+    pub fn base(&self, path: &str, filters: &[(&str, &Option<String>)]) -> String {
         let mut out = format!("{path}?");
         for (name, value) in filters {
             if let Some(v) = value {
@@ -656,7 +656,7 @@ fn access_table(rows: &[AccessRecord]) -> String {
 }
 
 /// A log entry's time: UTC, with how long ago as its title.
-fn when(ms: i64, now: i64) -> String {
+pub(super) fn when(ms: i64, now: i64) -> String {
     format!(
         "<time title=\"{}\">{}</time>",
         esc(&ago(ms, now)),

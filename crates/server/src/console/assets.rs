@@ -47,6 +47,11 @@ th { font-weight:600; }
 .st-refused, .st-denied, .st-failed, .st-timed-out { color:var(--bad); border:1px solid var(--bad); }
 .st-accepted, .st-pending { color:var(--busy); font-style:italic; }
 .frozen { color:var(--busy); } .disabled { color:var(--bad); }
+.st-critical { color:var(--bad); border:1px solid var(--bad); } .st-warning { color:var(--warn); border:1px dashed var(--warn); }
+.st-info { color:var(--busy); } .st-open { color:var(--bad); } .st-sent { color:var(--ok); }
+.st-dropped, .st-suppressed { color:var(--warn); }
+nav .count { background:var(--bad); color:#fff; border-radius:1em; padding:0 .45em; font-size:.85em; font-weight:600; }
+.flapping { color:var(--warn); font-weight:600; white-space:nowrap; } .acked { white-space:nowrap; }
 .muted { color:var(--muted); }
 .banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }
 .livestate { font-size:.85em; color:var(--muted); padding:0 1em; }

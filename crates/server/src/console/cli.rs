@@ -49,6 +49,28 @@ pub fn access_log(user: Option<&str>, outcome: Option<&str>) -> String {
     )
 }
 
+/// `haven alerts`, with the alerts page's filters (`--all` unless only
+/// open alerts are shown).
+pub fn alerts(all: bool, cluster: Option<&str>, severity: Option<&str>) -> String {
+    let command = if all {
+        "haven alerts --all"
+    } else {
+        "haven alerts"
+    };
+    with_options(command, &[("--cluster", cluster), ("--severity", severity)])
+}
+
+/// `haven alert ack ID`.
+pub fn alert_ack(id: i64) -> String {
+    format!("haven alert ack {id}")
+}
+
+/// `haven alert deliveries`: the delivery log.
+pub const ALERT_DELIVERIES: &str = "haven alert deliveries";
+
+/// `haven alert test`; the script appends the channel.
+pub const ALERT_TEST: &str = "haven alert test";
+
 /// `command` and each option that has a value.
 fn with_options(command: &str, options: &[(&str, Option<&str>)]) -> String {
     let mut out = String::from(command);
@@ -235,5 +257,11 @@ mod tests {
             "haven audit --access --user 'ann b' --outcome denied"
         );
         assert_eq!(access_log(None, None), "haven audit --access");
+        assert_eq!(
+            alerts(true, Some("prod db"), Some("critical")),
+            "haven alerts --all --cluster 'prod db' --severity critical"
+        );
+        assert_eq!(alerts(false, None, None), "haven alerts");
+        assert_eq!(alert_ack(7), "haven alert ack 7");
     }
 }

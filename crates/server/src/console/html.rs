@@ -50,6 +50,9 @@ pub struct Shell<'a> {
     pub admin: bool,
     /// The live event stream to follow (None: a static page).
     pub live: Option<String>,
+    /// Open alerts the user may see that nobody acknowledged (None:
+    /// alerts are off, no link).
+    pub alerts: Option<usize>,
 }
 
 /// The whole page around `main`.
@@ -64,13 +67,20 @@ pub fn page(shell: &Shell<'_>, main: &str) -> String {
     } else {
         ""
     };
+    let alerts = match shell.alerts {
+        None => String::new(),
+        Some(0) => "<a href=\"/alerts\" id=\"navalerts\">Alerts</a>".into(),
+        Some(n) => format!(
+            "<a href=\"/alerts\" id=\"navalerts\" title=\"{n} open alerts nobody acknowledged\">Alerts <span class=\"count\">{n}</span></a>"
+        ),
+    };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title} · Haven</title><link rel=\"stylesheet\" href=\"/assets/haven.css\">\
 <script src=\"/assets/haven.js\" defer></script></head>\
 <body{live}><header><nav><a class=\"brand\" href=\"/\">Haven</a>\
-<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a><a href=\"/audit\">Audit</a>{admin}\
+<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a>{alerts}<a href=\"/audit\">Audit</a>{admin}\
 <form class=\"find\" action=\"/find\"><input name=\"q\" placeholder=\"Find a cluster, system, group, resource\" aria-label=\"Find\"></form>\
 <span class=\"who\">{user}</span>\
 <button type=\"button\" id=\"theme\" title=\"Dark or light\" aria-label=\"Switch between dark and light\">◐</button>\

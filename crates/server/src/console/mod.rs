@@ -10,6 +10,7 @@
 //! changed.
 
 mod admin;
+mod alerts;
 mod assets;
 mod cli;
 pub mod html;
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(admin::admin))
         .route("/audit", get(admin::audit))
         .route("/access", get(admin::access))
+        .route("/alerts", get(alerts::alerts))
         .route("/console/ticks", get(ticks))
         .route("/assets/haven.css", get(css))
         .route("/assets/haven.js", get(js))
@@ -200,6 +202,7 @@ impl Viewer {
                     user: self.caller.name(),
                     admin: self.admin(),
                     live,
+                    alerts: alerts::unacknowledged(self),
                 },
                 &main,
             ))

@@ -184,6 +184,7 @@ pub(crate) async fn summary(
         &format!("Resources ({}) — states per system", summary.resources),
         &summary.resource_states,
     ));
+    main.push_str(&super::alerts::summary_card(&v));
     main.push_str("</div>");
     let not_live = summary.clusters - summary.links.get("connected").copied().unwrap_or(0);
     if not_live > 0 {
@@ -497,6 +498,7 @@ pub(crate) async fn cluster(
         &head,
         &rows,
     ));
+    main.push_str(&super::alerts::cluster_section(&v, &name));
     v.render(&name, Some(ticks(Some(&name))), lv.banner, main)
 }
 
