@@ -31,6 +31,7 @@ pub mod link;
 pub mod maintenance;
 pub mod openapi;
 pub mod ops;
+pub mod reports;
 pub mod sql;
 pub mod tls;
 pub mod writer;
