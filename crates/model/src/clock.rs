@@ -230,7 +230,15 @@ mod tests {
         assert_eq!(t("1d12h ago"), Ok(now - 129_600_000));
         assert_eq!(t("1w"), Ok(now - 604_800_000));
         assert_eq!(t("1796275856123"), Ok(now));
-        for bad in ["", "yesterday", "2026-13-01", "2026-02-30", "2026-12-03T25:00Z", "5x", "h"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-12-03T25:00Z",
+            "5x",
+            "h",
+        ] {
             let e = t(bad).expect_err(bad);
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }

@@ -32,6 +32,7 @@ pub mod maintenance;
 pub mod openapi;
 pub mod ops;
 pub mod sql;
+pub mod timeline;
 pub mod tls;
 pub mod writer;
 

@@ -67,7 +67,11 @@ fn the_newest_checkpoint_at_an_instant_is_found_per_cluster(store: &mut dyn Stor
         vec![key("a", 2, 0, 300), key("b", 7, 10, 150)]
     );
     assert_eq!(
-        keys(&store.checkpoints_at(10_000, Some(&["b".into()])).expect("reads")),
+        keys(
+            &store
+                .checkpoints_at(10_000, Some(&["b".into()]))
+                .expect("reads")
+        ),
         vec![key("b", 7, 10, 150)],
         "only the clusters asked for"
     );
@@ -164,12 +168,18 @@ fn prune_keeps_the_newest_checkpoint_before_the_cut_and_records_the_cut(store: &
         "a cluster's only checkpoint stays"
     );
     assert_eq!(
-        store.setting(HISTORY_PRUNED_BEFORE).expect("reads").as_deref(),
+        store
+            .setting(HISTORY_PRUNED_BEFORE)
+            .expect("reads")
+            .as_deref(),
         Some("500")
     );
     store.prune(400, None, &|_| {}).expect("prunes");
     assert_eq!(
-        store.setting(HISTORY_PRUNED_BEFORE).expect("reads").as_deref(),
+        store
+            .setting(HISTORY_PRUNED_BEFORE)
+            .expect("reads")
+            .as_deref(),
         Some("500"),
         "an older cut-off does not move it back"
     );
