@@ -376,6 +376,7 @@ impl Server {
         let mut pending: std::collections::HashMap<u64, Reply> = Default::default();
         let mut next_id = 1u64;
         let mut epoch = 0u64;
+        let mut checkpoints = crate::timeline::Checkpointer::default();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         let mut last_heard = tokio::time::Instant::now();
         let mut last_sent = tokio::time::Instant::now();
@@ -389,10 +390,15 @@ impl Server {
                             epoch = e;
                             status.epoch = Some(e);
                             status.seq = snapshot.seq;
+                            let checkpoint = checkpoints.snapshot(&cluster, e, &snapshot);
+                            if self.history.send(checkpoint).await.is_err() {
+                                break Err("history writer stopped".into());
+                            }
                             self.fleet.resync(&cluster, *snapshot);
                             self.fleet.set_link(&cluster, status.clone());
                         }
                         Some(Ok(ConnectorMsg::Events { epoch: e, events })) => {
+                            let n = events.len();
                             if e == epoch {
                                 if let Err(gap) = self.fleet.apply(&cluster, events.clone()) {
                                     tracing::warn!(cluster = %cluster, "fleet out of step: {gap}");
@@ -400,6 +406,14 @@ impl Server {
                             }
                             if self.history.send(WriteMsg::Events { cluster: cluster.clone(), epoch: e, events }).await.is_err() {
                                 break Err("history writer stopped".into());
+                            }
+                            let checkpoint = (e == epoch)
+                                .then(|| checkpoints.events(&self.fleet, &cluster, e, n))
+                                .flatten();
+                            if let Some(checkpoint) = checkpoint {
+                                if self.history.send(checkpoint).await.is_err() {
+                                    break Err("history writer stopped".into());
+                                }
                             }
                         }
                         Some(Ok(ConnectorMsg::Gap { after, resumed, reason })) => {

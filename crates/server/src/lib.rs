@@ -33,6 +33,7 @@ pub mod openapi;
 pub mod ops;
 pub mod reports;
 pub mod sql;
+pub mod timeline;
 pub mod tls;
 pub mod writer;
 

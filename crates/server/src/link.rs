@@ -142,6 +142,7 @@ pub fn spawn(target: Target, stored: Option<Cursor>, ctx: LinkContext) -> LinkHa
         last: stored,
         status,
         commands: rx,
+        checkpoints: Default::default(),
     };
     tokio::spawn(link.run(cancel.clone()));
     LinkHandle {
@@ -157,6 +158,7 @@ struct Link {
     last: Option<Cursor>,
     status: LinkStatus,
     commands: mpsc::Receiver<(Operation, Reply)>,
+    checkpoints: crate::timeline::Checkpointer,
 }
 
 type Wire = Framed<haven_protocol::transport::Stream, FrameCodec<EngineMsg, ClientMsg>>;
@@ -255,7 +257,11 @@ impl Link {
             .await
             .map_err(Broken)?
         {
-            follow::Sync::Resumed { snapshot } => self.ctx.fleet.resync(&name, *snapshot),
+            follow::Sync::Resumed { snapshot } => {
+                let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
+                self.ctx.history.send(checkpoint).await?;
+                self.ctx.fleet.resync(&name, *snapshot)
+            }
             follow::Sync::Fresh { snapshot, gap } => {
                 let resumed = Cursor {
                     epoch,
@@ -286,6 +292,8 @@ impl Link {
                         .await?;
                 }
                 self.last = Some(resumed);
+                let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
+                self.ctx.history.send(checkpoint).await?;
                 self.ctx.fleet.resync(&name, *snapshot);
             }
         }
@@ -332,12 +340,18 @@ impl Link {
                             if let Err(gap) = self.ctx.fleet.apply(&name, events.clone()) {
                                 break Err(Broken(format!("fleet state out of step: {gap}")));
                             }
+                            let n = events.len();
                             if let Err(e) = self.ctx.history.send(WriteMsg::Events {
                                 cluster: name.clone(),
                                 epoch,
                                 events,
                             }).await {
                                 break Err(e.into());
+                            }
+                            if let Some(checkpoint) = self.checkpoints.events(&self.ctx.fleet, &name, epoch, n) {
+                                if let Err(e) = self.ctx.history.send(checkpoint).await {
+                                    break Err(e.into());
+                                }
                             }
                         }
                         Some(Ok(EngineMsg::CommandResult { id, result })) => {

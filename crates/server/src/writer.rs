@@ -51,6 +51,8 @@ pub enum WriteMsg {
     Alerts(Vec<haven_store::AlertRecord>),
     /// Attempts to deliver notifications.
     Deliveries(Vec<haven_store::NewDelivery>),
+    /// A cluster's whole state at a position (see `timeline`).
+    Checkpoint(haven_store::Checkpoint),
     /// Replies once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -273,6 +275,14 @@ impl Writer {
             WriteMsg::Alerts(alerts) => {
                 if let Err(e) = self.store.save_alerts(&alerts) {
                     tracing::error!("cannot store {} alert changes: {e}", alerts.len());
+                }
+            }
+            WriteMsg::Checkpoint(checkpoint) => {
+                if let Err(e) = self
+                    .store
+                    .save_checkpoints(std::slice::from_ref(&checkpoint))
+                {
+                    tracing::error!(cluster = %checkpoint.cluster, "cannot store a checkpoint: {e}");
                 }
             }
             WriteMsg::Deliveries(rows) => {

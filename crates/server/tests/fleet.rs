@@ -2,13 +2,15 @@
 //! stream of operations and faults, every cluster's state in the fleet
 //! equals the engine's own snapshot, and every index equals a recount.
 
+mod common;
+
 use std::time::Duration;
 
 use haven_engine::agents::{AgentSet, SimAgent};
 use haven_engine::policy::{Cluster, PolicyOptions};
 use haven_engine::runtime::{ClusterHandle, RuntimeOptions, Start};
 use haven_engine::sim::{generate_cluster, FleetOptions};
-use haven_model::{Name, Operation, ResourceState};
+use haven_model::Name;
 use haven_server::fleet::{Fleet, LinkState, LinkStatus};
 
 fn status() -> LinkStatus {
@@ -24,66 +26,6 @@ fn status() -> LinkStatus {
         connector_version: None,
         backlog_events: None,
         backlog_bytes: None,
-    }
-}
-
-/// A random operation for a cluster, chosen from its current state.
-fn random_op(fleet: &Fleet, cluster: &str, rng: &mut fastrand::Rng) -> Operation {
-    let snap = fleet.snapshot(cluster).unwrap();
-    let group = &snap.groups[rng.usize(..snap.groups.len())];
-    let system = snap.systems[rng.usize(..snap.systems.len())].name.clone();
-    match rng.u8(..8) {
-        0 | 1 => {
-            let online: Vec<(Name, Name)> = group
-                .resources
-                .iter()
-                .flat_map(|r| {
-                    r.states
-                        .iter()
-                        .filter(|(_, st)| *st == ResourceState::Online)
-                        .map(|(s, _)| (r.name.clone(), s.clone()))
-                })
-                .collect();
-            match online.get(rng.usize(..online.len().max(1))) {
-                Some((resource, system)) => Operation::SimFaultResource {
-                    resource: resource.clone(),
-                    system: system.clone(),
-                },
-                None => Operation::GroupClear {
-                    group: group.name.clone(),
-                    system: None,
-                },
-            }
-        }
-        2 => Operation::GroupSwitch {
-            group: group.name.clone(),
-            to: None,
-        },
-        3 => Operation::GroupClear {
-            group: group.name.clone(),
-            system: None,
-        },
-        4 => {
-            if snap
-                .system(&system)
-                .is_some_and(|s| s.state == haven_model::SystemState::Running)
-            {
-                Operation::SimFaultSystem { system }
-            } else {
-                Operation::SimRestoreSystem { system }
-            }
-        }
-        5 => Operation::GroupFreeze {
-            group: group.name.clone(),
-            persistent: false,
-        },
-        6 => Operation::GroupUnfreeze {
-            group: group.name.clone(),
-        },
-        _ => Operation::GroupOnline {
-            group: group.name.clone(),
-            system: None,
-        },
     }
 }
 
@@ -125,7 +67,7 @@ async fn the_fleet_follows_engines_exactly_and_its_indexes_equal_a_recount() {
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..400 {
         let (handle, _) = &engines[rng.usize(..engines.len())];
-        let op = random_op(&fleet, handle.name(), &mut rng);
+        let op = common::random_op(&fleet.snapshot(handle.name()).unwrap(), &mut rng);
         handle.operate(op).await.unwrap();
         for (handle, live) in &mut engines {
             while let Ok(batch) = live.try_recv() {

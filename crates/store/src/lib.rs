@@ -47,6 +47,8 @@ mod sqlite;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use haven_model::Event;
+
 pub use error::StoreError;
 pub use postgres::{describe_url as describe_postgres_url, PgStore};
 pub use records::*;
@@ -86,6 +88,11 @@ pub struct PruneReport {
     /// How long it took.
     pub took: Duration,
 }
+
+/// The setting (in `settings`) that holds the newest prune cut-off, ms
+/// since the Unix epoch: history is complete only from there on, and a
+/// cluster's state before it can no longer be rebuilt.
+pub const HISTORY_PRUNED_BEFORE: &str = "history_pruned_before_ms";
 
 /// History rows deleted per transaction by a prune: the server's writer
 /// waits at most this long for the lock.
@@ -149,12 +156,50 @@ pub trait AlertStore {
     fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord>, StoreError>;
 }
 
+/// Whole snapshots of clusters at positions of their history (table
+/// `checkpoints`, schema V5), the same way on every backend: a cluster's
+/// state at a past instant is its last checkpoint before that instant plus
+/// the events of the same engine run after it.
+pub trait CheckpointStore {
+    /// Stores checkpoints in one transaction. One already stored at the
+    /// same (cluster, epoch, seq) is kept as it is.
+    fn save_checkpoints(&mut self, checkpoints: &[Checkpoint]) -> Result<(), StoreError>;
+
+    /// For every cluster (or only those of `clusters`), its newest
+    /// checkpoint taken at or before `at_ms`; clusters without one are
+    /// absent. Ordered by cluster name.
+    fn checkpoints_at(
+        &self,
+        at_ms: i64,
+        clusters: Option<&[String]>,
+    ) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// One cluster's checkpoints taken after `after_ms` and before
+    /// `until_ms`, oldest first.
+    fn checkpoints_between(
+        &self,
+        cluster: &str,
+        after_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Checkpoint>, StoreError>;
+
+    /// One cluster's events of engine run `epoch` numbered after
+    /// `after_seq` and recorded before `until_ms`, in sequence order.
+    fn events_after(
+        &self,
+        cluster: &str,
+        epoch: u64,
+        after_seq: u64,
+        until_ms: i64,
+    ) -> Result<Vec<Event>, StoreError>;
+}
+
 /// The management server's database, whatever the engine behind it.
 ///
 /// Reads take `&self` and writes `&mut self`; a backend may serialise
 /// everything on one connection (as [`SqliteStore`] does). Every store
 /// can also be pruned ([`Maintenance`]) and keeps alerts ([`AlertStore`]).
-pub trait Store: Send + Maintenance + AlertStore {
+pub trait Store: Send + Maintenance + AlertStore + CheckpointStore {
     /// Every managed cluster, by name.
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
 

@@ -32,7 +32,7 @@ macro_rules! stored_names {
     };
 }
 
-use haven_model::{Event, Operation};
+use haven_model::{ClusterSnapshot, Event, Operation};
 use serde::{Deserialize, Serialize};
 
 /// A managed cluster: where the server reaches it and how it logs in.
@@ -652,4 +652,18 @@ impl Default for DeliveryQuery {
             limit: DEFAULT_LIMIT,
         }
     }
+}
+
+/// A cluster's whole state at a position of its history (table
+/// `checkpoints`): the base its state at a later instant is rebuilt from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The cluster.
+    pub cluster: String,
+    /// The engine run the snapshot belongs to.
+    pub epoch: u64,
+    /// When the server took it (ms since the Unix epoch).
+    pub time_ms: i64,
+    /// The state; its `seq` is the last event it includes.
+    pub snapshot: ClusterSnapshot,
 }

@@ -89,6 +89,22 @@ impl Maintenance for PgStore {
         }
         let (gaps, alerts, audit) = conn.transaction(|tx| {
             let gaps = tx.execute("DELETE FROM gaps WHERE time_ms < $1", &[&cut_ms])?;
+            // Checkpoints: the newest of each cluster before the cut-off
+            // stays, the base its state at the cut-off is rebuilt from.
+            tx.execute(
+                "DELETE FROM checkpoints WHERE time_ms < $1
+                 AND (cluster, epoch, seq) NOT IN (
+                     SELECT DISTINCT ON (cluster) cluster, epoch, seq FROM checkpoints
+                     WHERE time_ms < $1 ORDER BY cluster, time_ms DESC, epoch DESC, seq DESC)",
+                &[&cut_ms],
+            )?;
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = CASE
+                     WHEN settings.value::bigint < excluded.value::bigint
+                     THEN excluded.value ELSE settings.value END",
+                &[&crate::HISTORY_PRUNED_BEFORE, &cut_ms.to_string()],
+            )?;
             let alerts = tx.execute("DELETE FROM alerts WHERE cleared_ms < $1", &[&cut_ms])?
                 + tx.execute(
                     "DELETE FROM alert_deliveries WHERE time_ms < $1",

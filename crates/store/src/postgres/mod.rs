@@ -28,6 +28,7 @@
 //!   network; a URL with `sslmode=require` is refused.
 
 mod alerts;
+mod checkpoints;
 mod columns;
 mod maintenance;
 mod schema;

@@ -188,6 +188,23 @@ impl SqliteStore {
         self.conn.execute("DELETE FROM temp.prune_keep", [])?;
         let tx = self.write_tx()?;
         let gaps = tx.execute("DELETE FROM gaps WHERE time_ms < ?1", params![cut_ms])? as u64;
+        // Checkpoints: the newest of each cluster before the cut-off stays,
+        // the base its state at the cut-off is rebuilt from.
+        tx.execute(
+            "DELETE FROM checkpoints WHERE time_ms < ?1 AND rowid NOT IN (
+                 SELECT (SELECT rowid FROM checkpoints AS c
+                         WHERE c.cluster = k.cluster AND c.time_ms < ?1
+                         ORDER BY time_ms DESC, epoch DESC, seq DESC LIMIT 1)
+                 FROM (SELECT DISTINCT cluster FROM checkpoints WHERE time_ms < ?1) AS k)",
+            params![cut_ms],
+        )?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = CASE
+                 WHEN CAST(settings.value AS INTEGER) < CAST(excluded.value AS INTEGER)
+                 THEN excluded.value ELSE settings.value END",
+            params![crate::HISTORY_PRUNED_BEFORE, cut_ms.to_string()],
+        )?;
         let alerts = (tx.execute("DELETE FROM alerts WHERE cleared_ms < ?1", params![cut_ms])?
             + tx.execute(
                 "DELETE FROM alert_deliveries WHERE time_ms < ?1",

@@ -9,6 +9,7 @@
 //! `i64::MAX` is refused ([`StoreError::OutOfRange`]) rather than wrapped.
 
 mod alerts;
+mod checkpoints;
 mod columns;
 pub mod maintenance;
 mod schema;
