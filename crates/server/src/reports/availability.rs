@@ -30,15 +30,22 @@
 //!   at either end would understate it), in whole milliseconds rounded
 //!   half up; none when there was no such outage.
 //!
-//! Events are applied with [`ClusterSnapshot::apply`]'s rules, in the
-//! order given; events at the same instant are applied together before
-//! availability is judged (a fault and the failover it causes in the same
-//! millisecond are no outage). Events before the coverage start count as
-//! part of the starting state; those at or after the period's end are
-//! ignored; out-of-order times are taken as the latest time seen.
+//! The history is a starting state and the [`Step`]s after it, as the
+//! timeline's [`replay`](crate::timeline::replay) gives them: events are
+//! folded in with [`fold`]; a whole snapshot (a new engine run, or events
+//! lost) replaces the state. Steps at the same instant are applied
+//! together before availability is judged (a fault and the failover it
+//! causes in the same millisecond are no outage). Steps before the
+//! coverage start count as part of the starting state; those at or after
+//! the period's end are ignored; out-of-order times are taken as the
+//! latest time seen. A group that a later snapshot no longer has is not
+//! covered while it is absent (an outage going on is cut there); a group
+//! that appears is covered from then.
 
-use haven_model::{ClusterSnapshot, Event, EventKind, GroupState, Name, SystemState};
+use haven_model::{ClusterSnapshot, EventKind, GroupState, Name, SystemState};
 use serde::Serialize;
+
+use crate::timeline::{fold, Step};
 
 /// A period `[from_ms, to_ms)`, in milliseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -56,8 +63,8 @@ pub struct ClusterHistory<'a> {
     /// When `start` holds, if later than the period's start (a cluster
     /// whose history begins inside the period); `None`: at the start.
     pub known_from_ms: Option<i64>,
-    /// The events after `start`, in order, each with its time (ms).
-    pub events: &'a [(i64, Event)],
+    /// What happened after `start`, in time order.
+    pub steps: &'a [Step],
 }
 
 /// The figures of a group, or summed over groups.
@@ -219,6 +226,9 @@ pub fn availability(
 /// Where one group stands while the history is replayed.
 struct Tracker {
     name: Name,
+    /// Whether the current state has the group (else its time is not
+    /// covered).
+    known: bool,
     up: bool,
     /// Since when `up` holds.
     since: i64,
@@ -233,6 +243,10 @@ struct Tracker {
 impl Tracker {
     /// Accounts the time from `since` to `now` in the current state.
     fn account(&mut self, now: i64) {
+        if !self.known {
+            self.since = now;
+            return;
+        }
         let span = now - self.since;
         self.figures.covered_ms += span;
         if self.up {
@@ -271,11 +285,6 @@ impl Tracker {
     }
 }
 
-/// Whether `group` is available in `snap`, and where.
-fn active_on(snap: &ClusterSnapshot, group: &str) -> Vec<Name> {
-    snap.group_active_on(group)
-}
-
 /// Whether an outage of `group` beginning now is a fault: the group
 /// FAULTED somewhere, or a system it ran on FAULTED.
 fn faulted(snap: &ClusterSnapshot, group: &str, ran_on: &[Name]) -> bool {
@@ -287,25 +296,6 @@ fn faulted(snap: &ClusterSnapshot, group: &str, ran_on: &[Name]) -> bool {
             snap.system(s)
                 .is_some_and(|sys| sys.state == SystemState::Faulted)
         })
-}
-
-/// Applies an event whatever its sequence number: the history given is
-/// taken as the truth, in its order (a new engine run starts again at 1).
-fn apply(snap: &mut ClusterSnapshot, event: &Event) {
-    match event.seq.checked_sub(1) {
-        Some(before) => {
-            snap.seq = before;
-            let _ = snap.apply(event);
-        }
-        None => {
-            let renumbered = Event {
-                seq: snap.seq.saturating_add(1),
-                ..event.clone()
-            };
-            snap.seq = renumbered.seq - 1;
-            let _ = snap.apply(&renumbered);
-        }
-    }
 }
 
 fn cluster_report(
@@ -330,66 +320,33 @@ fn cluster_report(
     let end = period.to_ms.max(begin);
     report.known = end > begin;
     let mut snap = start.clone();
-    let mut events = h.events.iter().peekable();
-    // Events before coverage begins belong to the starting state.
-    while let Some((_, e)) = events.next_if(|(t, _)| *t < begin) {
-        apply(&mut snap, e);
+    let mut steps = h.steps.iter().peekable();
+    // Steps before coverage begins belong to the starting state.
+    while let Some(step) = steps.next_if(|s| s.time_ms() < begin) {
+        take(&mut snap, step);
     }
-    let mut groups: Vec<Tracker> = snap
-        .groups
-        .iter()
-        .filter(|g| include(h.cluster, &g.name))
-        .map(|g| {
-            let last_active = active_on(&snap, &g.name);
-            let up = !last_active.is_empty();
-            let down = (!up).then(|| (begin, true, faulted(&snap, &g.name, &[])));
-            Tracker {
-                name: g.name.clone(),
-                up,
-                since: begin,
-                last_active,
-                down,
-                figures: Figures::default(),
-                outages: Vec::new(),
-            }
-        })
-        .collect();
+    let mut groups: Vec<Tracker> = Vec::new();
+    track(&mut groups, &snap, begin, |g| include(h.cluster, g));
     let mut now = begin;
-    while let Some((t, _)) = events.peek() {
+    while let Some(step) = steps.peek() {
         // Out-of-order times are taken as the latest seen.
-        let t = (*t).max(now);
+        let t = step.time_ms().max(now);
         if t >= end {
             break;
         }
         now = t;
-        // Every event of this instant, then the verdict.
-        while let Some((_, e)) = events.next_if(|(te, _)| (*te).max(now) == now) {
-            if let EventKind::Failover { group, .. } = &e.kind {
-                if let Some(g) = groups.iter_mut().find(|g| g.name == *group) {
-                    g.figures.failovers += 1;
+        // Every step of this instant, then the verdict.
+        while let Some(step) = steps.next_if(|s| s.time_ms().max(now) == now) {
+            if let Step::Event(e) = step {
+                if let EventKind::Failover { group, .. } = &e.kind {
+                    if let Some(g) = groups.iter_mut().find(|g| g.name == *group) {
+                        g.figures.failovers += 1;
+                    }
                 }
             }
-            apply(&mut snap, e);
+            take(&mut snap, step);
         }
-        for g in &mut groups {
-            let active = active_on(&snap, &g.name);
-            let up = !active.is_empty();
-            if up == g.up {
-                if up {
-                    g.last_active = active;
-                }
-                continue;
-            }
-            g.account(now);
-            g.up = up;
-            if up {
-                g.close(now, true);
-                g.last_active = active;
-            } else {
-                let unplanned = faulted(&snap, &g.name, &g.last_active);
-                g.down = Some((now, false, unplanned));
-            }
-        }
+        track(&mut groups, &snap, now, |g| include(h.cluster, g));
     }
     for mut g in groups {
         g.account(end);
@@ -404,6 +361,70 @@ fn cluster_report(
     }
     report.figures.derive();
     report
+}
+
+/// Applies one step to the state.
+fn take(snap: &mut ClusterSnapshot, step: &Step) {
+    match step {
+        Step::Event(e) => fold(snap, e),
+        Step::Snapshot { snapshot, .. } => *snap = snapshot.clone(),
+    }
+}
+
+/// Brings every tracker up to the state at `now`: a group that went
+/// down or came back, appeared or is gone.
+fn track(
+    groups: &mut Vec<Tracker>,
+    snap: &ClusterSnapshot,
+    now: i64,
+    include: impl Fn(&str) -> bool,
+) {
+    for g in groups.iter_mut() {
+        if snap.group(&g.name).is_none() && g.known {
+            g.account(now);
+            g.close(now, false);
+            g.known = false;
+        }
+    }
+    for status in snap.groups.iter().filter(|g| include(&g.name)) {
+        let active = snap.group_active_on(&status.name);
+        let up = !active.is_empty();
+        let g = match groups.iter_mut().position(|g| g.name == status.name) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(Tracker {
+                    name: status.name.clone(),
+                    known: false,
+                    up: false,
+                    since: now,
+                    last_active: Vec::new(),
+                    down: None,
+                    figures: Figures::default(),
+                    outages: Vec::new(),
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        if !g.known {
+            // Covered from now: down now means down since coverage began.
+            g.known = true;
+            g.since = now;
+            g.up = up;
+            g.down = (!up).then(|| (now, true, faulted(snap, &g.name, &[])));
+        } else if up != g.up {
+            g.account(now);
+            g.up = up;
+            if up {
+                g.close(now, true);
+            } else {
+                let unplanned = faulted(snap, &g.name, &g.last_active);
+                g.down = Some((now, false, unplanned));
+            }
+        }
+        if up {
+            g.last_active = active;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@ use haven_model::{
     ClusterSnapshot, Event, EventKind, Freeze, GroupState, GroupStatus, SystemState, SystemStatus,
 };
 
+use crate::timeline::Step;
+
 use super::*;
 
 const S: i64 = 1000;
@@ -51,21 +53,29 @@ fn snap(groups: &[(&str, GroupState, GroupState)]) -> ClusterSnapshot {
     }
 }
 
-/// Events with times and sequence numbers from 1.
+/// Steps: events with times and sequence numbers from 1 (again from 1
+/// after a snapshot, as in a new engine run).
 #[derive(Default)]
-struct Story(Vec<(i64, Event)>);
+struct Story(Vec<Step>, u64);
 
 impl Story {
     fn at(mut self, t: i64, kind: EventKind) -> Self {
-        let seq = self.0.len() as u64 + 1;
-        self.0.push((
-            t,
-            Event {
-                seq,
-                time_ms: t,
-                kind,
-            },
-        ));
+        self.1 += 1;
+        self.0.push(Step::Event(Event {
+            seq: self.1,
+            time_ms: t,
+            kind,
+        }));
+        self
+    }
+
+    /// The state taken whole at `T0 + t`.
+    fn snapshot(mut self, t: i64, snapshot: ClusterSnapshot) -> Self {
+        self.1 = snapshot.seq;
+        self.0.push(Step::Snapshot {
+            time_ms: T0 + t,
+            snapshot,
+        });
         self
     }
 
@@ -116,7 +126,7 @@ fn one(start: &ClusterSnapshot, story: &Story) -> AvailabilityReport {
             cluster: "c",
             start: Some(start),
             known_from_ms: None,
-            events: &story.0,
+            steps: &story.0,
         }],
         |_, _| true,
     )
@@ -291,6 +301,56 @@ fn a_group_down_at_the_start_and_up_in_that_instant_has_no_outage() {
 }
 
 #[test]
+fn a_new_engine_run_replaces_the_state_and_its_events_follow() {
+    // The engine restarts at 6 h with web offline everywhere; web is
+    // online again 5 min later (the new run's event 1).
+    let story = Story::default()
+        .snapshot(6 * H, snap(&[("web", Offline, Offline)]))
+        .group(6 * H + 5 * MIN, "web", "n1", Offline, Online);
+    let r = one(&snap(&[("web", Online, Offline)]), &story);
+    let g = group(&r, "web");
+    assert_eq!(g.figures.available_ms, DAY - 5 * MIN);
+    assert_eq!(
+        g.outage_list,
+        vec![Outage {
+            start_ms: T0 + 6 * H,
+            end_ms: T0 + 6 * H + 5 * MIN,
+            ended: true,
+            began_before: false,
+            unplanned: false,
+        }]
+    );
+}
+
+#[test]
+fn a_group_gone_from_a_later_snapshot_is_not_covered_while_absent() {
+    // At 12 h the configuration no longer has db (and has a new app);
+    // db was down since 11 h.
+    let story = Story::default()
+        .group(11 * H, "db", "n2", Online, Faulted)
+        .snapshot(
+            12 * H,
+            snap(&[("web", Online, Offline), ("app", Offline, Online)]),
+        );
+    let r = one(
+        &snap(&[("web", Online, Offline), ("db", Offline, Online)]),
+        &story,
+    );
+    let db = group(&r, "db");
+    assert_eq!(
+        (db.figures.covered_ms, db.figures.available_ms),
+        (12 * H, 11 * H)
+    );
+    assert!(!db.outage_list[0].ended && db.outage_list[0].unplanned);
+    let app = group(&r, "app");
+    assert_eq!(
+        (app.figures.covered_ms, app.figures.available_ms),
+        (12 * H, 12 * H)
+    );
+    assert_eq!(r.clusters[0].figures.covered_ms, 48 * H);
+}
+
+#[test]
 fn an_unknown_start_covers_nothing_and_says_so() {
     let r = availability(
         day(),
@@ -298,7 +358,7 @@ fn an_unknown_start_covers_nothing_and_says_so() {
             cluster: "dark",
             start: None,
             known_from_ms: None,
-            events: &[],
+            steps: &[],
         }],
         |_, _| true,
     );
@@ -320,7 +380,7 @@ fn a_cluster_known_from_midday_covers_half_the_day() {
             cluster: "c",
             start: Some(&start),
             known_from_ms: Some(T0 + 12 * H),
-            events: &story.0,
+            steps: &story.0,
         }],
         |_, _| true,
     );
@@ -346,19 +406,19 @@ fn clusters_and_the_fleet_are_weighted_by_covered_time() {
                 cluster: "a",
                 start: Some(&a),
                 known_from_ms: None,
-                events: &a_story.0,
+                steps: &a_story.0,
             },
             ClusterHistory {
                 cluster: "b",
                 start: Some(&b),
                 known_from_ms: Some(T0 + 12 * H),
-                events: &b_story.0,
+                steps: &b_story.0,
             },
             ClusterHistory {
                 cluster: "unknown",
                 start: None,
                 known_from_ms: None,
-                events: &[],
+                steps: &[],
             },
         ],
         |_, _| true,
@@ -415,7 +475,7 @@ fn only_the_groups_asked_for_are_reported_and_counted() {
             cluster: "c",
             start: Some(&snap(&[("web", Online, Offline), ("db", Offline, Online)])),
             known_from_ms: None,
-            events: &story.0,
+            steps: &story.0,
         }],
         |_, g| g == "web",
     );
