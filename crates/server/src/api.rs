@@ -210,6 +210,10 @@ pub fn router(server: AppState) -> Router {
             "/api/v1/alerts/{id}/ack",
             post(crate::alerts::api::acknowledge),
         )
+        .route(
+            "/api/v1/reports/availability",
+            get(crate::reports::api::get_availability),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

@@ -427,5 +427,62 @@ fn track(
     }
 }
 
+/// The report as CSV (RFC 4180): one line per group, one per cluster
+/// (`group` empty) and one for the fleet (`cluster` and `group` empty),
+/// each with its `scope`; the same figures as the JSON. Times are whole
+/// milliseconds; the percentage has four decimals (`n/a`: nothing
+/// covered); `mttr_ms` is empty when there was no repair.
+pub fn csv(report: &AvailabilityReport) -> String {
+    let from = haven_model::clock::rfc3339(report.period.from_ms);
+    let to = haven_model::clock::rfc3339(report.period.to_ms);
+    let mut out = String::from(
+        "scope,cluster,group,from,to,covered_ms,available_ms,availability_percent,outages,\
+unplanned_outages,outage_ms,longest_outage_ms,failovers,mttr_ms\r\n",
+    );
+    let mut line = |scope: &str, cluster: &str, group: &str, f: &Figures| {
+        let cells = [
+            scope.to_string(),
+            csv_field(cluster),
+            csv_field(group),
+            from.clone(),
+            to.clone(),
+            f.covered_ms.to_string(),
+            f.available_ms.to_string(),
+            f.percent_text(),
+            f.outages.to_string(),
+            f.unplanned_outages.to_string(),
+            f.outage_ms.to_string(),
+            f.longest_outage_ms.to_string(),
+            f.failovers.to_string(),
+            f.mttr_ms.map(|m| m.to_string()).unwrap_or_default(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push_str("\r\n");
+    };
+    for c in &report.clusters {
+        for g in &c.groups {
+            line("group", &c.cluster, &g.group, &g.figures);
+        }
+        line("cluster", &c.cluster, "", &c.figures);
+    }
+    line("fleet", "", "", &report.overall);
+    out
+}
+
+/// A CSV field, quoted when it must be (a comma, a quote, a line end) —
+/// and when it starts like a spreadsheet formula.
+fn csv_field(text: &str) -> String {
+    let formula = text.starts_with(['=', '+', '-', '@']);
+    if formula || text.contains([',', '"', '\r', '\n']) {
+        format!(
+            "\"{}{}\"",
+            if formula { "'" } else { "" },
+            text.replace('"', "\"\"")
+        )
+    } else {
+        text.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests;

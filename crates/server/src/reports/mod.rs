@@ -9,6 +9,7 @@
 //! - [`availability`]: percent online, outages, failovers and MTTR per
 //!   service group, per cluster and over the fleet, for a period.
 
+pub mod api;
 pub mod availability;
 
 pub use availability::{
