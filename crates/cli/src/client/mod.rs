@@ -9,7 +9,7 @@
 //! the small HTTP/1.1 client (TLS or Unix socket, a timeout on every
 //! request, Server-Sent Events); [`output`] draws tables and colours;
 //! [`wait`] the spinner of `--wait`; the command families live in
-//! [`login`], [`fleet`], [`ops`], [`admin`] and [`alerts`].
+//! [`login`], [`fleet`], [`ops`], [`admin`], [`alerts`] and [`reports`].
 //!
 //! Invariants: a session token is only ever sent to the server it was
 //! issued by, over the trust stored with it, and never printed; every
@@ -24,6 +24,7 @@ mod http;
 mod login;
 mod ops;
 mod output;
+mod reports;
 mod term;
 mod wait;
 
@@ -353,6 +354,12 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: alerts::AlertCommand,
     },
+    /// Reports over recorded history: `haven report availability`.
+    #[command(after_long_help = EXIT_CODES)]
+    Report {
+        #[command(subcommand)]
+        command: reports::ReportCommand,
+    },
     /// Back up the server's database now, through the API (Server
     /// Administrator; `haven db backup FILE` works on the server host).
     #[command(after_long_help = EXIT_CODES)]
@@ -440,6 +447,7 @@ fn dispatch(command: ClientCommand, cli: fn() -> clap::Command) -> Result<()> {
         C::Audit(args) => admin::audit(args),
         C::Alerts(args) => alerts::list(args),
         C::Alert { global, command } => alerts::alert(&global, command),
+        C::Report { command } => reports::report(command),
         C::Backup { global } => admin::backup(&global),
         C::Backups { global } => admin::backups(&global),
         C::Completions { shell } => {

@@ -51,6 +51,12 @@ th { font-weight:600; }
 .st-info { color:var(--busy); } .st-open { color:var(--bad); } .st-sent { color:var(--ok); }
 .st-dropped, .st-suppressed { color:var(--warn); }
 nav .count { background:var(--bad); color:#fff; border-radius:1em; padding:0 .45em; font-size:.85em; font-weight:600; }
+svg.chart text { fill:var(--fg); font-size:12px; } svg.chart .scale { fill:var(--muted); font-size:10px; }
+svg.chart .track { fill:var(--line); } svg.chart .good, svg.chart .up { fill:var(--ok); }
+svg.chart .fair, svg.chart .planned { fill:var(--warn); } svg.chart .poor, svg.chart .down { fill:var(--bad); }
+svg.chart .unknown { fill:var(--off); } svg.timeline { vertical-align:middle; border:1px solid var(--line); }
+.pct.poor { color:var(--bad); font-weight:600; } .pct.fair { color:var(--warn); font-weight:600; }
+form#period label { white-space:nowrap; }
 .flapping { color:var(--warn); font-weight:600; white-space:nowrap; } .acked { white-space:nowrap; }
 .muted { color:var(--muted); }
 .banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }

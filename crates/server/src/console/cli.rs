@@ -71,6 +71,20 @@ pub const ALERT_DELIVERIES: &str = "haven alert deliveries";
 /// `haven alert test`; the script appends the channel.
 pub const ALERT_TEST: &str = "haven alert test";
 
+/// `haven report availability`, with the reports page's period and
+/// filters.
+pub fn report(from: &str, to: Option<&str>, cluster: Option<&str>, group: Option<&str>) -> String {
+    with_options(
+        "haven report availability",
+        &[
+            ("--from", Some(from)),
+            ("--to", to),
+            ("--cluster", cluster),
+            ("--group", group),
+        ],
+    )
+}
+
 /// `command` and each option that has a value.
 fn with_options(command: &str, options: &[(&str, Option<&str>)]) -> String {
     let mut out = String::from(command);
@@ -263,5 +277,9 @@ mod tests {
         );
         assert_eq!(alerts(false, None, None), "haven alerts");
         assert_eq!(alert_ack(7), "haven alert ack 7");
+        assert_eq!(
+            report("7d", None, Some("kappa"), None),
+            "haven report availability --from 7d --cluster kappa"
+        );
     }
 }

@@ -15,6 +15,7 @@ mod assets;
 mod cli;
 pub mod html;
 mod pages;
+mod reports;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -58,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(admin::audit))
         .route("/access", get(admin::access))
         .route("/alerts", get(alerts::alerts))
+        .route("/reports", get(reports::reports))
         .route("/console/ticks", get(ticks))
         .route("/assets/haven.css", get(css))
         .route("/assets/haven.js", get(js))
