@@ -214,6 +214,10 @@ pub fn router(server: AppState) -> Router {
             "/api/v1/reports/availability",
             get(crate::reports::api::get_availability),
         )
+        .route(
+            "/api/v1/reports/schedules/{name}/send",
+            post(crate::reports::api::send_now),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

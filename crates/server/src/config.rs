@@ -208,6 +208,21 @@ queue_capacity = 1000
 # object = "*"                           # a glob on the group, resource or system
 # channels = ["oncall-mail", "chatops"]
 
+# Availability reports mailed on a schedule (GET /api/v1/reports/availability
+# gives the same at any time): the report of the last `period`, `daily` or
+# `weekly` (Mondays) at `at` (UTC), with the CSV attached, through an smtp
+# [[alerts.channel]] to its own list of addresses. Each sending shows in the
+# delivery log (GET /api/v1/alerts/deliveries, event report:NAME).
+#
+# [[reports.schedule]]
+# name = "weekly availability"
+# every = "weekly"                       # daily or weekly
+# at = "06:00"                           # UTC
+# period = "7d"                          # how far back: 24h, 7d, 30d...
+# cluster = "prod-db"                    # optional: only this cluster
+# to = ["ops@example.com"]
+# channel = "oncall-mail"                # an [[alerts.channel]] of type smtp
+
 # Clusters to manage through a direct connection to their engine. More can
 # be added (and removed) at run time through the API; those are kept in the
 # database. A cluster listed here is (re)added at every start.
@@ -271,6 +286,7 @@ pub struct ServerConfig {
     pub sql: SqlSection,
     pub auth: AuthSection,
     pub alerts: crate::alerts::AlertsSection,
+    pub reports: crate::reports::schedule::ReportsSection,
     #[serde(rename = "cluster")]
     pub clusters: Vec<ClusterEntry>,
 }
@@ -596,6 +612,7 @@ mod tests {
             ("# [[auth.grant]]", "# cluster = "),
             ("# [[cluster]]", "# password"),
             ("# [[alerts.channel]]", "# channels = "),
+            ("# [[reports.schedule]]", "# channel = "),
         ] {
             let start = DEFAULT_CONFIG.find(first).unwrap();
             let end = start + DEFAULT_CONFIG[start..].find(last).unwrap();

@@ -121,6 +121,10 @@ impl Server {
             .alerts
             .check()
             .map_err(|e| anyhow::anyhow!("[alerts]: {e}"))?;
+        config
+            .reports
+            .check(&config.alerts)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let lock = lock_data_dir(&config.server.data_dir)?;
         let database = config.database();
         // Connections to PostgreSQL must not be made (nor used) on a
@@ -427,6 +431,7 @@ impl Server {
             })?;
         let addr = listener.local_addr()?;
         self.spawn_maintenance();
+        self.spawn_report_schedules();
         let app = api::router(self.clone());
         tokio::spawn(async move {
             let served = match tls {

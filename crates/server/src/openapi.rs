@@ -63,6 +63,7 @@ pub fn routes() -> Vec<Route> {
         Route { method: "get", path: "/api/v1/alerts/deliveries", summary: "Every attempt to deliver a notification, newest first", query: Some(schema::<crate::alerts::api::DeliveryParams>), body: None, ok: (200, Some(schema::<Vec<haven_store::DeliveryRecord>>)) },
         Route { method: "post", path: "/api/v1/alerts/test", summary: "Send a test notification through one channel", query: None, body: Some(schema::<crate::alerts::api::TestRequest>), ok: (202, None) },
         Route { method: "get", path: "/api/v1/reports/availability", summary: "Availability per group, cluster and the fleet over a period (JSON, or CSV with format=csv)", query: Some(schema::<crate::reports::api::AvailabilityParams>), body: None, ok: (200, Some(schema::<crate::reports::AvailabilityReport>)) },
+        Route { method: "post", path: "/api/v1/reports/schedules/{name}/send", summary: "Mail a scheduled report ([[reports.schedule]]) now (Server Administrators)", query: None, body: None, ok: (200, Some(schema::<crate::reports::AvailabilityReport>)) },
         Route { method: "get", path: "/api/v1/events", summary: "Live updates as Server-Sent Events (text/event-stream)", query: Some(schema::<EventFilter>), body: None, ok: (200, None) },
         Route { method: "get", path: "/api/v1/openapi.json", summary: "This document", query: None, body: None, ok: (200, None) },
         Route { method: "get", path: "/metrics", summary: "Prometheus metrics (text format)", query: None, body: None, ok: (200, None) },

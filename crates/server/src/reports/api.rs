@@ -182,3 +182,25 @@ pub(crate) async fn get_availability(
         Json(report).into_response()
     })
 }
+
+/// `POST /api/v1/reports/schedules/{name}/send`: mails a scheduled
+/// report now, for the period ending now (Server Administrators); the
+/// answer is the report sent.
+pub(crate) async fn send_now(
+    State(s): State<Arc<Server>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<AvailabilityReport>, ApiError> {
+    crate::api::need_server_admin(&s, &caller)?;
+    if !s.config.reports.schedules.iter().any(|e| e.name == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no [[reports.schedule]] is named `{name}` in haven.toml"),
+        ));
+    }
+    s.send_scheduled_report(&name, crate::now_ms())
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "not_sent", e))
+}

@@ -7,10 +7,13 @@
 //! wiring around it.
 //!
 //! - [`availability`]: percent online, outages, failovers and MTTR per
-//!   service group, per cluster and over the fleet, for a period.
+//!   service group, per cluster and over the fleet, for a period; [`api`]
+//!   serves it (JSON, CSV) for what the caller may see; [`schedule`]
+//!   mails it (`[[reports.schedule]]`).
 
 pub mod api;
 pub mod availability;
+pub mod schedule;
 
 pub use availability::{
     availability, AvailabilityReport, ClusterHistory, ClusterReport, Figures, GroupReport, Outage,

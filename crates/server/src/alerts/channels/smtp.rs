@@ -147,7 +147,7 @@ pub fn message(config: &SmtpChannel, n: &Notification) -> String {
     // Header values are one line: no CR or LF from a message can add a
     // header of its own.
     let clean = |s: &str| s.replace(['\r', '\n'], " ");
-    let mut text = format!(
+    let text = format!(
         "From: Haven <{}>\r\nTo: {}\r\nSubject: [haven] {}\r\nDate: {}\r\n\
          Message-ID: <haven-{}-{}-{}@{}>\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
@@ -160,7 +160,15 @@ pub fn message(config: &SmtpChannel, n: &Notification) -> String {
         n.sent_ms,
         clean(&n.server),
     );
-    for line in body.iter().flat_map(|l| l.split('\n')) {
+    frame(text, &body.join("\n"))
+}
+
+/// The DATA of a message: `head` (its headers and the blank line, CRLF
+/// ends), then `body` with CRLF line ends and dot-stuffing, then the
+/// final `.` line. Every message Haven mails goes through this.
+pub fn frame(head: String, body: &str) -> String {
+    let mut text = head;
+    for line in body.split('\n') {
         let line = line.trim_end_matches('\r');
         if line.starts_with('.') {
             text.push('.');
@@ -175,42 +183,48 @@ pub fn message(config: &SmtpChannel, n: &Notification) -> String {
 #[async_trait::async_trait]
 impl Channel for Smtp {
     async fn send(&self, n: &Notification) -> Result<(), String> {
-        let c = &self.config;
-        let server = format!("{}:{}", c.host, c.port);
-        let tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
-            .await
-            .map_err(|e| format!("cannot connect to the mail server {server}: {e}"))?;
-        let me = n.server.clone();
-        let mut plain = Session {
-            io: BufReader::new(tcp),
-            server: server.clone(),
-        };
-        plain.reply(220, "the greeting").await?;
-        let offers_tls = plain.ehlo(&me).await?;
-        let message = message(c, n);
-        let use_tls = match c.starttls {
-            StartTls::Off => false,
-            StartTls::Optional => offers_tls,
-            StartTls::Required if !offers_tls => {
-                return Err(format!(
-                    "the mail server {server} does not offer STARTTLS and the channel requires it \
-                     (starttls = \"required\")"
-                ))
-            }
-            StartTls::Required => true,
-        };
-        if !use_tls {
-            return plain.send(c, false, &message).await;
-        }
-        plain.say("STARTTLS", 220, "STARTTLS").await?;
-        let tls = super::upgrade(plain.io.into_inner(), &c.host, c.ca_file.as_deref()).await?;
-        let mut secure = Session {
-            io: BufReader::new(tls),
-            server,
-        };
-        secure.ehlo(&me).await?;
-        secure.send(c, true, &message).await
+        deliver(&self.config, &n.server, &message(&self.config, n)).await
     }
+}
+
+/// Sends `message` (from [`frame`]) through the mail server of `c` to
+/// every address of `c.to`: STARTTLS as `c.starttls` says, then the login
+/// if any. `me` is the name Haven gives itself (EHLO). The alert channel
+/// and the scheduled reports both mail this way.
+pub async fn deliver(c: &SmtpChannel, me: &str, message: &str) -> Result<(), String> {
+    let server = format!("{}:{}", c.host, c.port);
+    let tcp = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
+        .await
+        .map_err(|e| format!("cannot connect to the mail server {server}: {e}"))?;
+    let me = me.to_string();
+    let mut plain = Session {
+        io: BufReader::new(tcp),
+        server: server.clone(),
+    };
+    plain.reply(220, "the greeting").await?;
+    let offers_tls = plain.ehlo(&me).await?;
+    let use_tls = match c.starttls {
+        StartTls::Off => false,
+        StartTls::Optional => offers_tls,
+        StartTls::Required if !offers_tls => {
+            return Err(format!(
+                "the mail server {server} does not offer STARTTLS and the channel requires it \
+                 (starttls = \"required\")"
+            ))
+        }
+        StartTls::Required => true,
+    };
+    if !use_tls {
+        return plain.send(c, false, message).await;
+    }
+    plain.say("STARTTLS", 220, "STARTTLS").await?;
+    let tls = super::upgrade(plain.io.into_inner(), &c.host, c.ca_file.as_deref()).await?;
+    let mut secure = Session {
+        io: BufReader::new(tls),
+        server,
+    };
+    secure.ehlo(&me).await?;
+    secure.send(c, true, message).await
 }
 
 #[cfg(test)]
