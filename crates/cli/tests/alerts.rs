@@ -4,16 +4,18 @@
 //! fails the first attempt, so the retry shows), and a syslog socket;
 //! acknowledging, clearing, the delivery log and a test notification.
 
+#[path = "support/smtp.rs"]
+mod smtp;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use smtp::smtpd;
 use support::*;
 
 const SECRET: &str = "0123456789abcdef-test-secret";
@@ -87,63 +89,6 @@ fn webhook_receiver() -> (String, mpsc::Receiver<Hook>) {
         }
     });
     (url, rx)
-}
-
-/// aiosmtpd, stopped (stdin closed, then killed) on drop.
-struct Smtpd {
-    child: Child,
-    port: u16,
-    out: PathBuf,
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the real SMTP server, or `None` where aiosmtpd is missing off CI.
-fn smtpd(dir: &Path, cert: &Path, key: &Path) -> Option<Smtpd> {
-    let python = "/usr/bin/python3";
-    let ok = Command::new(python)
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "aiosmtpd is missing on CI: scripts/test installs python3-aiosmtpd"
-        );
-        eprintln!(
-            "aiosmtpd not installed: the alert test did not run (apt-get install python3-aiosmtpd)"
-        );
-        return None;
-    }
-    let out = dir.join("mail");
-    std::fs::create_dir_all(&out).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtpd.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(cert)
-        .arg(key)
-        .arg(&out)
-        .args(["haven", "mail-pw"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .strip_prefix("READY ")
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("aiosmtpd did not start: {line:?}"));
-    Some(Smtpd { child, port, out })
 }
 
 /// The next webhook request whose event is `event` (others are skipped).

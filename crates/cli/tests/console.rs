@@ -1117,3 +1117,95 @@ fn alerts_are_listed_acknowledged_in_the_console_and_refused_to_a_guest() {
     }
     drop(server);
 }
+
+/// The reports page in the browser: a period picked in its form, the
+/// fleet's figures, a bar per cluster and a timeline per group (inline
+/// SVG), the table, the CSV link (the API's own CSV for that period), the
+/// `haven` command, and a bad period refused with the reason. (Logins
+/// off: the page is the same for everyone who may see the groups.)
+#[test]
+fn the_reports_page_draws_the_availability_chart_and_table_for_a_period() {
+    let Some(b) = Browser::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cdir = dir.path().join("kappa");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
+    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "100"]);
+    let server = ServerProc::start(
+        dir.path(),
+        &format!(
+            "[[cluster]]\nname = \"kappa\"\naddress = \"{}\"\n",
+            kappa.addr
+        ),
+    );
+    server.wait_for("/api/v1/clusters/kappa", "web online", |v| {
+        v["link"]["state"] == "connected" && v["snapshot"].to_string().contains("ONLINE")
+    });
+    sim_fault(&kappa, "web_ip", "n1");
+    wait_until("the failover in the report", || {
+        let (_, r) = server.get("/api/v1/reports/availability?from=1h");
+        (r["overall"]["failovers"] == 1).then_some(())
+    });
+    let base = format!("https://{}", server.addr);
+    b.goto(&format!("{base}/reports?from=1h"));
+    b.wait_text("#main", "By group");
+    assert_eq!(b.count("svg.chart.bars"), 1);
+    assert_eq!(b.count("svg.chart.bars g.bar[data-cluster=kappa]"), 1);
+    let groups = rows(&b, "table.availability tbody");
+    assert_eq!(groups.len(), 2, "{groups:#?}");
+    assert!(
+        groups.iter().any(|r| r.starts_with("kappa web "))
+            && groups.iter().any(|r| r.starts_with("kappa db ")),
+        "{groups:#?}"
+    );
+    assert_eq!(b.count("table.availability svg.chart.timeline"), 2);
+    let failovers = b.script(
+        "return [...document.querySelectorAll('table.availability tbody tr')]\
+           .filter(r => r.cells[1].textContent.trim() === 'web').map(r => r.cells[7].textContent.trim());",
+        json!([]),
+    );
+    assert_eq!(failovers, json!(["1"]));
+    assert!(
+        text_of(&b, "#overall").ends_with('%'),
+        "{}",
+        text_of(&b, "#overall")
+    );
+    let shell = text_of(&b, "#main code.shell");
+    assert_eq!(shell, "haven report availability --from 1h");
+    haven_accepts(&shell).unwrap();
+    b.screenshot_to(&shots().join("reports.png"));
+
+    // The CSV link is the API's CSV of the period shown.
+    let link = b.script(
+        "return document.getElementById('csv').getAttribute('href');",
+        json!([]),
+    );
+    let link = link.as_str().unwrap().to_string();
+    assert!(link.contains("format=csv"), "{link}");
+    let downloaded = b.script(
+        "return fetch(document.getElementById('csv').href).then(r => r.text());",
+        json!([]),
+    );
+    let (status, api_csv) = server.get(&link);
+    assert_eq!(status, 200);
+    assert_eq!(downloaded, api_csv);
+    assert!(downloaded
+        .as_str()
+        .unwrap()
+        .starts_with("scope,cluster,group"));
+
+    // Another period through the form; a bad one is refused with why.
+    b.script(
+        "const f = document.getElementById('period'); f.from.value = '2h'; f.cluster.value = 'kappa';",
+        json!([]),
+    );
+    b.click("#period button");
+    b.wait_for("the two-hour report", || {
+        (b.url().contains("from=2h") && text_of(&b, "#main code.shell").contains("--cluster kappa"))
+            .then_some(())
+    });
+    assert_eq!(rows(&b, "table.availability tbody").len(), 2);
+    b.goto(&format!("{base}/reports?from=banana"));
+    b.wait_text("#main p.error", "from:");
+    drop(server);
+}

@@ -737,6 +737,7 @@ impl Api {
                 )
             }
             (404, _) => Failure::new(Exit::NotFound, message),
+            (501, _) => Failure::error(message),
             (s, _) if s >= 500 => Failure::error(format!("the server failed: {message}")),
             _ => Failure::error(message),
         }

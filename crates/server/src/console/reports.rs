@@ -241,16 +241,21 @@ fn timeline(period: (i64, i64), g: &GroupReport) -> String {
     let (from, to) = period;
     let w = 240.0;
     let x = |t: i64| ((t - from) as f64 / (to - from).max(1) as f64 * w).clamp(0.0, w);
-    let uncovered = (to - from) - g.figures.covered_ms;
+    // Covered time is drawn as one stretch ending at the period's end
+    // (the usual case: known from the start, or from the cluster's first
+    // record); before it, grey.
+    let covered_from = to - g.figures.covered_ms;
     let mut svg = format!(
         "<svg class=\"chart timeline\" viewBox=\"0 0 {w} 12\" width=\"{w}\" height=\"12\" xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" \
-aria-label=\"{} outages\"><rect x=\"0\" y=\"0\" width=\"{w}\" height=\"12\" class=\"up\"/>",
+aria-label=\"{} outages\"><rect x=\"0\" y=\"0\" width=\"{w}\" height=\"12\" class=\"unknown\"/>",
         g.outage_list.len()
     );
-    if uncovered > 0 && g.figures.covered_ms == 0 {
+    if g.figures.covered_ms > 0 {
+        let a = x(covered_from);
         let _ = write!(
             svg,
-            "<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"12\" class=\"unknown\"/>"
+            "<rect x=\"{a:.1}\" y=\"0\" width=\"{:.1}\" height=\"12\" class=\"up\"/>",
+            (w - a).max(1.0)
         );
     }
     for o in &g.outage_list {
