@@ -365,18 +365,11 @@ fn a_bad_alerts_section_stops_the_server_with_the_reason() {
     );
 }
 
-/// `haven ARGS --socket DATA/haven.sock`, parsed as JSON when it succeeds.
-fn cli(server: &ServerProc, args: &[&str]) -> (i32, String, String) {
-    let socket = server.dir.join("data/haven.sock");
-    let mut all = args.to_vec();
-    all.extend(["--socket", socket.to_str().unwrap()]);
-    haven(&all)
-}
-
+/// `haven ARGS --json` against `server`, which must succeed; its JSON.
 fn cli_json(server: &ServerProc, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
-    let (code, out, err) = cli(server, &all);
+    let (code, out, err) = server.haven(&all);
     assert_eq!(code, 0, "haven {args:?}: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("haven {args:?}: {e}: {out}"))
 }
@@ -395,7 +388,7 @@ fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
     server.wait_for("/api/v1/clusters/sigma", "connected", |v| {
         v["link"]["state"] == "connected" && v["snapshot"].is_object()
     });
-    let (code, out, _) = cli(&server, &["alerts"]);
+    let (code, out, _) = server.haven(&["alerts"]);
     assert_eq!(
         (code, out.trim()),
         (
@@ -445,7 +438,7 @@ fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
     );
 
     // The table: one line per alert, the group's with its object@system.
-    let (code, table, err) = cli(&server, &["alerts", "--cluster", "sigma"]);
+    let (code, table, err) = server.haven(&["alerts", "--cluster", "sigma"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         table.starts_with("ID  SEVERITY  CLUSTER  OBJECT"),
@@ -471,13 +464,13 @@ fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
     assert_eq!(acked, stored);
     let who = acked["acknowledged_by"].as_str().expect("who acknowledged");
     assert!(acked["acknowledged_ms"].is_i64(), "{acked}");
-    let (code, out, _) = cli(&server, &["alert", "ack", &id.to_string()]);
+    let (code, out, _) = server.haven(&["alert", "ack", &id.to_string()]);
     assert_eq!(code, 0);
     assert!(
         out.starts_with(&format!("alert {id} acknowledged by {who} at ")),
         "{out}"
     );
-    let (_, table, _) = cli(&server, &["alerts", "-o", "wide"]);
+    let (_, table, _) = server.haven(&["alerts", "-o", "wide"]);
     let line = table
         .lines()
         .find(|l| l.split_whitespace().next() == Some(&id.to_string()))
@@ -488,20 +481,20 @@ fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
     );
 
     // Errors by their exit status; the delivery log (no channel: empty).
-    let (code, _, err) = cli(&server, &["alert", "ack", "999999"]);
+    let (code, _, err) = server.haven(&["alert", "ack", "999999"]);
     assert_eq!(code, 4, "{err}");
     assert!(err.contains("no alert 999999"), "{err}");
     assert_eq!(
         cli_json(&server, &["alerts", "--all", "--cluster", "nowhere"]),
         Value::Array(vec![])
     );
-    let (code, _, _) = cli(&server, &["alerts", "--severity", "dire"]);
+    let (code, _, _) = server.haven(&["alerts", "--severity", "dire"]);
     assert_eq!(code, 2, "clap refuses an unknown severity");
     assert_eq!(
         cli_json(&server, &["alert", "deliveries"]),
         Value::Array(vec![])
     );
-    let (code, _, err) = cli(&server, &["alert", "test", "pager"]);
+    let (code, _, err) = server.haven(&["alert", "test", "pager"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("pager"), "{err}");
     // --all: the open ones first, then the cleared ones.

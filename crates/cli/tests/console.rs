@@ -35,6 +35,14 @@ group web (\n SystemList = { n1 = 0, n2 = 1 }\n AutoStartList = { n1 }\n )\n\
  web_app requires web_ip\n\
 group db (\n SystemList = { n2 = 0, n1 = 1 }\n AutoStartList = { n2 }\n )\n IP db_ip ( Address = \"192.0.2.41\" )\n";
 
+/// The engine of cluster `kappa` ([`MAIN_CF`]), simulated, in `dir/kappa`.
+fn kappa_engine(dir: &std::path::Path, delay_ms: &str) -> Engine {
+    let cdir = dir.join("kappa");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
+    Engine::start(&cdir, &["--simulate", "--sim-delay", delay_ms])
+}
+
 fn shots() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
@@ -306,10 +314,7 @@ fn the_console_shows_the_fleet_live_runs_operations_and_offers_guests_nothing() 
     let Some(b) = Browser::start() else { return };
     let (op, guest) = (users.names[0].clone(), users.names[1].clone());
     let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("kappa");
-    std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
-    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "300"]);
+    let kappa = kappa_engine(dir.path(), "300");
     let mut lambda = simulated_engine(dir.path(), "lambda", &["--sim-delay", "300"]);
     // The Guest sees kappa only: their audit log leaves lambda out.
     let server = ServerProc::start(
@@ -930,10 +935,7 @@ fn alerts_are_listed_acknowledged_in_the_console_and_refused_to_a_guest() {
     let Some(b) = Browser::start() else { return };
     let (op, guest) = (users.names[0].clone(), users.names[1].clone());
     let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("kappa");
-    std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
-    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "100"]);
+    let kappa = kappa_engine(dir.path(), "100");
     let server = ServerProc::start(
         dir.path(),
         &format!(
@@ -1127,10 +1129,7 @@ fn alerts_are_listed_acknowledged_in_the_console_and_refused_to_a_guest() {
 fn the_reports_page_draws_the_availability_chart_and_table_for_a_period() {
     let Some(b) = Browser::start() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let cdir = dir.path().join("kappa");
-    std::fs::create_dir_all(&cdir).unwrap();
-    std::fs::write(cdir.join("main.cf"), MAIN_CF).unwrap();
-    let kappa = Engine::start(&cdir, &["--simulate", "--sim-delay", "100"]);
+    let kappa = kappa_engine(dir.path(), "100");
     let server = ServerProc::start(
         dir.path(),
         &format!(

@@ -15,13 +15,6 @@ use std::process::Command;
 use serde_json::Value;
 use support::*;
 
-fn cli(server: &ServerProc, args: &[&str]) -> (i32, String, String) {
-    let socket = server.dir.join("data/haven.sock");
-    let mut all = args.to_vec();
-    all.extend(["--socket", socket.to_str().unwrap()]);
-    haven(&all)
-}
-
 /// The attachment of a mail (its decoded text), read by Python's own
 /// MIME parser.
 fn attachment(mail: &str) -> String {
@@ -125,10 +118,10 @@ channel = "mail"
 
     // The CLI prints exactly the API's report.
     let args = ["report", "availability", "--from", &from, "--to", &to];
-    let (code, out, err) = cli(&server, &[&args[..], &["--json"]].concat());
+    let (code, out, err) = server.haven(&[&args[..], &["--json"]].concat());
     assert_eq!(code, 0, "{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), api);
-    let (code, csv, err) = cli(&server, &[&args[..], &["--csv"]].concat());
+    let (code, csv, err) = server.haven(&[&args[..], &["--csv"]].concat());
     assert_eq!(code, 0, "{err}");
     let (_, api_csv) = server.get(&format!("{query}&format=csv"));
     assert_eq!(Value::String(csv.clone()), api_csv, "byte for byte");
@@ -137,7 +130,7 @@ channel = "mail"
         "{csv}"
     );
     assert!(csv.contains("\r\ngroup,sigma,web,"), "{csv}");
-    let (code, table, err) = cli(&server, &args);
+    let (code, table, err) = server.haven(&args);
     assert_eq!(code, 0, "{err}");
     assert!(
         table.starts_with(&format!("availability from {from} to {to} (UTC)\n")),
@@ -151,10 +144,10 @@ channel = "mail"
     );
     assert!(table.lines().any(|l| l.starts_with("(fleet)")), "{table}");
     // Errors: a bad time (exit 1, the reason), tags not yet (exit 1).
-    let (code, _, err) = cli(&server, &["report", "availability", "--from", "soonish"]);
+    let (code, _, err) = server.haven(&["report", "availability", "--from", "soonish"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("from:"), "{err}");
-    let (code, _, err) = cli(&server, &["report", "availability", "--tag", "prod"]);
+    let (code, _, err) = server.haven(&["report", "availability", "--tag", "prod"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("come with tags"), "{err}");
 

@@ -278,6 +278,15 @@ impl ServerProc {
         http_json(&self.addr, "GET", path, None, &[])
     }
 
+    /// Runs `haven ARGS --socket DATA/haven.sock` against this server
+    /// (see [`haven`]).
+    pub fn haven(&self, args: &[&str]) -> (i32, String, String) {
+        let socket = self.dir.join("data/haven.sock");
+        let mut all = args.to_vec();
+        all.extend(["--socket", socket.to_str().unwrap()]);
+        haven(&all)
+    }
+
     pub fn post(
         &self,
         path: &str,
