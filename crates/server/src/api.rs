@@ -210,6 +210,11 @@ pub fn router(server: AppState) -> Router {
             "/api/v1/alerts/{id}/ack",
             post(crate::alerts::api::acknowledge),
         )
+        .route("/api/v1/past/summary", get(crate::timeline::api::summary))
+        .route(
+            "/api/v1/past/clusters/{name}",
+            get(crate::timeline::api::cluster),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))

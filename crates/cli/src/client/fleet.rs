@@ -88,14 +88,34 @@ fn counts(map: &Value) -> String {
         .join(", ")
 }
 
-pub fn summary(g: &Global) -> Result<()> {
+pub fn summary(g: &Global, at: Option<&str>) -> Result<()> {
     let api = Api::from_global(g)?;
     let limit = if g.wide() { 1000 } else { 20 };
-    let s = api.get(&format!("/api/v1/summary?limit={limit}"))?;
+    let s = match at {
+        None => api.get(&format!("/api/v1/summary?limit={limit}"))?,
+        Some(at) => api.get(&format!(
+            "/api/v1/past/summary?limit={limit}&at={}",
+            encode(at)
+        ))?,
+    };
     if g.json() {
         print_json(&s);
         return Ok(());
     }
+    let s = match at {
+        None => s,
+        Some(_) => {
+            println!(
+                "the fleet as recorded at {} (not live; whether links were up is not recorded)",
+                s["at_ms"].as_i64().map(output::time).unwrap_or_default()
+            );
+            if let Some(missing) = s["unrecorded"].as_array().filter(|m| !m.is_empty()) {
+                let names: Vec<String> = missing.iter().map(text).collect();
+                println!("not recorded yet then: {}", names.join(", "));
+            }
+            s["summary"].clone()
+        }
+    };
     let mut table = Table::new(["", "", ""]);
     let mut line = |what: &str, total: &Value, by: &Value| {
         table.row([what.to_string(), text(total), counts(by)]);
@@ -198,8 +218,11 @@ pub fn find(g: &Global, pattern: &str, limit: usize) -> Result<()> {
 
 /// `haven status CLUSTER`: the cluster's link, its systems, and its
 /// groups x systems like `hastatus -sum`.
-pub fn status(g: &Global, cluster: &str) -> Result<()> {
+pub fn status(g: &Global, cluster: &str, at: Option<&str>) -> Result<()> {
     let api = Api::from_global(g)?;
+    if let Some(at) = at {
+        return past_status(g, &api, cluster, at);
+    }
     let detail = api.get(&format!("/api/v1/clusters/{}", encode(cluster)))?;
     if g.json() {
         print_json(&detail);
@@ -225,6 +248,35 @@ pub fn status(g: &Global, cluster: &str) -> Result<()> {
         return Ok(());
     }
     let snap: ClusterSnapshot = serde_json::from_value(detail["snapshot"].clone())
+        .map_err(|e| Failure::error(format!("cannot read the cluster's state: {e}")))?;
+    print!("{}", render_status(&snap, g.wide(), output::colour_out()));
+    Ok(())
+}
+
+/// `haven status CLUSTER --at TIME`: the state rebuilt from history.
+fn past_status(g: &Global, api: &Api, cluster: &str, at: &str) -> Result<()> {
+    let past = api.get(&format!(
+        "/api/v1/past/clusters/{}?at={}",
+        encode(cluster),
+        encode(at)
+    ))?;
+    if g.json() {
+        print_json(&past);
+        return Ok(());
+    }
+    let time = |v: &Value| v.as_i64().map(output::time).unwrap_or_default();
+    println!(
+        "cluster {cluster} as recorded at {} (not live): engine run {}, rebuilt from the checkpoint of {}{}",
+        time(&past["at_ms"]),
+        text(&past["epoch"]),
+        time(&past["checkpoint_ms"]),
+        if past["last_event_ms"].is_null() {
+            String::new()
+        } else {
+            format!(" and events up to {}", time(&past["last_event_ms"]))
+        }
+    );
+    let snap: ClusterSnapshot = serde_json::from_value(past["snapshot"].clone())
         .map_err(|e| Failure::error(format!("cannot read the cluster's state: {e}")))?;
     print!("{}", render_status(&snap, g.wide(), output::colour_out()));
     Ok(())

@@ -239,6 +239,10 @@ pub enum ClientCommand {
         /// A cluster (default: a summary of the whole fleet).
         #[arg(value_name = "CLUSTER")]
         cluster: Option<String>,
+        /// Time travel: as recorded at this past instant (RFC 3339 like
+        /// 2026-12-03T08:15:00Z, a date, or a time ago: 15m, 2h, 7d).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         #[command(flatten)]
         global: Global,
     },
@@ -396,9 +400,13 @@ fn dispatch(command: ClientCommand, cli: fn() -> clap::Command) -> Result<()> {
         C::Context { global, command } => login::context(&global, command),
         C::Whoami { global } => login::whoami(&global),
         C::Clusters { global } => fleet::clusters(&global),
-        C::Status { cluster, global } => match cluster {
-            None => fleet::summary(&global),
-            Some(c) => fleet::status(&global, &c),
+        C::Status {
+            cluster,
+            at,
+            global,
+        } => match cluster {
+            None => fleet::summary(&global, at.as_deref()),
+            Some(c) => fleet::status(&global, &c, at.as_deref()),
         },
         C::Faults { limit, global } => fleet::faults(&global, limit),
         C::Find {

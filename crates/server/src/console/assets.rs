@@ -49,6 +49,7 @@ th { font-weight:600; }
 .frozen { color:var(--busy); } .disabled { color:var(--bad); }
 .muted { color:var(--muted); }
 .banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }
+.picker input { min-width:18em; } .picker .step { margin-left:.6em; }
 .livestate { font-size:.85em; color:var(--muted); padding:0 1em; }
 .livestate.lost { color:var(--bad); font-weight:600; }
 .stale td .st { opacity:.55; }

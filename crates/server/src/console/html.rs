@@ -70,7 +70,7 @@ pub fn page(shell: &Shell<'_>, main: &str) -> String {
 <title>{title} · Haven</title><link rel=\"stylesheet\" href=\"/assets/haven.css\">\
 <script src=\"/assets/haven.js\" defer></script></head>\
 <body{live}><header><nav><a class=\"brand\" href=\"/\">Haven</a>\
-<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a><a href=\"/audit\">Audit</a>{admin}\
+<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a><a href=\"/audit\">Audit</a><a href=\"/past\">Time travel</a>{admin}\
 <form class=\"find\" action=\"/find\"><input name=\"q\" placeholder=\"Find a cluster, system, group, resource\" aria-label=\"Find\"></form>\
 <span class=\"who\">{user}</span>\
 <button type=\"button\" id=\"theme\" title=\"Dark or light\" aria-label=\"Switch between dark and light\">◐</button>\

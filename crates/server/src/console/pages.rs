@@ -141,7 +141,11 @@ pub(super) fn pager(base: &str, page: usize, per: usize, rows: Rows) -> String {
 
 /// A card of counts by state; `kind` names it for scripts and tests
 /// (`data-kind`, and `data-state` on each count).
-fn counts(kind: &str, title: &str, items: &std::collections::BTreeMap<String, usize>) -> String {
+pub(super) fn counts(
+    kind: &str,
+    title: &str,
+    items: &std::collections::BTreeMap<String, usize>,
+) -> String {
     let total: usize = items.values().sum();
     let mut out = format!(
         "<div class=\"card\" data-kind=\"{kind}\"><span>{}</span><b>{total}</b>",
@@ -421,7 +425,7 @@ fn link_view(link: &LinkStatus, now: i64) -> LinkView {
     }
 }
 
-fn flags(freeze: haven_model::Freeze, enabled: bool) -> String {
+pub(super) fn flags(freeze: haven_model::Freeze, enabled: bool) -> String {
     let mut out = String::new();
     if freeze.is_frozen() {
         let _ = write!(
@@ -848,7 +852,7 @@ async fn recent_history(s: &Arc<Server>, cluster: &str, object: &str) -> String 
     )
 }
 
-fn describe(kind: &EventKind) -> String {
+pub(super) fn describe(kind: &EventKind) -> String {
     match kind {
         EventKind::ResourceState {
             resource,
