@@ -31,6 +31,7 @@ mod alerts;
 mod columns;
 mod maintenance;
 mod schema;
+mod tags;
 
 use std::cell::{RefCell, RefMut};
 use std::collections::{HashMap, HashSet};

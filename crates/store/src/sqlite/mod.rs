@@ -12,6 +12,7 @@ mod alerts;
 mod columns;
 pub mod maintenance;
 mod schema;
+mod tags;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
