@@ -1141,9 +1141,13 @@ pub(crate) async fn find(
             "<h1>Find</h1><p>Type a name in the box above.</p>".into(),
         );
     }
+    let query = match crate::search::Query::parse(text) {
+        Ok(q) => q,
+        Err(e) => return v.render("Find", None, None, format!("<h1>Find</h1><p class=\"error\">{}</p>", esc(&e))),
+    };
     let hits = match &v.sight {
-        None => s.fleet.search(text, 200),
-        Some(l) => s.fleet.seen_by(l).search(text, 200),
+        None => s.fleet.search(&query, 200),
+        Some(l) => s.fleet.seen_by(l).search(&query, 200),
     };
     let rows: Vec<Vec<String>> = hits
         .iter()
