@@ -101,7 +101,8 @@ impl Query {
 }
 
 /// Splits on spaces, keeping `"..."` together (the quotes go; a token
-/// with a quoted part is marked, so `"kind:x"` stays a word).
+/// that starts with a quote is marked, so `"kind:x"` stays a word while
+/// `owner="Jane Doe"` is a tag).
 fn tokenize(text: &str) -> Result<Vec<(String, bool)>, String> {
     let mut out = Vec::new();
     let (mut cur, mut quoted, mut in_quotes, mut any) = (String::new(), false, false, false);
@@ -109,7 +110,8 @@ fn tokenize(text: &str) -> Result<Vec<(String, bool)>, String> {
         match c {
             '"' => {
                 in_quotes = !in_quotes;
-                quoted = true;
+                // Quoted from its start (`"x:y"`): a word, whatever it holds.
+                quoted |= !any;
                 any = true;
             }
             c if c.is_whitespace() && !in_quotes => {
@@ -139,7 +141,7 @@ fn term(raw: &str, quoted: bool) -> Result<Term, String> {
         _ => (false, raw),
     };
     let word = || Cond::Word(body.to_lowercase());
-    let cond = if quoted && !body.contains(':') && !body.contains('=') {
+    let cond = if quoted {
         word()
     } else if let Some((q, value)) = body
         .split_once(':')
@@ -382,9 +384,10 @@ mod tests {
         assert!(q.terms[2].negated && matches!(&q.terms[2].cond, Cond::State(s) if s == "faulted"));
         assert!(matches!(&q.terms[4].cond, Cond::Word(w) if w == "a b"));
         // A path or a quoted colon stays a word.
-        let q = Query::parse(r#"/opt/web "x:y""#).unwrap();
+        let q = Query::parse(r#"/opt/web "x:y" owner="Jane Doe""#).unwrap();
         assert!(matches!(&q.terms[0].cond, Cond::Word(w) if w == "/opt/web"));
         assert!(matches!(&q.terms[1].cond, Cond::Word(w) if w == "x:y"));
+        assert!(matches!(&q.terms[2].cond, Cond::Tag(f) if f.to_string() == "owner=jane doe"));
     }
 
     #[test]

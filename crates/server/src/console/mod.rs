@@ -14,6 +14,7 @@ mod assets;
 mod cli;
 pub mod html;
 mod pages;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

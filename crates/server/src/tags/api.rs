@@ -166,7 +166,7 @@ fn not_synced(cluster: &str) -> ApiError {
 
 /// The role a tag change needs: Group Administrator on a group (or
 /// higher), Cluster Administrator for a cluster or a system.
-fn may_tag(s: &Server, caller: &Caller, o: &Object) -> Result<(), ApiError> {
+pub(crate) fn may_tag(s: &Server, caller: &Caller, o: &Object) -> Result<(), ApiError> {
     let (Caller::User(who), Some(auth)) = (caller, &s.auth) else {
         return Ok(());
     };
