@@ -329,8 +329,8 @@ impl Server {
             store.remove_cluster(&owned)?;
             store.remove_cluster_tags(&owned).map(|_| ())
         })
-            .await
-            .map_err(ManageError::Store)
+        .await
+        .map_err(ManageError::Store)
     }
 
     /// Configuration changes go through their own connection, not the

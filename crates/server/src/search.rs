@@ -156,7 +156,10 @@ fn term(raw: &str, quoted: bool) -> Result<Term, String> {
             "tag" => Cond::Tag(TagFilter::parse(value)?),
             "state" => {
                 if !STATES.contains(&value_lc.as_str()) {
-                    return Err(format!("`{raw}`: no state `{value}`; use one of {}", STATES.join(", ")));
+                    return Err(format!(
+                        "`{raw}`: no state `{value}`; use one of {}",
+                        STATES.join(", ")
+                    ));
                 }
                 Cond::State(value_lc)
             }
@@ -180,7 +183,8 @@ fn term(raw: &str, quoted: bool) -> Result<Term, String> {
                 ))
             }
         }
-    } else if body.contains('=') && crate::tags::check_key(body.split('=').next().unwrap_or("")).is_ok()
+    } else if body.contains('=')
+        && crate::tags::check_key(body.split('=').next().unwrap_or("")).is_ok()
     {
         Cond::Tag(TagFilter::parse(body)?)
     } else {
@@ -242,8 +246,7 @@ impl Obj<'_> {
                 contains(self.name, w)
                     || self.resource_type.is_some_and(|t| contains(t, w))
                     || self.own.is_some_and(|tags| {
-                        tags.iter()
-                            .any(|(k, v)| contains(&format!("{k}={v}"), w))
+                        tags.iter().any(|(k, v)| contains(&format!("{k}={v}"), w))
                     })
                     || self.attributes.iter().any(|a| attr_contains(&a.value, w))
             }
@@ -332,7 +335,8 @@ pub fn run<'a>(query: &Query, limit: usize, clusters: impl Iterator<Item = Entry
             });
         }
         for g in &snap.groups {
-            let mut states: Vec<&'static str> = g.states.iter().map(|(_, st)| st.as_str()).collect();
+            let mut states: Vec<&'static str> =
+                g.states.iter().map(|(_, st)| st.as_str()).collect();
             if g.freeze.is_frozen() {
                 states.push("frozen");
             }
@@ -377,7 +381,8 @@ mod tests {
 
     #[test]
     fn a_query_reads_words_tags_and_filters() {
-        let q = Query::parse(r#"web env=prod* -state:faulted kind:group "a b" cluster:p-*"#).unwrap();
+        let q =
+            Query::parse(r#"web env=prod* -state:faulted kind:group "a b" cluster:p-*"#).unwrap();
         assert_eq!(q.terms.len(), 6);
         assert!(matches!(&q.terms[0].cond, Cond::Word(w) if w == "web"));
         assert!(matches!(&q.terms[1].cond, Cond::Tag(_)));
@@ -393,7 +398,10 @@ mod tests {
     #[test]
     fn a_bad_query_says_which_term_and_the_fix() {
         let err = Query::parse("state:broken").unwrap_err();
-        assert!(err.contains("state:broken") && err.contains("faulted"), "{err}");
+        assert!(
+            err.contains("state:broken") && err.contains("faulted"),
+            "{err}"
+        );
         let err = Query::parse("colour:red").unwrap_err();
         assert!(err.contains("unknown filter `colour:`"), "{err}");
         let err = Query::parse("kind:node").unwrap_err();

@@ -12,7 +12,10 @@ use super::{Failure, Global, Result};
 
 pub fn clusters(g: &Global, tag: Option<String>) -> Result<()> {
     let api = Api::from_global(g)?;
-    let list = api.get(&format!("/api/v1/clusters{}", query(&[("tag", tag.clone())])))?;
+    let list = api.get(&format!(
+        "/api/v1/clusters{}",
+        query(&[("tag", tag.clone())])
+    ))?;
     if g.json() {
         print_json(&list);
         return Ok(());

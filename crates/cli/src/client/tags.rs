@@ -72,7 +72,11 @@ fn print_object_tags(answer: &Value) {
     let tags = answer["tags"].as_object().cloned().unwrap_or_default();
     let what = match answer["kind"].as_str() {
         Some("cluster") | None => format!("cluster {}", text(&answer["cluster"])),
-        Some(k) => format!("{k} {}/{}", text(&answer["cluster"]), text(&answer["object"])),
+        Some(k) => format!(
+            "{k} {}/{}",
+            text(&answer["cluster"]),
+            text(&answer["object"])
+        ),
     };
     if tags.is_empty() {
         println!("{what}: no tags");
@@ -293,7 +297,11 @@ pub fn searches(g: &Global, delete: Option<String>) -> Result<()> {
     if let Some(name) = delete {
         let s = saved_named(&api, &name)?;
         let id = s["id"].as_i64().unwrap_or_default();
-        api.send("DELETE", &format!("/api/v1/searches/{}", encode(&id.to_string())), None)?;
+        api.send(
+            "DELETE",
+            &format!("/api/v1/searches/{}", encode(&id.to_string())),
+            None,
+        )?;
         if !g.json() {
             println!("deleted saved search {name}");
         }

@@ -224,8 +224,7 @@ impl PolicyEntry {
     pub fn matches_tagged(&self, alert: &AlertRecord, carried: &[&crate::tags::TagSet]) -> bool {
         self.matches(alert)
             && self.tags.iter().all(|t| {
-                crate::tags::TagFilter::parse(t)
-                    .is_ok_and(|f| f.carried(carried.iter().copied()))
+                crate::tags::TagFilter::parse(t).is_ok_and(|f| f.carried(carried.iter().copied()))
             })
     }
 

@@ -57,7 +57,11 @@ pub(crate) async fn list(
         rows.into_iter()
             .filter(|t| s.fleet.contains(&t.cluster))
             .filter(|t| q.kind.as_ref().is_none_or(|k| *k == t.kind))
-            .filter(|t| q.key.as_ref().is_none_or(|k| k.eq_ignore_ascii_case(&t.key)))
+            .filter(|t| {
+                q.key
+                    .as_ref()
+                    .is_none_or(|k| k.eq_ignore_ascii_case(&t.key))
+            })
             .filter(|t| {
                 sight.as_ref().is_none_or(|l| match t.kind.as_str() {
                     "group" => l.group(&t.cluster, &t.object),
@@ -131,7 +135,11 @@ fn object_for(
                 .fleet
                 .with_snapshot(cluster, |snap| snap.group(g).is_some())
                 .ok_or_else(|| not_synced(cluster))?;
-            if !exists || sight.as_ref().is_some_and(|l| !l.group(cluster, g)) {
+            if sight.as_ref().is_some_and(|l| !l.group(cluster, g)) {
+                return Err(not_found(format!("cluster {cluster} has no group {g}"))
+                    .denied(cluster, &format!("no role on group {g}")));
+            }
+            if !exists {
                 return Err(not_found(format!("cluster {cluster} has no group {g}")));
             }
             (Kind::Group, g.to_string())
@@ -224,7 +232,11 @@ pub(crate) async fn set(
         .of(object.kind, &object.name)
         .cloned()
         .unwrap_or_default();
-    let count = current.keys().chain(set.keys()).collect::<std::collections::BTreeSet<_>>().len();
+    let count = current
+        .keys()
+        .chain(set.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     if count > PER_OBJECT_MAX {
         return Err(ApiError::bad_request(format!(
             "{} would have {count} tags; at most {PER_OBJECT_MAX} per object",
@@ -283,7 +295,11 @@ pub(crate) async fn remove(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("{} has no tag {}; GET /api/v1/tags lists them", object.describe(), q.key),
+            format!(
+                "{} has no tag {}; GET /api/v1/tags lists them",
+                object.describe(),
+                q.key
+            ),
         ));
     }
     s.record_access(admin_change(

@@ -171,7 +171,9 @@ pub fn check_value(key: &str, value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= VALUE_MAX
         && value.trim() == value
-        && !value.chars().any(|c| c.is_control() || c == ',' || c == '"');
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c == ',' || c == '"');
     if ok {
         Ok(())
     } else {
