@@ -85,7 +85,7 @@ pub(super) fn block(v: &Viewer, object: &Object) -> String {
     } else if v.server.auth.is_some() {
         let _ = write!(
             out,
-            "<p class=\"withheld\">Changing these tags needs {} or higher.</p>",
+            "<p class=\"muted tagnote\">Changing these tags needs {} or higher.</p>",
             match object.kind {
                 Kind::Group => "Group Administrator",
                 _ => "Cluster Administrator",
