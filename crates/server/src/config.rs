@@ -206,6 +206,9 @@ queue_capacity = 1000
 # cluster = "prod-*"                     # a glob on the cluster
 # kinds = []                             # empty: every kind
 # object = "*"                           # a glob on the group, resource or system
+# tags = ["env=prod"]                    # every tag carried by the alert's cluster,
+#                                        # group or system (values may be globs;
+#                                        # a key alone: any value); empty: any
 # channels = ["oncall-mail", "chatops"]
 
 # Clusters to manage through a direct connection to their engine. More can

@@ -1,4 +1,4 @@
-//! Reading the fleet: `clusters`, `status`, `faults`, `find`, `history`,
+//! Reading the fleet: `clusters`, `status`, `faults`, `history`,
 //! `watch`. Each prints the API's JSON with `--json`, a table otherwise.
 
 use std::time::Duration;
@@ -10,18 +10,24 @@ use super::http::{encode, query, Api};
 use super::output::{self, print_json, text, Table};
 use super::{Failure, Global, Result};
 
-pub fn clusters(g: &Global) -> Result<()> {
+pub fn clusters(g: &Global, tag: Option<String>) -> Result<()> {
     let api = Api::from_global(g)?;
-    let list = api.get("/api/v1/clusters")?;
+    let list = api.get(&format!(
+        "/api/v1/clusters{}",
+        query(&[("tag", tag.clone())])
+    ))?;
     if g.json() {
         print_json(&list);
         return Ok(());
     }
     let rows = list.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
-        println!(
-            "no clusters (or none you hold a role on); add one: haven cluster add NAME HOST:PORT"
-        );
+        match tag {
+            Some(t) => println!("no clusters tagged {t}"),
+            None => println!(
+                "no clusters (or none you hold a role on); add one: haven cluster add NAME HOST:PORT"
+            ),
+        }
         return Ok(());
     }
     let mut headers = vec![
@@ -33,6 +39,7 @@ pub fn clusters(g: &Global) -> Result<()> {
         "GROUPS",
         "RESOURCES",
         "FAULTED",
+        "TAGS",
     ];
     if g.wide() {
         headers.extend(["ADDRESS", "SEQ", "ERROR"]);
@@ -52,6 +59,15 @@ pub fn clusters(g: &Global) -> Result<()> {
             text(&c["groups"]),
             text(&c["resources"]),
             text(&c["faulted_groups"]),
+            c["tags"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
         ];
         if g.wide() {
             row.extend([
@@ -165,9 +181,12 @@ fn attention_table(items: &[Value]) -> Table {
     table
 }
 
-pub fn faults(g: &Global, limit: usize) -> Result<()> {
+pub fn faults(g: &Global, limit: usize, tag: Option<String>) -> Result<()> {
     let api = Api::from_global(g)?;
-    let f = api.get(&format!("/api/v1/faults?limit={limit}"))?;
+    let f = api.get(&format!(
+        "/api/v1/faults{}",
+        query(&[("limit", Some(limit.to_string())), ("tag", tag)])
+    ))?;
     if g.json() {
         print_json(&f);
         return Ok(());
@@ -182,37 +201,6 @@ pub fn faults(g: &Global, limit: usize) -> Result<()> {
     if total > items.len() as u64 {
         println!("({} of {total}; --limit shows more)", items.len());
     }
-    Ok(())
-}
-
-pub fn find(g: &Global, pattern: &str, limit: usize) -> Result<()> {
-    let api = Api::from_global(g)?;
-    let hits = api.get(&format!(
-        "/api/v1/search{}",
-        query(&[
-            ("q", Some(pattern.to_string())),
-            ("limit", Some(limit.to_string()))
-        ])
-    ))?;
-    if g.json() {
-        print_json(&hits);
-        return Ok(());
-    }
-    let rows = hits.as_array().cloned().unwrap_or_default();
-    if rows.is_empty() {
-        println!("nothing named like {pattern}");
-        return Ok(());
-    }
-    let mut table = Table::new(["KIND", "CLUSTER", "NAME", "GROUP"]);
-    for h in &rows {
-        table.row([
-            text(&h["kind"]),
-            text(&h["cluster"]),
-            text(&h["name"]),
-            text(&h["group"]),
-        ]);
-    }
-    table.print();
     Ok(())
 }
 

@@ -28,6 +28,9 @@ pub struct AlertParams {
     pub since_ms: Option<i64>,
     /// At most this many, newest first (default 100).
     pub limit: Option<usize>,
+    /// Only alerts whose cluster, group or system carries every tag
+    /// (`key=value,...`).
+    pub tag: Option<String>,
 }
 
 fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
@@ -58,6 +61,7 @@ pub(crate) async fn list(
     let sight = s.sight(&caller);
     let clusters = visible_clusters(&s, sight.as_ref(), q.cluster.as_deref())?;
     let wanted = limit(q.limit, 100);
+    let tags = crate::api::tag_filters(q.tag.as_deref())?;
     // What the alert task has decided is stored before it is read.
     s.flush_history().await;
     let query = AlertQuery {
@@ -70,7 +74,7 @@ pub(crate) async fn list(
     let sight = sight.as_ref();
     let rows = read_visible(
         wanted,
-        |a| shown(sight, a),
+        |a| shown(sight, a) && (tags.is_empty() || crate::tags::alert_carries(&s.fleet, a, &tags)),
         |limit| {
             let q = AlertQuery {
                 limit,

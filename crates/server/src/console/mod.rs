@@ -15,6 +15,7 @@ mod cli;
 pub mod html;
 mod pages;
 mod past;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
