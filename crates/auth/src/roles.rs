@@ -18,18 +18,19 @@
 //!
 //! What each role may do:
 //!
-//! | role | read | group operations | group configuration | cluster operations |
-//! |---|---|---|---|---|
-//! | Guest | ✓ | | | |
-//! | Group Operator | ✓ | ✓ | | |
-//! | Group Administrator | ✓ | ✓ | ✓ | |
-//! | Cluster Operator | ✓ | ✓ | | ✓ |
-//! | Cluster Administrator | ✓ | ✓ | ✓ | ✓ (and simulation) |
+//! | role | read | group operations | group configuration | cluster operations | cluster configuration |
+//! |---|---|---|---|---|---|
+//! | Guest | ✓ | | | | |
+//! | Group Operator | ✓ | ✓ | | | |
+//! | Group Administrator | ✓ | ✓ | ✓ | | |
+//! | Cluster Operator | ✓ | ✓ | | ✓ | |
+//! | Cluster Administrator | ✓ | ✓ | ✓ | ✓ (and simulation) | ✓ |
 //!
 //! Group operations: online, offline, switch, temporary freeze / unfreeze,
 //! clear, flush, and resource online / offline / clear / probe. Group
-//! configuration: persistent freeze, enable, disable. Cluster operations:
-//! system freeze (with evacuation) / unfreeze.
+//! configuration: persistent freeze, enable, disable, the group's tags.
+//! Cluster operations: system freeze (with evacuation) / unfreeze.
+//! Cluster configuration: the cluster's and its systems' tags.
 
 use std::fmt;
 
@@ -103,7 +104,7 @@ impl Role {
                 matches!(self, Role::GroupAdministrator | Role::ClusterAdministrator)
             }
             Right::OperateCluster => self.is_cluster_role(),
-            Right::Simulate => self == Role::ClusterAdministrator,
+            Right::Simulate | Right::ConfigureCluster => self == Role::ClusterAdministrator,
         }
     }
 }
@@ -123,6 +124,8 @@ pub enum Right {
     ConfigureGroup,
     OperateCluster,
     Simulate,
+    /// Tags of the cluster and its systems.
+    ConfigureCluster,
 }
 
 /// Who a grant is for.

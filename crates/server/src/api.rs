@@ -196,6 +196,20 @@ pub fn router(server: AppState) -> Router {
         .route("/api/v1/db/prune", post(crate::maintenance::prune))
         .route("/api/v1/faults", get(faults))
         .route("/api/v1/search", get(search))
+        .route(
+            "/api/v1/tags",
+            get(crate::tags::api::list)
+                .put(crate::tags::api::set)
+                .delete(crate::tags::api::remove),
+        )
+        .route(
+            "/api/v1/searches",
+            get(crate::tags::api::list_searches).post(crate::tags::api::save_search),
+        )
+        .route(
+            "/api/v1/searches/{id}",
+            axum::routing::delete(crate::tags::api::delete_search),
+        )
         .route("/api/v1/systems/{system}", get(system))
         .route("/api/v1/history", get(history))
         .route("/api/v1/gaps", get(gaps))
@@ -217,6 +231,11 @@ pub fn router(server: AppState) -> Router {
         .route(
             "/api/v1/reports/schedules/{name}/send",
             post(crate::reports::api::send_now),
+        )
+        .route("/api/v1/past/summary", get(crate::timeline::api::summary))
+        .route(
+            "/api/v1/past/clusters/{name}",
+            get(crate::timeline::api::cluster),
         )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
@@ -739,14 +758,30 @@ async fn summary(
     }))
 }
 
+/// `?tag=KEY=VALUE,...`: only what carries every tag (see `crate::tags`).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct TagParam {
+    /// `key=value` (the value may be a glob: `prod*`) or a key alone;
+    /// several, comma-separated, must all match.
+    pub tag: Option<String>,
+}
+
+pub(crate) fn tag_filters(tag: Option<&str>) -> Result<Vec<crate::tags::TagFilter>, ApiError> {
+    crate::tags::parse_filters(tag).map_err(ApiError::bad_request)
+}
+
 async fn list_clusters(
     State(s): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-) -> Json<Vec<ClusterInfo>> {
-    Json(match s.sight(&caller) {
+    ApiQuery(q): ApiQuery<TagParam>,
+) -> Result<Json<Vec<ClusterInfo>>, ApiError> {
+    let filters = tag_filters(q.tag.as_deref())?;
+    let mut all = match s.sight(&caller) {
         None => s.fleet.clusters(),
         Some(sight) => s.fleet.seen_by(&sight).clusters(),
-    })
+    };
+    all.retain(|c| filters.iter().all(|f| f.matches(&c.tags)));
+    Ok(Json(all))
 }
 
 /// A cluster to manage through a direct connection to its engine.
@@ -831,6 +866,10 @@ pub struct ClusterDetail {
     pub name: String,
     pub link: LinkStatus,
     pub snapshot: Option<ClusterSnapshot>,
+    /// The tags of the cluster and of its groups and systems (those the
+    /// caller sees).
+    #[serde(default)]
+    pub tags: Vec<crate::tags::TagView>,
 }
 
 async fn cluster(
@@ -852,8 +891,13 @@ async fn cluster(
             .fleet
             .with_snapshot(&name, |snap| crate::fleet::visible_snapshot(snap, l)),
     };
+    let mut tags = s.fleet.tags_of(&name);
+    if let Some(l) = &sight {
+        tags.groups.retain(|g, _| l.group(&name, g));
+    }
     Ok(Json(ClusterDetail {
         snapshot,
+        tags: tags.entries(&name),
         name,
         link,
     }))
@@ -948,24 +992,41 @@ pub struct Faults {
     pub items: Vec<Attention>,
 }
 
+/// `?limit=N&tag=KEY=VALUE,...`
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct FaultsQuery {
+    /// At most this many items (default 1000).
+    pub limit: Option<usize>,
+    /// Only items whose cluster, group or system carries every tag.
+    pub tag: Option<String>,
+}
+
 async fn faults(
     State(s): State<AppState>,
     axum::Extension(caller): axum::Extension<Caller>,
-    ApiQuery(q): ApiQuery<LimitQuery>,
+    ApiQuery(q): ApiQuery<FaultsQuery>,
 ) -> Result<Json<Faults>, ApiError> {
     let limit = limit(q.limit, 1000);
+    let filters = tag_filters(q.tag.as_deref())?;
     let (items, total) = match s.sight(&caller) {
-        None => s.fleet.attention(limit),
-        Some(sight) => s.fleet.seen_by(&sight).attention(limit),
+        None => s.fleet.attention_tagged(limit, &filters),
+        Some(sight) => s.fleet.seen_by(&sight).attention_tagged(limit, &filters),
     };
     Ok(Json(Faults { total, items }))
 }
 
-/// `?q=PATTERN&limit=N`
+/// `?q=QUERY&tag=KEY=VALUE,...&limit=N`
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchQuery {
-    /// Case-insensitive substring of a cluster, system, group or resource name.
+    /// The query: words (names, types, tags, attribute values; case
+    /// insensitive), `key=value` or `tag:key=value`, `state:faulted`,
+    /// `kind:group`, `cluster:GLOB`, `group:GLOB`, `type:GLOB`, `-TERM`
+    /// (not); every term must match. See docs/search.md.
+    #[serde(default)]
     pub q: String,
+    /// Tags every object must carry (as `tag:` terms).
+    pub tag: Option<String>,
+    /// Default 100.
     pub limit: Option<usize>,
 }
 
@@ -974,13 +1035,21 @@ async fn search(
     axum::Extension(caller): axum::Extension<Caller>,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<Hit>>, ApiError> {
-    if q.q.trim().is_empty() {
-        return Err(ApiError::bad_request("q must not be empty"));
+    let filters = tag_filters(q.tag.as_deref())?;
+    let query = match (q.q.trim().is_empty(), filters.is_empty()) {
+        (true, true) => {
+            return Err(ApiError::bad_request(
+                "q must not be empty: a name, key=value, state:faulted, kind:group ...",
+            ))
+        }
+        (true, false) => crate::search::Query::default(),
+        (false, _) => crate::search::Query::parse(&q.q).map_err(ApiError::bad_request)?,
     }
-    let (pattern, limit) = (q.q.trim(), limit(q.limit, 100));
+    .with_tags(filters);
+    let limit = limit(q.limit, 100);
     Ok(Json(match s.sight(&caller) {
-        None => s.fleet.search(pattern, limit),
-        Some(sight) => s.fleet.seen_by(&sight).search(pattern, limit),
+        None => s.fleet.search(&query, limit),
+        Some(sight) => s.fleet.seen_by(&sight).search(&query, limit),
     }))
 }
 
@@ -991,6 +1060,9 @@ pub struct SystemView {
     pub system: SystemStatus,
     /// Groups whose SystemList names the system, with their state there.
     pub groups: Vec<(Name, GroupState)>,
+    /// The system's own tags.
+    #[serde(default, skip_serializing_if = "crate::tags::TagSet::is_empty")]
+    pub tags: crate::tags::TagSet,
 }
 
 async fn system(
@@ -1010,9 +1082,10 @@ async fn system(
                         .map(|x| (g.name.clone(), x))
                 })
                 .collect(),
+            tags: Default::default(),
         })
     };
-    let views: Vec<SystemView> = match s.sight(&caller) {
+    let mut views: Vec<SystemView> = match s.sight(&caller) {
         None => s
             .fleet
             .clusters_with_system(&system)
@@ -1027,6 +1100,16 @@ async fn system(
                 .collect()
         }
     };
+    // Read after the snapshots: the fleet's lock is not taken twice.
+    for v in &mut views {
+        v.tags = s
+            .fleet
+            .tags_of(&v.cluster)
+            .systems
+            .get(&system)
+            .cloned()
+            .unwrap_or_default();
+    }
     if views.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

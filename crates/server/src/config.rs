@@ -206,6 +206,9 @@ queue_capacity = 1000
 # cluster = "prod-*"                     # a glob on the cluster
 # kinds = []                             # empty: every kind
 # object = "*"                           # a glob on the group, resource or system
+# tags = ["env=prod"]                    # every tag carried by the alert's cluster,
+#                                        # group or system (values may be globs;
+#                                        # a key alone: any value); empty: any
 # channels = ["oncall-mail", "chatops"]
 
 # Availability reports mailed on a schedule (GET /api/v1/reports/availability
@@ -220,6 +223,7 @@ queue_capacity = 1000
 # at = "06:00"                           # UTC
 # period = "7d"                          # how far back: 24h, 7d, 30d...
 # cluster = "prod-db"                    # optional: only this cluster
+# tag = "env=prod"                       # optional: only groups carrying these tags
 # to = ["ops@example.com"]
 # channel = "oncall-mail"                # an [[alerts.channel]] of type smtp
 

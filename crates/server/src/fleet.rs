@@ -166,6 +166,9 @@ pub struct ClusterInfo {
     pub groups: usize,
     pub resources: usize,
     pub faulted_groups: usize,
+    /// The cluster's own tags.
+    #[serde(skip_serializing_if = "crate::tags::TagSet::is_empty")]
+    pub tags: crate::tags::TagSet,
 }
 
 /// A search hit.
@@ -178,6 +181,12 @@ pub struct Hit {
     /// The group of a resource.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// A resource's type.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// The object's own tags (a cluster's, group's or system's).
+    #[serde(default, skip_serializing_if = "crate::tags::TagSet::is_empty")]
+    pub tags: crate::tags::TagSet,
 }
 
 struct ClusterView {
@@ -358,6 +367,11 @@ fn clusters_of(inner: &Inner) -> Vec<ClusterInfo> {
                     .range((name.clone(), Name::from(""), Name::from(""))..)
                     .take_while(|(c, _, _)| c == name)
                     .count(),
+                tags: inner
+                    .tags
+                    .get(&**name)
+                    .map(|t| t.cluster.clone())
+                    .unwrap_or_default(),
             }
         })
         .collect()
@@ -384,42 +398,63 @@ fn summary_of(inner: &Inner, limit: usize) -> Summary {
     }
 }
 
-fn search_of(inner: &Inner, pattern: &str, limit: usize) -> Vec<Hit> {
-    let needle = pattern.to_lowercase();
-    let matches = |name: &str| name.to_lowercase().contains(&needle);
-    let mut hits = Vec::new();
-    let hit = |kind: &str, cluster: &Name, name: &Name, group: Option<&Name>| Hit {
-        kind: kind.into(),
-        cluster: cluster.to_string(),
-        name: name.to_string(),
-        group: group.map(|g| g.to_string()),
-    };
-    'clusters: for (c, view) in &inner.clusters {
-        if matches(c) {
-            hits.push(hit("cluster", c, c, None));
-        }
-        let Some(snap) = &view.snapshot else { continue };
-        for s in &snap.systems {
-            if matches(&s.name) {
-                hits.push(hit("system", c, &s.name, None));
-            }
-        }
-        for g in &snap.groups {
-            if matches(&g.name) {
-                hits.push(hit("group", c, &g.name, None));
-            }
-            for r in &g.resources {
-                if matches(&r.name) {
-                    hits.push(hit("resource", c, &r.name, Some(&g.name)));
-                }
-            }
-            if hits.len() >= limit {
-                break 'clusters;
-            }
-        }
+fn search_of(inner: &Inner, query: &crate::search::Query, limit: usize) -> Vec<Hit> {
+    let empty = crate::tags::ClusterTags::default();
+    crate::search::run(
+        query,
+        limit,
+        inner
+            .clusters
+            .iter()
+            .map(|(name, view)| crate::search::Entry {
+                name,
+                link: &view.link,
+                snapshot: view.snapshot.as_ref(),
+                tags: inner.tags.get(&**name).unwrap_or(&empty),
+            }),
+    )
+}
+
+/// Whether the object of an attention item carries every tag of
+/// `filters` (its cluster's, its group's — a resource's group — or its
+/// system's).
+fn attention_carries(inner: &Inner, a: &Attention, filters: &[crate::tags::TagFilter]) -> bool {
+    if filters.is_empty() {
+        return true;
     }
-    hits.truncate(limit);
-    hits
+    let Some(tags) = inner.tags.get(&a.cluster) else {
+        return false;
+    };
+    let group = match a.kind.as_str() {
+        "faulted_group" | "frozen_group" | "concurrency_violation" => a.object.clone(),
+        "faulted_resource" => a.object.as_ref().and_then(|r| {
+            inner
+                .clusters
+                .get(a.cluster.as_str())
+                .and_then(|v| v.snapshot.as_ref())
+                .and_then(|snap| snap.config.resource(r).map(|(g, _)| g.name.to_string()))
+        }),
+        _ => None,
+    };
+    crate::tags::all_carried(filters, tags.carried(group.as_deref(), a.system.as_deref()))
+}
+
+/// [`attention_of`], only the items whose object carries `filters`.
+fn attention_tagged(
+    inner: &Inner,
+    limit: usize,
+    filters: &[crate::tags::TagFilter],
+) -> (Vec<Attention>, usize) {
+    if filters.is_empty() {
+        return attention_of(inner, limit);
+    }
+    let (all, _) = attention_of(inner, usize::MAX);
+    let kept: Vec<Attention> = all
+        .into_iter()
+        .filter(|a| attention_carries(inner, a, filters))
+        .collect();
+    let total = kept.len();
+    (kept.into_iter().take(limit).collect(), total)
 }
 
 /// What one reader may see of the fleet (their roles decide; see
@@ -459,8 +494,16 @@ impl SeenFleet {
     pub fn attention(&self, limit: usize) -> (Vec<Attention>, usize) {
         attention_of(&self.0, limit)
     }
-    pub fn search(&self, pattern: &str, limit: usize) -> Vec<Hit> {
-        search_of(&self.0, pattern, limit)
+    pub fn search(&self, query: &crate::search::Query, limit: usize) -> Vec<Hit> {
+        search_of(&self.0, query, limit)
+    }
+    /// [`Fleet::attention_tagged`] of what this reader sees.
+    pub fn attention_tagged(
+        &self,
+        limit: usize,
+        filters: &[crate::tags::TagFilter],
+    ) -> (Vec<Attention>, usize) {
+        attention_tagged(&self.0, limit, filters)
     }
     pub fn snapshot(&self, cluster: &str) -> Option<&ClusterSnapshot> {
         self.0.clusters.get(cluster)?.snapshot.as_ref()
@@ -612,6 +655,8 @@ fn index_event(ix: &mut Indexes, snap: &ClusterSnapshot, event: &Event) {
 struct Inner {
     clusters: BTreeMap<Name, ClusterView>,
     ix: Indexes,
+    /// Tags by cluster (only clusters with some).
+    tags: BTreeMap<String, crate::tags::ClusterTags>,
 }
 
 /// The fleet: every cluster's state, shared by links (writers) and the API
@@ -633,6 +678,7 @@ impl Fleet {
             inner: RwLock::new(Inner {
                 clusters: BTreeMap::new(),
                 ix: Indexes::default(),
+                tags: BTreeMap::new(),
             }),
             // Each slot holds an update until every receiver has seen it or
             // it is overwritten: big enough for bursts, small enough not to
@@ -689,7 +735,8 @@ impl Fleet {
     pub fn remove(&self, name: &str) -> bool {
         let removed = {
             let mut inner = self.write();
-            let Inner { clusters, ix } = &mut *inner;
+            inner.tags.remove(name);
+            let Inner { clusters, ix, .. } = &mut *inner;
             match clusters.remove(name) {
                 Some(view) => {
                     if let Some(snap) = &view.snapshot {
@@ -749,7 +796,7 @@ impl Fleet {
         let seq = snapshot.seq;
         {
             let mut inner = self.write();
-            let Inner { clusters, ix } = &mut *inner;
+            let Inner { clusters, ix, .. } = &mut *inner;
             let Some(view) = clusters.get_mut(name) else {
                 return;
             };
@@ -772,7 +819,7 @@ impl Fleet {
         let mut result = Ok(());
         {
             let mut inner = self.write();
-            let Inner { clusters, ix } = &mut *inner;
+            let Inner { clusters, ix, .. } = &mut *inner;
             let Some(view) = clusters.get_mut(name) else {
                 return Ok(());
             };
@@ -845,10 +892,72 @@ impl Fleet {
         summary_of(&self.read(), limit)
     }
 
-    /// Objects whose name contains `pattern` (case-insensitive), at most
-    /// `limit`.
-    pub fn search(&self, pattern: &str, limit: usize) -> Vec<Hit> {
-        search_of(&self.read(), pattern, limit)
+    /// The objects that match a search query (see [`crate::search`]), at
+    /// most `limit`.
+    pub fn search(&self, query: &crate::search::Query, limit: usize) -> Vec<Hit> {
+        search_of(&self.read(), query, limit)
+    }
+
+    /// [`Fleet::attention`], only the items whose object carries every
+    /// tag of `filters` (see [`crate::tags`]).
+    pub fn attention_tagged(
+        &self,
+        limit: usize,
+        filters: &[crate::tags::TagFilter],
+    ) -> (Vec<Attention>, usize) {
+        attention_tagged(&self.read(), limit, filters)
+    }
+
+    /// Puts stored tags in memory (at start), replacing what was there.
+    pub fn load_tags(&self, rows: &[haven_store::TagRecord]) {
+        let mut inner = self.write();
+        inner.tags.clear();
+        for r in rows {
+            let Some(kind) = crate::tags::Kind::parse(&r.kind) else {
+                continue;
+            };
+            let tags = inner.tags.entry(r.cluster.clone()).or_default();
+            let mut set = tags.of(kind, &r.object).cloned().unwrap_or_default();
+            set.insert(r.key.clone(), r.value.clone());
+            tags.put(kind, &r.object, set);
+        }
+    }
+
+    /// Replaces the tags of one object (empty: it has none).
+    pub fn set_tags(
+        &self,
+        cluster: &str,
+        kind: crate::tags::Kind,
+        object: &str,
+        tags: crate::tags::TagSet,
+    ) {
+        let mut inner = self.write();
+        let entry = inner.tags.entry(cluster.to_string()).or_default();
+        entry.put(kind, object, tags);
+        if entry.is_empty() {
+            inner.tags.remove(cluster);
+        }
+    }
+
+    /// The tags of a cluster and its objects.
+    pub fn tags_of(&self, cluster: &str) -> crate::tags::ClusterTags {
+        self.read().tags.get(cluster).cloned().unwrap_or_default()
+    }
+
+    /// Whether the objects named (a cluster, and optionally one of its
+    /// groups and systems) together carry every tag of `filters`.
+    pub fn carries(
+        &self,
+        cluster: &str,
+        group: Option<&str>,
+        system: Option<&str>,
+        filters: &[crate::tags::TagFilter],
+    ) -> bool {
+        let inner = self.read();
+        inner
+            .tags
+            .get(cluster)
+            .is_some_and(|t| crate::tags::all_carried(filters, t.carried(group, system)))
     }
 
     /// The part of the fleet `sight` shows, with its own indexes: what a
@@ -859,6 +968,7 @@ impl Fleet {
         let mut out = Inner {
             clusters: BTreeMap::new(),
             ix: Indexes::default(),
+            tags: BTreeMap::new(),
         };
         for (name, view) in &inner.clusters {
             if !sight.cluster(name) {
@@ -870,6 +980,11 @@ impl Fleet {
                 .map(|snap| visible_snapshot(snap, sight));
             if let Some(snap) = &snapshot {
                 account(&mut out.ix, snap, true);
+            }
+            if let Some(tags) = inner.tags.get(&**name) {
+                let mut seen = tags.clone();
+                seen.groups.retain(|g, _| sight.group(name, g));
+                out.tags.insert(name.to_string(), seen);
             }
             out.clusters.insert(
                 name.clone(),

@@ -32,7 +32,9 @@ pub mod maintenance;
 pub mod openapi;
 pub mod ops;
 pub mod reports;
+pub mod search;
 pub mod sql;
+pub mod tags;
 pub mod timeline;
 pub mod tls;
 pub mod writer;
@@ -103,6 +105,8 @@ pub struct Server {
     maintenance: maintenance::Busy,
     /// The alert task (`None` with `[alerts] enabled = false`).
     pub alerts: Option<alerts::Alerts>,
+    /// Tag changes, one at a time (see [`tags`]).
+    tag_changes: tokio::sync::Mutex<()>,
     /// Held while the server runs: one server per data directory, and
     /// `haven db restore` knows to wait.
     _lock: std::fs::File,
@@ -136,6 +140,7 @@ impl Server {
             }
             let known = store.list_clusters()?;
             let cursors = store.cursors()?;
+            let tags = store.tags(None)?;
             // Stored grants matter only with logins on.
             let grants = match config.auth.enabled {
                 true => store.grants()?,
@@ -150,9 +155,9 @@ impl Server {
                 Database::Sqlite(_) => None,
                 Database::Postgres(_) => Some(Arc::new(Mutex::new(open_store(&database)?))),
             };
-            Ok((store, known, cursors, grants, alerts, reader, changes))
+            Ok((store, known, cursors, tags, grants, alerts, reader, changes))
         });
-        let (store, known, cursors, grants, loaded_alerts, reader, changes) = opened?;
+        let (store, known, cursors, tags, grants, loaded_alerts, reader, changes) = opened?;
         tracing::info!("database: {database}");
         let mut names = config.tls.names.clone();
         names.extend(tls::host_name().filter(|h| !names.contains(h)));
@@ -183,6 +188,7 @@ impl Server {
             stored.clone(),
         );
         let fleet = Arc::new(Fleet::new());
+        fleet.load_tags(&tags);
         let link_context = LinkContext {
             fleet: fleet.clone(),
             history: history.clone(),
@@ -218,6 +224,7 @@ impl Server {
             auth,
             maintenance: maintenance::Busy::default(),
             alerts,
+            tag_changes: tokio::sync::Mutex::new(()),
             _lock: lock,
         });
         for rec in known {
@@ -322,9 +329,14 @@ impl Server {
         handle.stop();
         self.fleet.remove(name);
         let owned = name.to_string();
-        self.write_store(move |store| store.remove_cluster(&owned).map(|_| ()))
-            .await
-            .map_err(ManageError::Store)
+        // Its tags go with it: a cluster added again under the name starts
+        // without them.
+        self.write_store(move |store| {
+            store.remove_cluster(&owned)?;
+            store.remove_cluster_tags(&owned).map(|_| ())
+        })
+        .await
+        .map_err(ManageError::Store)
     }
 
     /// Configuration changes go through their own connection, not the

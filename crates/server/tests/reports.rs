@@ -2,7 +2,7 @@
 //! (checkpoints and events at chosen times) is written into the store,
 //! the server reads it back through the timeline, and its API answers
 //! the exact figures — in JSON, and the same in CSV — for what each
-//! caller may see.
+//! caller may see, and for the groups carrying a tag.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,9 @@ use haven_model::{
 };
 use haven_server::config::{ClusterEntry, GrantEntry, ServerConfig};
 use haven_server::Server;
-use haven_store::{Checkpoint, CheckpointStore, HistoryRow, SqliteStore, Store};
+use haven_store::{
+    Checkpoint, CheckpointStore, HistoryRow, SqliteStore, Store, TagRecord, TagStore,
+};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -126,6 +128,17 @@ fn write_history(path: &std::path::Path) {
             // The next day: outside the period.
             group(17, D + 25 * H, "db", "n2", Offline, Online),
         ])
+        .unwrap();
+    store
+        .set_tags(&[TagRecord {
+            cluster: "delta".into(),
+            kind: "group".into(),
+            object: "db".into(),
+            key: "tier".into(),
+            value: "data".into(),
+            set_by: "test".into(),
+            set_ms: D,
+        }])
         .unwrap();
 }
 
@@ -331,6 +344,23 @@ async fn a_known_history_gives_the_exact_availability_in_json_and_csv() {
         .await;
     assert_eq!(only["clusters"].as_array().unwrap().len(), 1);
     assert_eq!(only["overall"]["availability_percent"], json!(83.3333));
+
+    // By tag: only the groups carrying it (db), in every cluster.
+    let tagged = rig
+        .json(
+            "viewer",
+            &format!("/api/v1/reports/availability?{DAY}&tag=tier=data"),
+        )
+        .await;
+    let groups: Vec<&str> = tagged["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["groups"].as_array().unwrap())
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["db"]);
+    assert_eq!(figures(&tagged["overall"]), figures(db));
 }
 
 #[tokio::test]
@@ -378,7 +408,7 @@ async fn a_caller_sees_only_their_groups_and_bad_periods_are_refused_clearly() {
             "the period is empty",
         ),
         ("format=xml", StatusCode::BAD_REQUEST, "use json or csv"),
-        ("tag=prod", StatusCode::NOT_IMPLEMENTED, "come with tags"),
+        ("tag=tier=", StatusCode::BAD_REQUEST, "give a value"),
     ] {
         let (got, body) = rig
             .get("viewer", &format!("/api/v1/reports/availability?{query}"))

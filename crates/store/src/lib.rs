@@ -43,6 +43,7 @@ mod error;
 mod postgres;
 mod records;
 mod sqlite;
+mod tags;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub use postgres::{describe_url as describe_postgres_url, PgStore};
 pub use records::*;
 pub use sqlite::maintenance;
 pub use sqlite::SqliteStore;
+pub use tags::{NewSavedSearch, SavedSearch, TagRecord, TagStore};
 
 /// How far a long task has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,8 +200,10 @@ pub trait CheckpointStore {
 ///
 /// Reads take `&self` and writes `&mut self`; a backend may serialise
 /// everything on one connection (as [`SqliteStore`] does). Every store
-/// can also be pruned ([`Maintenance`]) and keeps alerts ([`AlertStore`]).
-pub trait Store: Send + Maintenance + AlertStore + CheckpointStore {
+/// can also be pruned ([`Maintenance`]), keeps alerts ([`AlertStore`]),
+/// checkpoints ([`CheckpointStore`]) and tags and saved searches
+/// ([`TagStore`]).
+pub trait Store: Send + Maintenance + AlertStore + CheckpointStore + TagStore {
     /// Every managed cluster, by name.
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
 

@@ -1,4 +1,4 @@
-//! Reading the fleet: `clusters`, `status`, `faults`, `find`, `history`,
+//! Reading the fleet: `clusters`, `status`, `faults`, `history`,
 //! `watch`. Each prints the API's JSON with `--json`, a table otherwise.
 
 use std::time::Duration;
@@ -10,18 +10,24 @@ use super::http::{encode, query, Api};
 use super::output::{self, print_json, text, Table};
 use super::{Failure, Global, Result};
 
-pub fn clusters(g: &Global) -> Result<()> {
+pub fn clusters(g: &Global, tag: Option<String>) -> Result<()> {
     let api = Api::from_global(g)?;
-    let list = api.get("/api/v1/clusters")?;
+    let list = api.get(&format!(
+        "/api/v1/clusters{}",
+        query(&[("tag", tag.clone())])
+    ))?;
     if g.json() {
         print_json(&list);
         return Ok(());
     }
     let rows = list.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
-        println!(
-            "no clusters (or none you hold a role on); add one: haven cluster add NAME HOST:PORT"
-        );
+        match tag {
+            Some(t) => println!("no clusters tagged {t}"),
+            None => println!(
+                "no clusters (or none you hold a role on); add one: haven cluster add NAME HOST:PORT"
+            ),
+        }
         return Ok(());
     }
     let mut headers = vec![
@@ -33,6 +39,7 @@ pub fn clusters(g: &Global) -> Result<()> {
         "GROUPS",
         "RESOURCES",
         "FAULTED",
+        "TAGS",
     ];
     if g.wide() {
         headers.extend(["ADDRESS", "SEQ", "ERROR"]);
@@ -52,6 +59,15 @@ pub fn clusters(g: &Global) -> Result<()> {
             text(&c["groups"]),
             text(&c["resources"]),
             text(&c["faulted_groups"]),
+            c["tags"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default(),
         ];
         if g.wide() {
             row.extend([
@@ -88,14 +104,34 @@ fn counts(map: &Value) -> String {
         .join(", ")
 }
 
-pub fn summary(g: &Global) -> Result<()> {
+pub fn summary(g: &Global, at: Option<&str>) -> Result<()> {
     let api = Api::from_global(g)?;
     let limit = if g.wide() { 1000 } else { 20 };
-    let s = api.get(&format!("/api/v1/summary?limit={limit}"))?;
+    let s = match at {
+        None => api.get(&format!("/api/v1/summary?limit={limit}"))?,
+        Some(at) => api.get(&format!(
+            "/api/v1/past/summary?limit={limit}&at={}",
+            encode(at)
+        ))?,
+    };
     if g.json() {
         print_json(&s);
         return Ok(());
     }
+    let s = match at {
+        None => s,
+        Some(_) => {
+            println!(
+                "the fleet as recorded at {} (not live; whether links were up is not recorded)",
+                s["at_ms"].as_i64().map(output::time).unwrap_or_default()
+            );
+            if let Some(missing) = s["unrecorded"].as_array().filter(|m| !m.is_empty()) {
+                let names: Vec<String> = missing.iter().map(text).collect();
+                println!("not recorded yet then: {}", names.join(", "));
+            }
+            s["summary"].clone()
+        }
+    };
     let mut table = Table::new(["", "", ""]);
     let mut line = |what: &str, total: &Value, by: &Value| {
         table.row([what.to_string(), text(total), counts(by)]);
@@ -145,9 +181,12 @@ fn attention_table(items: &[Value]) -> Table {
     table
 }
 
-pub fn faults(g: &Global, limit: usize) -> Result<()> {
+pub fn faults(g: &Global, limit: usize, tag: Option<String>) -> Result<()> {
     let api = Api::from_global(g)?;
-    let f = api.get(&format!("/api/v1/faults?limit={limit}"))?;
+    let f = api.get(&format!(
+        "/api/v1/faults{}",
+        query(&[("limit", Some(limit.to_string())), ("tag", tag)])
+    ))?;
     if g.json() {
         print_json(&f);
         return Ok(());
@@ -165,41 +204,13 @@ pub fn faults(g: &Global, limit: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn find(g: &Global, pattern: &str, limit: usize) -> Result<()> {
-    let api = Api::from_global(g)?;
-    let hits = api.get(&format!(
-        "/api/v1/search{}",
-        query(&[
-            ("q", Some(pattern.to_string())),
-            ("limit", Some(limit.to_string()))
-        ])
-    ))?;
-    if g.json() {
-        print_json(&hits);
-        return Ok(());
-    }
-    let rows = hits.as_array().cloned().unwrap_or_default();
-    if rows.is_empty() {
-        println!("nothing named like {pattern}");
-        return Ok(());
-    }
-    let mut table = Table::new(["KIND", "CLUSTER", "NAME", "GROUP"]);
-    for h in &rows {
-        table.row([
-            text(&h["kind"]),
-            text(&h["cluster"]),
-            text(&h["name"]),
-            text(&h["group"]),
-        ]);
-    }
-    table.print();
-    Ok(())
-}
-
 /// `haven status CLUSTER`: the cluster's link, its systems, and its
 /// groups x systems like `hastatus -sum`.
-pub fn status(g: &Global, cluster: &str) -> Result<()> {
+pub fn status(g: &Global, cluster: &str, at: Option<&str>) -> Result<()> {
     let api = Api::from_global(g)?;
+    if let Some(at) = at {
+        return past_status(g, &api, cluster, at);
+    }
     let detail = api.get(&format!("/api/v1/clusters/{}", encode(cluster)))?;
     if g.json() {
         print_json(&detail);
@@ -225,6 +236,35 @@ pub fn status(g: &Global, cluster: &str) -> Result<()> {
         return Ok(());
     }
     let snap: ClusterSnapshot = serde_json::from_value(detail["snapshot"].clone())
+        .map_err(|e| Failure::error(format!("cannot read the cluster's state: {e}")))?;
+    print!("{}", render_status(&snap, g.wide(), output::colour_out()));
+    Ok(())
+}
+
+/// `haven status CLUSTER --at TIME`: the state rebuilt from history.
+fn past_status(g: &Global, api: &Api, cluster: &str, at: &str) -> Result<()> {
+    let past = api.get(&format!(
+        "/api/v1/past/clusters/{}?at={}",
+        encode(cluster),
+        encode(at)
+    ))?;
+    if g.json() {
+        print_json(&past);
+        return Ok(());
+    }
+    let time = |v: &Value| v.as_i64().map(output::time).unwrap_or_default();
+    println!(
+        "cluster {cluster} as recorded at {} (not live): engine run {}, rebuilt from the checkpoint of {}{}",
+        time(&past["at_ms"]),
+        text(&past["epoch"]),
+        time(&past["checkpoint_ms"]),
+        if past["last_event_ms"].is_null() {
+            String::new()
+        } else {
+            format!(" and events up to {}", time(&past["last_event_ms"]))
+        }
+    );
+    let snap: ClusterSnapshot = serde_json::from_value(past["snapshot"].clone())
         .map_err(|e| Failure::error(format!("cannot read the cluster's state: {e}")))?;
     print!("{}", render_status(&snap, g.wide(), output::colour_out()));
     Ok(())

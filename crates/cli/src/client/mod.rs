@@ -25,6 +25,7 @@ mod login;
 mod ops;
 mod output;
 mod reports;
+mod tags;
 mod term;
 mod wait;
 
@@ -231,6 +232,10 @@ pub enum ClientCommand {
     /// List the clusters and the state of their links.
     #[command(after_long_help = EXIT_CODES)]
     Clusters {
+        /// Only clusters tagged KEY=VALUE (the value may be a glob) or
+        /// KEY; repeatable, all must match.
+        #[arg(long, value_name = "KEY=VALUE")]
+        tag: Vec<String>,
         #[command(flatten)]
         global: Global,
     },
@@ -241,6 +246,10 @@ pub enum ClientCommand {
         /// A cluster (default: a summary of the whole fleet).
         #[arg(value_name = "CLUSTER")]
         cluster: Option<String>,
+        /// Time travel: as recorded at this past instant (RFC 3339 like
+        /// 2026-12-03T08:15:00Z, a date, or a time ago: 15m, 2h, 7d).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         #[command(flatten)]
         global: Global,
     },
@@ -250,20 +259,41 @@ pub enum ClientCommand {
         /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Only faults whose cluster, group or system carries KEY=VALUE
+        /// (or KEY); repeatable, all must match.
+        #[arg(long, value_name = "KEY=VALUE")]
+        tag: Vec<String>,
         #[command(flatten)]
         global: Global,
     },
-    /// Find clusters, systems, groups and resources whose name contains
-    /// PATTERN (case-insensitive).
+    /// Search every cluster, system, group and resource you may see:
+    /// words match names, resource types, tags and attribute values
+    /// (e.g. `haven find web env=prod state:faulted`); save a search
+    /// (--save NAME) and run it again (--saved NAME).
     #[command(after_long_help = EXIT_CODES)]
     Find {
-        #[arg(value_name = "PATTERN")]
-        pattern: String,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        #[command(flatten)]
+        args: tags::FindArgs,
         #[command(flatten)]
         global: Global,
+    },
+    /// List your saved searches and the shared ones (or --delete one).
+    #[command(after_long_help = EXIT_CODES)]
+    Searches {
+        /// Delete your saved search NAME.
+        #[arg(long, value_name = "NAME")]
+        delete: Option<String>,
+        #[command(flatten)]
+        global: Global,
+    },
+    /// Tag clusters, service groups and systems (KEY=VALUE), remove and
+    /// list tags.
+    #[command(after_long_help = EXIT_CODES)]
+    Tag {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: tags::TagCommand,
     },
     /// Recorded state changes, oldest first (of OBJECT: a group, resource
     /// or system, or CLUSTER/OBJECT).
@@ -416,17 +446,19 @@ fn dispatch(command: ClientCommand, cli: fn() -> clap::Command) -> Result<()> {
         C::Logout(args) => login::logout(args),
         C::Context { global, command } => login::context(&global, command),
         C::Whoami { global } => login::whoami(&global),
-        C::Clusters { global } => fleet::clusters(&global),
-        C::Status { cluster, global } => match cluster {
-            None => fleet::summary(&global),
-            Some(c) => fleet::status(&global, &c),
-        },
-        C::Faults { limit, global } => fleet::faults(&global, limit),
-        C::Find {
-            pattern,
-            limit,
+        C::Clusters { tag, global } => fleet::clusters(&global, tags::tag_param(&tag)),
+        C::Status {
+            cluster,
+            at,
             global,
-        } => fleet::find(&global, &pattern, limit),
+        } => match cluster {
+            None => fleet::summary(&global, at.as_deref()),
+            Some(c) => fleet::status(&global, &c, at.as_deref()),
+        },
+        C::Faults { limit, tag, global } => fleet::faults(&global, limit, tags::tag_param(&tag)),
+        C::Find { args, global } => tags::find(&global, args),
+        C::Searches { delete, global } => tags::searches(&global, delete),
+        C::Tag { global, command } => tags::tag(&global, command),
         C::History {
             object,
             cluster,

@@ -33,8 +33,8 @@ pub struct AvailabilityArgs {
     /// Only service groups of this name.
     #[arg(long, value_name = "GROUP")]
     group: Option<String>,
-    /// Only objects with this tag (coming with tags: the server refuses
-    /// it until then).
+    /// Only groups carrying every tag (`env=prod,tier=web`, or a key; on
+    /// the group or its cluster, as tagged now).
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
     /// Print the report as CSV (one line per group, cluster and the fleet).

@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::fleet::Sight;
 use crate::Server;
 
-/// `?open=&cluster=&severity=&since_ms=&limit=`
+/// `?open=&cluster=&severity=&since_ms=&limit=&tag=`
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct AlertParams {
     /// `true`: only open alerts; `false`: only cleared ones.
@@ -32,6 +32,9 @@ pub struct AlertParams {
     pub since_ms: Option<i64>,
     /// At most this many, newest first (default 100).
     pub limit: Option<usize>,
+    /// Only alerts whose cluster, group or system carries every tag
+    /// (`key=value,...`).
+    pub tag: Option<String>,
 }
 
 pub(crate) fn alerts_on(s: &Server) -> Result<&super::Alerts, ApiError> {
@@ -76,6 +79,7 @@ pub(crate) async fn visible_alerts(
     let severity = parse_severity(q.severity.as_deref())?;
     let clusters = visible_clusters(s, sight, q.cluster.as_deref())?;
     let wanted = limit(q.limit, default_limit);
+    let tags = crate::api::tag_filters(q.tag.as_deref())?;
     // What the alert task has decided is stored before it is read.
     s.flush_history().await;
     let query = AlertQuery {
@@ -87,7 +91,11 @@ pub(crate) async fn visible_alerts(
     };
     read_visible(
         wanted,
-        |a| shown(sight, a) && severity.is_none_or(|min| a.severity >= min),
+        |a| {
+            shown(sight, a)
+                && severity.is_none_or(|min| a.severity >= min)
+                && (tags.is_empty() || crate::tags::alert_carries(&s.fleet, a, &tags))
+        },
         |limit| {
             let q = AlertQuery {
                 limit,

@@ -150,7 +150,11 @@ pub fn spawn(
     history: HistorySink,
     loaded: Loaded,
 ) -> Alerts {
-    let notifier = Arc::new(notify::Notifier::start(settings, history.clone()));
+    let notifier = Arc::new(notify::Notifier::start(
+        settings,
+        history.clone(),
+        fleet.clone(),
+    ));
     let (commands, rx) = mpsc::channel(64);
     let mut rules = Rules::new(RuleSettings::of(settings));
     rules.load(loaded.open, loaded.recent, loaded.max_id, crate::now_ms());

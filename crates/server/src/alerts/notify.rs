@@ -54,11 +54,17 @@ pub struct Notifier {
     queues: HashMap<String, Queue>,
     history: HistorySink,
     server: String,
+    /// For policies that match tags (`tags = [...]`).
+    fleet: Arc<crate::fleet::Fleet>,
 }
 
 impl Notifier {
     /// Starts one worker per channel.
-    pub fn start(settings: &AlertsSection, history: HistorySink) -> Notifier {
+    pub fn start(
+        settings: &AlertsSection,
+        history: HistorySink,
+        fleet: Arc<crate::fleet::Fleet>,
+    ) -> Notifier {
         let mut queues = HashMap::new();
         for entry in &settings.channels {
             let (sender, rx) = mpsc::channel(settings.queue_capacity.max(1));
@@ -71,6 +77,7 @@ impl Notifier {
             queues,
             history,
             server: crate::tls::host_name().unwrap_or_else(|| "haven".into()),
+            fleet,
         }
     }
 
@@ -88,10 +95,18 @@ impl Notifier {
             if change.transition == Transition::Acknowledged {
                 continue;
             }
+            let a = &change.alert;
+            let tags = match self.policies.iter().any(|p| !p.tags.is_empty()) {
+                true => self.fleet.tags_of(&a.cluster),
+                false => Default::default(),
+            };
+            let carried: Vec<_> = tags
+                .carried(a.service_group.as_deref(), a.system.as_deref())
+                .collect();
             let targets: BTreeSet<&str> = self
                 .policies
                 .iter()
-                .filter(|p| p.matches(&change.alert))
+                .filter(|p| p.matches_tagged(a, &carried))
                 .flat_map(|p| p.channels.iter().map(String::as_str))
                 .collect();
             for target in targets {

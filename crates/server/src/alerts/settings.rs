@@ -206,6 +206,11 @@ pub struct PolicyEntry {
     /// A glob on the alert's object, group or system.
     #[serde(default = "star")]
     pub object: String,
+    /// Tags (`key=value`, the value may be a glob; or a key alone) that
+    /// the alert's cluster, group or system must carry, every one (empty:
+    /// any alert).
+    #[serde(default)]
+    pub tags: Vec<String>,
     pub channels: Vec<String>,
 }
 
@@ -214,7 +219,16 @@ fn lowest() -> AlertSeverity {
 }
 
 impl PolicyEntry {
-    /// Whether this policy routes `alert`.
+    /// Whether this policy routes `alert`, whose cluster, group and
+    /// system carry the tag sets `carried`.
+    pub fn matches_tagged(&self, alert: &AlertRecord, carried: &[&crate::tags::TagSet]) -> bool {
+        self.matches(alert)
+            && self.tags.iter().all(|t| {
+                crate::tags::TagFilter::parse(t).is_ok_and(|f| f.carried(carried.iter().copied()))
+            })
+    }
+
+    /// Whether this policy routes `alert`, tags aside.
     pub fn matches(&self, alert: &AlertRecord) -> bool {
         let object_matches = || {
             [&alert.object, &alert.service_group, &alert.system]
@@ -356,6 +370,9 @@ impl AlertsSection {
                     return Err(format!("{at}: no [[alerts.channel]] is named `{c}`"));
                 }
             }
+            for t in &p.tags {
+                crate::tags::TagFilter::parse(t).map_err(|e| format!("{at}: tags: {e}"))?;
+            }
             for k in &p.kinds {
                 if AlertKind::parse(k).is_none() {
                     let known: Vec<&str> = AlertKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -409,6 +426,7 @@ mod tests {
             cluster: "prod-*".into(),
             kinds: vec!["faulted_resource".into()],
             object: "web*".into(),
+            tags: vec![],
             channels: vec!["mail".into()],
         };
         assert!(policy.matches(&alert("prod-1", AlertSeverity::Warning)));
@@ -439,6 +457,52 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_with_tags_routes_only_alerts_whose_cluster_group_or_system_carry_them() {
+        let policy = PolicyEntry {
+            name: Some("prod".into()),
+            min_severity: AlertSeverity::Info,
+            cluster: "*".into(),
+            kinds: vec![],
+            object: "*".into(),
+            tags: vec!["env=prod".into(), "tier".into()],
+            channels: vec!["mail".into()],
+        };
+        let set = |pairs: &[(&str, &str)]| -> crate::tags::TagSet {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let cluster = set(&[("env", "prod")]);
+        let group = set(&[("tier", "web")]);
+        let system = set(&[("tier", "db"), ("env", "test")]);
+        let other = set(&[("env", "test")]);
+        let a = alert("c1", AlertSeverity::Warning);
+        // Every tag, each carried by the cluster, the group or the system.
+        assert!(policy.matches_tagged(&a, &[&cluster, &group]));
+        assert!(policy.matches_tagged(&a, &[&other, &system, &cluster]));
+        assert!(!policy.matches_tagged(&a, &[&cluster]));
+        assert!(!policy.matches_tagged(&a, &[&other, &group]));
+        assert!(!policy.matches_tagged(&a, &[]));
+        // Without tags, a policy routes whatever carries what.
+        let untagged = PolicyEntry {
+            tags: vec![],
+            ..policy.clone()
+        };
+        assert!(untagged.matches_tagged(&a, &[]));
+        // A value may be a glob; a bad tag is refused when checked.
+        let glob = PolicyEntry {
+            tags: vec!["env=pr*".into()],
+            ..policy
+        };
+        assert!(glob.matches_tagged(&a, &[&cluster]));
+        let text = "[[channel]]\nname = \"log\"\ntype = \"syslog\"\naddress = \"127.0.0.1:514\"\n[[policy]]\nchannels = [\"log\"]\ntags = [\"env=\"]\n";
+        let section: AlertsSection = toml::from_str(text).unwrap();
+        let err = section.check().unwrap_err();
+        assert!(err.contains("[[alerts.policy]] #1: tags:"), "{err}");
+    }
+
+    #[test]
     fn a_policy_naming_an_unknown_channel_or_kind_is_refused() {
         let mut section = AlertsSection {
             channels: vec![ChannelEntry::Syslog(SyslogChannel {
@@ -455,6 +519,7 @@ mod tests {
                 cluster: "*".into(),
                 kinds: vec![],
                 object: "*".into(),
+                tags: vec![],
                 channels: vec!["log".into()],
             }],
             ..AlertsSection::default()

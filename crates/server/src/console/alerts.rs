@@ -72,6 +72,7 @@ pub(crate) async fn alerts(
         severity: severity.clone(),
         since_ms: None,
         limit: Some(limit),
+        tag: None,
     };
     // Open alerts first (newest raised first), then the cleared ones.
     let mut rows = match visible_alerts(&s, v.sight.as_ref(), &params(true, wanted), wanted).await {

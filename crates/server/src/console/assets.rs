@@ -60,6 +60,7 @@ form#period label { white-space:nowrap; }
 .flapping { color:var(--warn); font-weight:600; white-space:nowrap; } .acked { white-space:nowrap; }
 .muted { color:var(--muted); }
 .banner { background:var(--bad); color:#fff; padding:.5em 1em; font-weight:600; }
+.picker input { min-width:18em; } .picker .step { margin-left:.6em; }
 .livestate { font-size:.85em; color:var(--muted); padding:0 1em; }
 .livestate.lost { color:var(--bad); font-weight:600; }
 .stale td .st { opacity:.55; }
@@ -86,6 +87,11 @@ button.danger { border-color:var(--bad); color:var(--bad); font-weight:600; }
 table.settings td:first-child { white-space:nowrap; font-weight:600; }
 td > time { white-space:nowrap; }
 @media (max-width: 700px) { main { padding:.5em; } th, td { padding:.2em .3em; } }
+.tag { display:inline-block; font-family: ui-monospace, monospace; font-size:.9em; padding:0 .4em;
+  border:1px solid var(--line); border-radius:999px; background:var(--bg); white-space:nowrap; }
+ul.taglist { list-style:none; padding:0; margin:.2em 0 .5em; display:flex; gap:.5em; flex-wrap:wrap; }
+ul.taglist button { padding:0 .4em; }
+details.help { margin:1em 0; } details.help summary { cursor:pointer; }
 "##;
 
 /// Live updates, operations with progress, the command log, the theme.
@@ -191,6 +197,7 @@ pub const JS: &str = r##"
     let cli = form.dataset.cli;
     for (const el of form.elements) {
       if (!el.hasAttribute("data-arg") || el.value === "") continue;
+      if (el.type === "checkbox" && !el.checked) continue;
       const flag = el.dataset.arg;
       if (el.hasAttribute("data-bare")) { cli += " " + flag; continue; }
       const value = shellWord(el.value + (el.dataset.unit || ""));
@@ -227,6 +234,8 @@ pub const JS: &str = r##"
     const body = {};
     for (const el of form.elements) {
       if (!el.name || el.value === "") continue;
+      if (el.type === "checkbox") { if (el.checked) body[el.name] = true; continue; }
+      if (el.hasAttribute("data-list")) { body[el.name] = [el.value.trim()]; continue; }
       body[el.name] = el.hasAttribute("data-number") ? Number(el.value) : el.value;
     }
     await callApi(form, form.dataset.method, form.dataset.url, body, cli);

@@ -73,7 +73,13 @@ pub const ALERT_TEST: &str = "haven alert test";
 
 /// `haven report availability`, with the reports page's period and
 /// filters.
-pub fn report(from: &str, to: Option<&str>, cluster: Option<&str>, group: Option<&str>) -> String {
+pub fn report(
+    from: &str,
+    to: Option<&str>,
+    cluster: Option<&str>,
+    group: Option<&str>,
+    tag: Option<&str>,
+) -> String {
     with_options(
         "haven report availability",
         &[
@@ -81,6 +87,7 @@ pub fn report(from: &str, to: Option<&str>, cluster: Option<&str>, group: Option
             ("--to", to),
             ("--cluster", cluster),
             ("--group", group),
+            ("--tag", tag),
         ],
     )
 }
@@ -278,7 +285,7 @@ mod tests {
         assert_eq!(alerts(false, None, None), "haven alerts");
         assert_eq!(alert_ack(7), "haven alert ack 7");
         assert_eq!(
-            report("7d", None, Some("kappa"), None),
+            report("7d", None, Some("kappa"), None, None),
             "haven report availability --from 7d --cluster kappa"
         );
     }

@@ -80,8 +80,8 @@ pub fn page(shell: &Shell<'_>, main: &str) -> String {
 <title>{title} · Haven</title><link rel=\"stylesheet\" href=\"/assets/haven.css\">\
 <script src=\"/assets/haven.js\" defer></script></head>\
 <body{live}><header><nav><a class=\"brand\" href=\"/\">Haven</a>\
-<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a>{alerts}<a href=\"/reports\">Reports</a><a href=\"/audit\">Audit</a>{admin}\
-<form class=\"find\" action=\"/find\"><input name=\"q\" placeholder=\"Find a cluster, system, group, resource\" aria-label=\"Find\"></form>\
+<a href=\"/\">Summary</a><a href=\"/clusters\">Clusters</a><a href=\"/faults\">Faults</a>{alerts}<a href=\"/reports\">Reports</a><a href=\"/audit\">Audit</a><a href=\"/past\">Time travel</a>{admin}\
+<form class=\"find\" action=\"/find\"><input name=\"q\" placeholder=\"Find: names, key=value, state:faulted, kind:group…\" aria-label=\"Find\"></form>\
 <span class=\"who\">{user}</span>\
 <button type=\"button\" id=\"theme\" title=\"Dark or light\" aria-label=\"Switch between dark and light\">◐</button>\
 <button type=\"button\" id=\"logout\">Log out</button></nav>\

@@ -15,7 +15,9 @@ mod assets;
 mod cli;
 pub mod html;
 mod pages;
+mod past;
 mod reports;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -55,6 +57,9 @@ pub fn routes() -> Router<AppState> {
         .route("/c/{cluster}/g/{group}", get(pages::group))
         .route("/c/{cluster}/r/{resource}", get(pages::resource))
         .route("/c/{cluster}/s/{system}", get(pages::system))
+        .route("/past", get(past::fleet))
+        .route("/past/c/{cluster}", get(past::cluster))
+        .route("/past/c/{cluster}/g/{group}", get(past::group))
         .route("/admin", get(admin::admin))
         .route("/audit", get(admin::audit))
         .route("/access", get(admin::access))

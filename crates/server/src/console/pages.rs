@@ -29,6 +29,9 @@ pub(crate) struct PageQuery {
     q: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    /// `key=value,...` (see `crate::tags`).
+    #[serde(default)]
+    tag: Option<String>,
 }
 
 impl PageQuery {
@@ -141,7 +144,11 @@ pub(super) fn pager(base: &str, page: usize, per: usize, rows: Rows) -> String {
 
 /// A card of counts by state; `kind` names it for scripts and tests
 /// (`data-kind`, and `data-state` on each count).
-fn counts(kind: &str, title: &str, items: &std::collections::BTreeMap<String, usize>) -> String {
+pub(super) fn counts(
+    kind: &str,
+    title: &str,
+    items: &std::collections::BTreeMap<String, usize>,
+) -> String {
     let total: usize = items.values().sum();
     let mut out = format!(
         "<div class=\"card\" data-kind=\"{kind}\"><span>{}</span><b>{total}</b>",
@@ -251,17 +258,29 @@ pub(crate) async fn faults(
     let page = q.page.unwrap_or(0);
     // A huge ?page= reads nothing rather than overflowing.
     let want = page.saturating_add(1).saturating_mul(PAGE);
+    let filters = match crate::tags::parse_filters(q.tag.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return v.refuse("Faults", crate::api::ApiError::bad_request(e), ""),
+    };
     let (items, total) = match &v.sight {
-        None => s.fleet.attention(want),
-        Some(l) => s.fleet.seen_by(l).attention(want),
+        None => s.fleet.attention_tagged(want, &filters),
+        Some(l) => s.fleet.seen_by(l).attention_tagged(want, &filters),
     };
     let shown: Vec<_> = items.into_iter().skip(page.saturating_mul(PAGE)).collect();
-    let mut main = format!("<h1>Needs attention ({total})</h1>");
+    let mut main = format!(
+        "<h1>Needs attention ({total})</h1>{}",
+        tag_filter("/faults", q.tag.as_deref(), "")
+    );
     if shown.is_empty() {
         main.push_str("<p class=\"muted\">Nothing needs attention.</p>");
     } else {
         main.push_str(&attention_table(&shown));
-        main.push_str(&pager("/faults", page, PAGE, Rows::Counted(total)));
+        main.push_str(&pager(
+            &format!("/faults?tag={}", seg(q.tag.as_deref().unwrap_or(""))),
+            page,
+            PAGE,
+            Rows::Counted(total),
+        ));
     }
     v.render("Faults", Some(ticks(None)), None, main)
 }
@@ -285,6 +304,10 @@ pub(crate) async fn clusters(
     if let Some(state) = q.state.as_deref().filter(|t| !t.is_empty()) {
         all.retain(|c| c.link.shown().as_str() == state);
     }
+    match crate::tags::parse_filters(q.tag.as_deref()) {
+        Ok(filters) => all.retain(|c| filters.iter().all(|f| f.matches(&c.tags))),
+        Err(e) => return v.refuse("Clusters", crate::api::ApiError::bad_request(e), ""),
+    }
     let total = all.len();
     let page = q.page.unwrap_or(0);
     let rows: Vec<Vec<String>> = all
@@ -304,12 +327,14 @@ pub(crate) async fn clusters(
                 } else {
                     String::new()
                 },
+                tag_list(&c.tags),
             ]
         })
         .collect();
     let filter = format!(
         "<form class=\"filter\" action=\"/clusters\"><input name=\"q\" value=\"{}\" placeholder=\"name contains\" aria-label=\"Filter by name\">\
-<select name=\"state\" aria-label=\"Link state\"><option value=\"\">any link</option>{}</select><button>Filter</button></form>",
+<select name=\"state\" aria-label=\"Link state\"><option value=\"\">any link</option>{}</select>\
+<input name=\"tag\" id=\"tagfilter\" value=\"{}\" placeholder=\"tag key=value\" aria-label=\"Filter by tag\"><button>Filter</button></form>",
         esc(q.q.as_deref().unwrap_or("")),
         ["connected", "connecting", "stale", "disconnected"]
             .iter()
@@ -317,12 +342,14 @@ pub(crate) async fn clusters(
                 "<option{}>{st}</option>",
                 if q.state.as_deref() == Some(st) { " selected" } else { "" }
             ))
-            .collect::<String>()
+            .collect::<String>(),
+        esc(q.tag.as_deref().unwrap_or(""))
     );
     let base = format!(
-        "/clusters?q={}&state={}",
+        "/clusters?q={}&state={}&tag={}",
         seg(q.q.as_deref().unwrap_or("")),
-        seg(q.state.as_deref().unwrap_or(""))
+        seg(q.state.as_deref().unwrap_or("")),
+        seg(q.tag.as_deref().unwrap_or(""))
     );
     let main = format!(
         "<h1>Clusters ({total})</h1>{filter}{}{}",
@@ -335,7 +362,8 @@ pub(crate) async fn clusters(
                 "Systems",
                 "Groups",
                 "Resources",
-                "Faults"
+                "Faults",
+                "Tags"
             ],
             &rows
         ),
@@ -422,7 +450,7 @@ fn link_view(link: &LinkStatus, now: i64) -> LinkView {
     }
 }
 
-fn flags(freeze: haven_model::Freeze, enabled: bool) -> String {
+pub(super) fn flags(freeze: haven_model::Freeze, enabled: bool) -> String {
     let mut out = String::new();
     if freeze.is_frozen() {
         let _ = write!(
@@ -449,6 +477,14 @@ pub(crate) async fn cluster(
     };
     let lv = link_view(&link, crate::now_ms());
     let mut main = format!("<h1>Cluster {}</h1>{}", esc(&name), lv.line);
+    main.push_str(&super::tags::block(
+        &v,
+        &crate::tags::Object {
+            cluster: name.clone(),
+            kind: crate::tags::Kind::Cluster,
+            name: String::new(),
+        },
+    ));
     let Some(snap) = s.fleet.snapshot(&name) else {
         main.push_str("<p class=\"muted\">No state yet: the link has not synchronised.</p>");
         return v.render(&name, Some(ticks(Some(&name))), lv.banner, main);
@@ -567,6 +603,14 @@ pub(crate) async fn group(
         },
         flags(status.freeze, status.enabled)
     );
+    main.push_str(&super::tags::block(
+        &v,
+        &crate::tags::Object {
+            cluster: cluster.clone(),
+            kind: crate::tags::Kind::Group,
+            name: group.clone(),
+        },
+    ));
     // Group operations.
     let mut offer = Offer::new(&v, &cluster, &link);
     let g: Name = group.as_str().into();
@@ -850,7 +894,7 @@ async fn recent_history(s: &Arc<Server>, cluster: &str, object: &str) -> String 
     )
 }
 
-fn describe(kind: &EventKind) -> String {
+pub(super) fn describe(kind: &EventKind) -> String {
     match kind {
         EventKind::ResourceState {
             resource,
@@ -1095,6 +1139,14 @@ pub(crate) async fn system(
         offer.buttons(system_ops(&system, status.freeze.is_frozen()))
     );
     main.push_str(&offer.note());
+    main.push_str(&super::tags::block(
+        &v,
+        &crate::tags::Object {
+            cluster: cluster.clone(),
+            kind: crate::tags::Kind::System,
+            name: system.clone(),
+        },
+    ));
     let rows: Vec<Vec<String>> = groups_on(&snap, &system)
         .into_iter()
         .filter(|(g, _)| v.sees_group(&cluster, g))
@@ -1135,17 +1187,37 @@ pub(crate) async fn find(
     let v = Viewer::new(s.clone(), caller, q.fragment());
     let text = q.q.clone().unwrap_or_default();
     let text = text.trim();
+    let saved = super::tags::saved_list(&v).await;
     if text.is_empty() {
         return v.render(
             "Find",
             None,
             None,
-            "<h1>Find</h1><p>Type a name in the box above.</p>".into(),
+            format!(
+                "<h1>Find</h1><p>Type a name, a tag (env=prod) or a filter (state:faulted) in the box above.</p>{}{saved}",
+                super::tags::HELP
+            ),
         );
     }
+    let query = match crate::search::Query::parse(text) {
+        Ok(q) => q,
+        Err(e) => {
+            return v.render(
+                "Find",
+                None,
+                None,
+                format!(
+                    "<h1>Find “{}”</h1><p class=\"error\" id=\"queryerror\">{}</p>{}{saved}",
+                    esc(text),
+                    esc(&e),
+                    super::tags::HELP
+                ),
+            )
+        }
+    };
     let hits = match &v.sight {
-        None => s.fleet.search(text, 200),
-        Some(l) => s.fleet.seen_by(l).search(text, 200),
+        None => s.fleet.search(&query, 200),
+        Some(l) => s.fleet.seen_by(l).search(&query, 200),
     };
     let rows: Vec<Vec<String>> = hits
         .iter()
@@ -1156,11 +1228,17 @@ pub(crate) async fn find(
                 "group" => group_link(&h.cluster, &h.name),
                 _ => resource_link(&h.cluster, &h.name),
             };
-            vec![esc(&h.kind), link, cluster_link(&h.cluster)]
+            vec![
+                esc(&h.kind),
+                link,
+                cluster_link(&h.cluster),
+                h.resource_type.as_deref().map(esc).unwrap_or_default(),
+                tag_list(&h.tags),
+            ]
         })
         .collect();
     let main = format!(
-        "<h1>Find “{}” ({} found{})</h1>{}",
+        "<h1>Find “{}” ({} found{})</h1>{}{}{}{saved}",
         esc(text),
         hits.len(),
         if hits.len() >= 200 {
@@ -1168,7 +1246,25 @@ pub(crate) async fn find(
         } else {
             ""
         },
-        table("hits", &["Kind", "Name", "Cluster"], &rows)
+        table("hits", &["Kind", "Name", "Cluster", "Type", "Tags"], &rows),
+        super::tags::save_form(text),
+        super::tags::HELP
     );
     v.render("Find", None, None, main)
+}
+
+/// Tags as small labels.
+fn tag_list(tags: &crate::tags::TagSet) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("<span class=\"tag\">{}={}</span>", esc(k), esc(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A one-field form filtering a list by tag.
+fn tag_filter(action: &str, value: Option<&str>, extra: &str) -> String {
+    format!(
+        "<form class=\"filter\" action=\"{action}\">{extra}<input name=\"tag\" id=\"tagfilter\" value=\"{}\" placeholder=\"tag key=value\" aria-label=\"Filter by tag\"><button>Filter</button></form>",
+        esc(value.unwrap_or(""))
+    )
 }

@@ -30,6 +30,8 @@ pub(crate) struct ReportQuery {
     cluster: Option<String>,
     #[serde(default)]
     group: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
 }
 
 /// The page shows at most this many groups (worst first); the CSV has all.
@@ -46,19 +48,20 @@ pub(crate) async fn reports(
     let v = Viewer::new(s.clone(), caller, q.fragment.is_some());
     let text = |o: &Option<String>| o.clone().filter(|t| !t.trim().is_empty());
     let (from, to) = (text(&q.from), text(&q.to));
-    let (cluster, group) = (text(&q.cluster), text(&q.group));
+    let (cluster, group, tag) = (text(&q.cluster), text(&q.group), text(&q.tag));
     let form = period_form(
         from.as_deref().unwrap_or(DEFAULT_FROM),
         to.as_deref().unwrap_or("now"),
         cluster.as_deref(),
         group.as_deref(),
+        tag.as_deref(),
     );
     let params = AvailabilityParams {
         from: from.clone(),
         to: to.clone(),
         cluster: cluster.clone(),
         group: group.clone(),
-        tag: None,
+        tag: tag.clone(),
         format: None,
     };
     let asked = match params.asked(crate::now_ms()) {
@@ -89,7 +92,7 @@ pub(crate) async fn reports(
             seg(&from_t),
             seg(&to_t)
         );
-        for (k, v) in [("cluster", &cluster), ("group", &group)] {
+        for (k, v) in [("cluster", &cluster), ("group", &group), ("tag", &tag)] {
             if let Some(v) = v {
                 let _ = write!(url, "&amp;{k}={}", seg(v));
             }
@@ -108,7 +111,8 @@ pub(crate) async fn reports(
             from.as_deref().unwrap_or(DEFAULT_FROM),
             to.as_deref(),
             cluster.as_deref(),
-            group.as_deref()
+            group.as_deref(),
+            tag.as_deref()
         )),
     );
     main.push_str(&overall_cards(&r.overall));
@@ -118,25 +122,33 @@ pub(crate) async fn reports(
         "<p class=\"muted\">A group is <i>available</i> while it is ONLINE or PARTIAL on at least one system; \
 percentages are of the time its state is known (<i>covered</i>), with four decimals rounded half up. \
 An outage is unplanned when it began with a fault; MTTR is the mean length of the unplanned outages that \
-began and ended in the period. Reports by tag come with tags.</p>",
+began and ended in the period. A tag filter keeps the groups that carry the tags (or whose cluster does), as tagged now.</p>",
     );
     v.render(TITLE, None, None, main)
 }
 
 /// The period picker: from, to (any form the API takes), and filters.
-fn period_form(from: &str, to: &str, cluster: Option<&str>, group: Option<&str>) -> String {
+fn period_form(
+    from: &str,
+    to: &str,
+    cluster: Option<&str>,
+    group: Option<&str>,
+    tag: Option<&str>,
+) -> String {
     format!(
         "<form class=\"filter\" id=\"period\" action=\"/reports\">\
 <label>From <input name=\"from\" value=\"{}\" size=\"22\" aria-label=\"From\" list=\"periods\"></label> \
 <label>to <input name=\"to\" value=\"{}\" size=\"22\" aria-label=\"To\"></label> \
 <datalist id=\"periods\"><option value=\"1d\"><option value=\"7d\"><option value=\"30d\"><option value=\"90d\"></datalist>\
 <input name=\"cluster\" value=\"{}\" placeholder=\"cluster\" aria-label=\"Only this cluster\"> \
-<input name=\"group\" value=\"{}\" placeholder=\"group\" aria-label=\"Only groups of this name\"> <button>Show</button>\
+<input name=\"group\" value=\"{}\" placeholder=\"group\" aria-label=\"Only groups of this name\"> \
+<input name=\"tag\" value=\"{}\" placeholder=\"tags: env=prod\" aria-label=\"Only groups carrying these tags\"> <button>Show</button>\
 <span class=\"muted\"> RFC 3339, a date, or a time ago (7d, 12h)</span></form>",
         esc(from),
         esc(to),
         esc(cluster.unwrap_or("")),
-        esc(group.unwrap_or(""))
+        esc(group.unwrap_or("")),
+        esc(tag.unwrap_or(""))
     )
 }
 

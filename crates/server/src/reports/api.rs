@@ -35,8 +35,8 @@ pub struct AvailabilityParams {
     pub cluster: Option<String>,
     /// Only service groups of this name.
     pub group: Option<String>,
-    /// Only objects with this tag — coming with tags: refused (501) until
-    /// this server has them.
+    /// Only groups that carry every tag (`key=value,...` or `key`; values
+    /// may be globs): on the group or on its cluster, as tagged now.
     pub tag: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
@@ -48,6 +48,8 @@ pub struct Asked {
     pub period: Period,
     pub cluster: Option<String>,
     pub group: Option<String>,
+    /// Every tag a group (or its cluster) must carry.
+    pub tags: Vec<crate::tags::TagFilter>,
     pub csv: bool,
 }
 
@@ -56,16 +58,7 @@ impl AvailabilityParams {
     /// relative to); the error says what is wrong and what would do.
     pub fn asked(&self, now_ms: i64) -> Result<Asked, ApiError> {
         let nonempty = |v: &Option<String>| v.clone().filter(|t| !t.trim().is_empty());
-        if let Some(tag) = nonempty(&self.tag) {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                format!(
-                    "reports by tag (`tag={tag}`) come with tags, which this server does not have yet; \
-                     ask by cluster or group"
-                ),
-            ));
-        }
+        let tags = crate::api::tag_filters(self.tag.as_deref())?;
         let instant = |name: &str, text: Option<String>, default: &str| {
             let text = text.unwrap_or_else(|| default.to_string());
             haven_model::clock::parse_instant(&text, now_ms)
@@ -93,6 +86,7 @@ impl AvailabilityParams {
             period: Period { from_ms, to_ms },
             cluster: nonempty(&self.cluster),
             group: nonempty(&self.group),
+            tags,
             csv,
         })
     }
@@ -143,7 +137,9 @@ pub async fn report(
         })
         .collect();
     Ok(availability(period, &histories, |c, g| {
-        sight.is_none_or(|l| l.group(c, g)) && asked.group.as_deref().is_none_or(|x| x == g)
+        sight.is_none_or(|l| l.group(c, g))
+            && asked.group.as_deref().is_none_or(|x| x == g)
+            && (asked.tags.is_empty() || s.fleet.carries(c, Some(g), None, &asked.tags))
     }))
 }
 

@@ -60,6 +60,10 @@ pub struct ScheduleEntry {
     /// Only service groups of this name.
     #[serde(default)]
     pub group: Option<String>,
+    /// Only groups carrying these tags (`env=prod,tier=web`; on the group
+    /// or its cluster).
+    #[serde(default)]
+    pub tag: Option<String>,
     /// Where it goes.
     pub to: Vec<String>,
     /// An `[[alerts.channel]]` of type smtp: the mail server to send through.
@@ -148,6 +152,7 @@ impl ReportsSection {
                 return Err(at("another schedule has this name".into()));
             }
             s.minute_of_day().map_err(at)?;
+            crate::tags::parse_filters(s.tag.as_deref()).map_err(|e| at(format!("tag: {e}")))?;
             s.period_ms().map_err(at)?;
             if s.to.is_empty()
                 || s.to
@@ -301,6 +306,7 @@ impl Server {
             period: entry.period_at(run_ms)?,
             cluster: entry.cluster.clone(),
             group: entry.group.clone(),
+            tags: crate::tags::parse_filters(entry.tag.as_deref())?,
             csv: true,
         };
         let report = report(self, None, &asked).await.map_err(|e| e.message)?;
@@ -381,6 +387,7 @@ mod tests {
             period: "7d".into(),
             cluster: None,
             group: None,
+            tag: None,
             to: vec!["ops@example.com".into()],
             channel: "mail".into(),
         }

@@ -32,6 +32,7 @@ mod checkpoints;
 mod columns;
 mod maintenance;
 mod schema;
+mod tags;
 
 use std::cell::{RefCell, RefMut};
 use std::collections::{HashMap, HashSet};

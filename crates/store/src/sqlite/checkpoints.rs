@@ -51,6 +51,25 @@ impl CheckpointStore for SqliteStore {
         at_ms: i64,
         clusters: Option<&[String]>,
     ) -> Result<Vec<Checkpoint>, StoreError> {
+        if let Some(only) = clusters {
+            // A few clusters (time travel to one): one indexed lookup each.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT cluster, epoch, time_ms, snapshot FROM checkpoints
+                 WHERE cluster = ?1 AND time_ms <= ?2
+                 ORDER BY time_ms DESC, epoch DESC, seq DESC LIMIT 1",
+            )?;
+            let mut sorted: Vec<&String> = only.iter().collect();
+            sorted.sort();
+            sorted.dedup();
+            let mut out = Vec::new();
+            for cluster in sorted {
+                let mut rows = stmt.query(params![cluster, at_ms])?;
+                if let Some(row) = rows.next()? {
+                    out.push(checkpoint_of(row)?);
+                }
+            }
+            return Ok(out);
+        }
         // The newest of each cluster: a correlated lookup per cluster on
         // the (cluster, time_ms) index.
         let mut stmt = self.conn.prepare_cached(
@@ -65,10 +84,6 @@ impl CheckpointStore for SqliteStore {
         let mut rows = stmt.query(params![at_ms])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let cluster: String = row.get(0)?;
-            if clusters.is_some_and(|only| !only.contains(&cluster)) {
-                continue;
-            }
             out.push(checkpoint_of(row)?);
         }
         Ok(out)

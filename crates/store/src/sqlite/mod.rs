@@ -13,6 +13,7 @@ mod checkpoints;
 mod columns;
 pub mod maintenance;
 mod schema;
+mod tags;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -19,6 +19,8 @@
 //! - whether the link was up at T is not recorded: a past view shows the
 //!   state as recorded, marked as such.
 
+pub mod api;
+
 use std::sync::Arc;
 
 use haven_model::{ClusterSnapshot, Event, Name};
