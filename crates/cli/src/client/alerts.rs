@@ -24,6 +24,10 @@ pub struct AlertsArgs {
     /// Only alerts at least this serious.
     #[arg(long, value_name = "SEVERITY", value_parser = SEVERITIES)]
     severity: Option<String>,
+    /// Only alerts whose cluster, group or system carries every tag
+    /// (`env=prod,tier=web`, or a key).
+    #[arg(long, value_name = "TAGS")]
+    tag: Option<String>,
     /// At most this many (the newest).
     #[arg(long, default_value_t = 100)]
     limit: usize,
@@ -72,6 +76,7 @@ pub fn list(args: AlertsArgs) -> Result<()> {
             ("open", Some(open.to_string())),
             ("cluster", args.cluster.clone()),
             ("severity", args.severity.clone()),
+            ("tag", args.tag.clone()),
             ("limit", Some(args.limit.to_string())),
         ])
     };
