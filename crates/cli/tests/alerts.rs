@@ -396,16 +396,8 @@ fn the_cli_lists_a_raised_alert_acknowledges_it_and_prints_the_apis_json() {
             "no open alerts (haven alerts --all shows cleared ones too)"
         )
     );
-    wait_until("web online on n1", || {
-        let (_, c) = server.get("/api/v1/clusters/sigma");
-        (c.to_string().contains("ONLINE")).then_some(())
-    });
-    let (status, done) = server.post(
-        "/api/v1/clusters/sigma/operations",
-        r#"{"op":"sim_fault_resource","resource":"web_ip","system":"n1"}"#,
-        &[],
-    );
-    assert_eq!(status, 200, "{done}");
+    server.wait_web_online("sigma");
+    server.sim_fault("sigma", "web_ip", "n1");
     let group_alert = wait_until("the group's alert", || {
         alerts(&server, "?open=true")
             .into_iter()

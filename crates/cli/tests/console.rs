@@ -49,13 +49,8 @@ fn shots() -> std::path::PathBuf {
     dir
 }
 
-/// Logs out and in again as `user`, asking for `to`: the login page
-/// sends them on there.
-fn log_in(b: &Browser, base: &str, user: &str, to: &str) {
-    b.click("#logout");
-    b.wait_for("the login page", || {
-        b.url().contains("/login").then_some(())
-    });
+/// Logs in as `user` from the login page, asking for `to`.
+fn first_log_in(b: &Browser, base: &str, user: &str, to: &str) {
     b.goto(&format!("{base}{to}"));
     b.wait_for("the login page, with where to go next", || {
         b.url().contains("/login?next=").then_some(())
@@ -66,6 +61,16 @@ fn log_in(b: &Browser, base: &str, user: &str, to: &str) {
     b.wait_for(&format!("{to} after login"), || {
         b.url().ends_with(to).then_some(())
     });
+}
+
+/// Logs out and in again as `user`, asking for `to`: the login page
+/// sends them on there.
+fn log_in(b: &Browser, base: &str, user: &str, to: &str) {
+    b.click("#logout");
+    b.wait_for("the login page", || {
+        b.url().contains("/login").then_some(())
+    });
+    first_log_in(b, base, user, to);
 }
 
 /// The text of the row of `system` in the page's state table.
@@ -905,20 +910,6 @@ fn the_access_log_shows_the_guests_failed_login_and_refusals(c: &Console, op: &s
     );
     assert_eq!(rows(b, "table.access tbody"), denied[1..2]);
     assert_eq!(b.count("a[rel=prev]") + b.count("a[rel=next]"), 2);
-}
-
-/// Logs in as `user` from the login page, asking for `to`.
-fn first_log_in(b: &Browser, base: &str, user: &str, to: &str) {
-    b.goto(&format!("{base}{to}"));
-    b.wait_for("the login page, with where to go next", || {
-        b.url().contains("/login?next=").then_some(())
-    });
-    b.type_into("#user", user);
-    b.type_into("#password", &OsUsers::password(user));
-    b.click("#login button[type=submit]");
-    b.wait_for(&format!("{to} after login"), || {
-        b.url().ends_with(to).then_some(())
-    });
 }
 
 /// A fault raises alerts; an operator sees them on `/alerts` (the menu

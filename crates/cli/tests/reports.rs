@@ -83,16 +83,8 @@ channel = "mail"
     server.wait_for("/api/v1/clusters/sigma", "connected", |v| {
         v["link"]["state"] == "connected" && v["snapshot"].is_object()
     });
-    wait_until("web online on n1", || {
-        let (_, c) = server.get("/api/v1/clusters/sigma");
-        (c.to_string().contains("ONLINE")).then_some(())
-    });
-    let (status, done) = server.post(
-        "/api/v1/clusters/sigma/operations",
-        r#"{"op":"sim_fault_resource","resource":"web_ip","system":"n1"}"#,
-        &[],
-    );
-    assert_eq!(status, 200, "{done}");
+    server.wait_web_online("sigma");
+    server.sim_fault("sigma", "web_ip", "n1");
     // A period around now, the same for the API and the CLI.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -278,6 +278,27 @@ impl ServerProc {
         http_json(&self.addr, "GET", path, None, &[])
     }
 
+    /// Waits until `cluster` (a [`two_group_cluster`]) is connected with
+    /// web online.
+    pub fn wait_web_online(&self, cluster: &str) {
+        let path = format!("/api/v1/clusters/{cluster}");
+        self.wait_for(&path, "connected, web online", |v| {
+            v["link"]["state"] == "connected" && v["snapshot"].to_string().contains("ONLINE")
+        });
+    }
+
+    /// Faults `resource` on `system` of `cluster` (simulated engines).
+    pub fn sim_fault(&self, cluster: &str, resource: &str, system: &str) {
+        let (status, done) = self.post(
+            &format!("/api/v1/clusters/{cluster}/operations"),
+            &format!(
+                r#"{{"op":"sim_fault_resource","resource":"{resource}","system":"{system}"}}"#
+            ),
+            &[],
+        );
+        assert_eq!(status, 200, "{done}");
+    }
+
     /// Runs `haven ARGS --socket DATA/haven.sock` against this server
     /// (see [`haven`]).
     pub fn haven(&self, args: &[&str]) -> (i32, String, String) {
