@@ -175,13 +175,7 @@ address = "{addr}"
             addr = engine.addr,
         ),
     );
-    server.wait_for("/api/v1/clusters/omega", "connected", |v| {
-        v["link"]["state"] == "connected" && v["snapshot"].is_object()
-    });
-    wait_until("web online on n1", || {
-        let (_, c) = server.get("/api/v1/clusters/omega");
-        (c.to_string().contains("ONLINE")).then_some(())
-    });
+    server.wait_web_online("omega");
     assert!(
         alerts(&server, "?open=true").is_empty(),
         "a healthy cluster has no alert"

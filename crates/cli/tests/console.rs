@@ -1128,9 +1128,7 @@ fn the_reports_page_draws_the_availability_chart_and_table_for_a_period() {
             kappa.addr
         ),
     );
-    server.wait_for("/api/v1/clusters/kappa", "web online", |v| {
-        v["link"]["state"] == "connected" && v["snapshot"].to_string().contains("ONLINE")
-    });
+    server.wait_web_online("kappa");
     sim_fault(&kappa, "web_ip", "n1");
     wait_until("the failover in the report", || {
         let (_, r) = server.get("/api/v1/reports/availability?from=1h");

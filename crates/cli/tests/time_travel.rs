@@ -57,24 +57,6 @@ fn operate(server: &ServerProc, op: &str) {
     assert_eq!(status, 200, "{op}: {done}");
 }
 
-/// The state of `group` on `system` in a snapshot.
-fn group_state(snapshot: &Value, group: &str, system: &str) -> String {
-    snapshot["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == group)
-        .and_then(|g| {
-            g["states"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s[0] == system)
-                .map(|s| s[1].as_str().unwrap().to_string())
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn the_past_is_shown_exactly_as_it_was_seen_live() {
     let dir = tempfile::tempdir().unwrap();

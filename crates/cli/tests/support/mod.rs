@@ -280,10 +280,13 @@ impl ServerProc {
 
     /// Waits until `cluster` (a [`two_group_cluster`]) is connected with
     /// web online.
+    /// Waits until the server is connected to `cluster` and its group
+    /// `web` is ONLINE on n1 (its resources online, so one can fault).
     pub fn wait_web_online(&self, cluster: &str) {
         let path = format!("/api/v1/clusters/{cluster}");
-        self.wait_for(&path, "connected, web online", |v| {
-            v["link"]["state"] == "connected" && v["snapshot"].to_string().contains("ONLINE")
+        self.wait_for(&path, "connected, web online on n1", |v| {
+            v["link"]["state"] == "connected"
+                && group_state(&v["snapshot"], "web", "n1") == "ONLINE"
         });
     }
 
@@ -847,4 +850,23 @@ pub fn haven(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The state of `group` on `system` in a snapshot as the API gives it
+/// (empty when there is no such group or system).
+pub fn group_state(snapshot: &serde_json::Value, group: &str, system: &str) -> String {
+    snapshot["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["name"] == group)
+        .and_then(|g| {
+            g["states"]
+                .as_array()?
+                .iter()
+                .find(|s| s[0] == system)
+                .and_then(|s| s[1].as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
