@@ -1157,6 +1157,7 @@ async fn history(
         since_ms: q.since_ms,
         until_ms: q.until_ms,
         limit: limit(q.limit, 100),
+        oldest_first: false,
     };
     let rows = s
         .read(move |store| haven_store::Store::history(store, &query))

@@ -6,9 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use haven_engine::agents::{AgentSet, SimAgent};
-use haven_engine::policy::{Cluster, PolicyOptions};
-use haven_engine::runtime::{ClusterHandle, RuntimeOptions, Start};
 use haven_engine::sim::{generate_cluster, FleetOptions};
 use haven_model::Name;
 use haven_server::fleet::{Fleet, LinkState, LinkStatus};
@@ -42,27 +39,10 @@ async fn the_fleet_follows_engines_exactly_and_its_indexes_equal_a_recount() {
     let mut engines = Vec::new();
     for i in 0..options.clusters {
         let config = generate_cluster(i, &options);
-        let handle = ClusterHandle::spawn(
-            Cluster::new(
-                config,
-                PolicyOptions {
-                    simulated: true,
-                    periodic_monitor: false,
-                },
-            ),
-            AgentSet::simulated(SimAgent::new((0, 0))),
-            RuntimeOptions {
-                log_events: false,
-                ..RuntimeOptions::default()
-            },
-        );
-        let sub = handle.subscribe(None).await.unwrap();
-        let Start::Snapshot(_, snap) = sub.start else {
-            panic!("a first subscription starts with a snapshot")
-        };
+        let (handle, snap, live) = common::engine(config).await;
         fleet.add(handle.name(), status());
-        fleet.resync(handle.name(), *snap);
-        engines.push((handle, sub.live));
+        fleet.resync(handle.name(), snap);
+        engines.push((handle, live));
     }
     let mut rng = fastrand::Rng::with_seed(7);
     for _ in 0..400 {

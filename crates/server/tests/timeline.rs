@@ -10,9 +10,6 @@ mod common;
 
 use std::time::Duration;
 
-use haven_engine::agents::{AgentSet, SimAgent};
-use haven_engine::policy::{Cluster, PolicyOptions};
-use haven_engine::runtime::{ClusterHandle, RuntimeOptions, Start};
 use haven_engine::sim::{generate_cluster, FleetOptions};
 use haven_model::{ClusterSnapshot, Event};
 use haven_server::timeline::{fold, replay, state_at, Step, TimelineError};
@@ -28,28 +25,6 @@ struct Recorded {
     states: Vec<(i64, ClusterSnapshot)>,
     /// When the engine was restarted (its new run's first checkpoint).
     restart_ms: i64,
-}
-
-async fn engine(options: &FleetOptions) -> (ClusterHandle, ClusterSnapshot) {
-    let handle = ClusterHandle::spawn(
-        Cluster::new(
-            generate_cluster(0, options),
-            PolicyOptions {
-                simulated: true,
-                periodic_monitor: false,
-            },
-        ),
-        AgentSet::simulated(SimAgent::new((0, 0))),
-        RuntimeOptions {
-            log_events: false,
-            ..RuntimeOptions::default()
-        },
-    );
-    let sub = handle.subscribe(None).await.unwrap();
-    let Start::Snapshot(_, snap) = sub.start else {
-        panic!("a first subscription starts with a snapshot")
-    };
-    (handle, *snap)
 }
 
 /// Runs `ops` random operations on an engine run, storing its events (at
@@ -69,8 +44,7 @@ async fn record_run(
         resources: 4,
         ..FleetOptions::default()
     };
-    let (handle, first) = engine(&options).await;
-    let mut live = handle.subscribe(Some(first.seq)).await.unwrap().live;
+    let (handle, first, mut live) = common::engine(generate_cluster(0, &options)).await;
     let mut state = first.clone();
     *clock += 10;
     store

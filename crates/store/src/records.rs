@@ -138,6 +138,9 @@ pub struct HistoryQuery {
     pub until_ms: Option<i64>,
     /// At most this many events, newest first (0 returns none).
     pub limit: usize,
+    /// The oldest first instead (and the limit keeps the oldest): what
+    /// came right after `since_ms`.
+    pub oldest_first: bool,
 }
 
 impl Default for HistoryQuery {
@@ -150,6 +153,7 @@ impl Default for HistoryQuery {
             since_ms: None,
             until_ms: None,
             limit: DEFAULT_LIMIT,
+            oldest_first: false,
         }
     }
 }

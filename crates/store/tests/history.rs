@@ -21,6 +21,7 @@ common::on_both_backends!(
     history_begins_where_it_is_first_marked_and_only_then,
     a_gap_is_recorded_and_moves_the_cursor_to_where_history_resumed,
     history_is_newest_first_and_limited,
+    history_oldest_first_keeps_the_oldest_after_an_instant,
     history_reads_back_every_kind_of_event_as_appended,
     history_filters_by_cluster_and_time,
     history_filters_by_a_list_of_clusters,
@@ -196,6 +197,19 @@ fn history_is_newest_first_and_limited(store: &mut dyn Store) {
         })
         .expect("queries");
     assert!(none.is_empty());
+}
+
+fn history_oldest_first_keeps_the_oldest_after_an_instant(store: &mut dyn Store) {
+    store.append(&rows("c1", 1, 1, 30)).expect("appends");
+    let found = store
+        .history(&HistoryQuery {
+            since_ms: Some(12),
+            limit: 4,
+            oldest_first: true,
+            ..Default::default()
+        })
+        .expect("queries");
+    assert_eq!(seqs(&found), vec![12, 13, 14, 15]);
 }
 
 fn history_filters_by_cluster_and_time(store: &mut dyn Store) {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use haven_model::{ClusterSnapshot, EventKind, GroupState, Name, Operation, ResourceState};
+use haven_model::{
+    ClusterSnapshot, EventKind, GroupState, GroupStatus, Name, Operation, ResourceState,
+};
 use serde::Deserialize;
 
 use super::html::{ago, badge, esc, op_button, seg, table};
@@ -43,7 +45,7 @@ impl PageQuery {
 /// Rows per page of long lists: the console never renders a fleet at once.
 pub(super) const PAGE: usize = 100;
 
-fn not_found(v: &Viewer, what: &str) -> Response {
+pub(super) fn not_found(v: &Viewer, what: &str) -> Response {
     let mut r = v.render(
         "Not found",
         None,
@@ -180,17 +182,7 @@ pub(crate) async fn summary(
     };
     let mut main = String::from("<h1>Fleet summary</h1><div class=\"cards\">");
     main.push_str(&counts("clusters", "Clusters", &summary.links));
-    main.push_str(&counts("systems", "Systems", &summary.systems));
-    main.push_str(&counts(
-        "groups",
-        &format!("Groups ({}) — states per system", summary.groups),
-        &summary.group_states,
-    ));
-    main.push_str(&counts(
-        "resources",
-        &format!("Resources ({}) — states per system", summary.resources),
-        &summary.resource_states,
-    ));
+    main.push_str(&state_cards(&summary));
     main.push_str(&super::alerts::summary_card(&v));
     main.push_str("</div>");
     let not_live = summary.clusters - summary.links.get("connected").copied().unwrap_or(0);
@@ -219,6 +211,54 @@ pub(crate) async fn summary(
         }
     }
     v.render("Summary", Some(ticks(None)), None, main)
+}
+
+/// The cards of a summary's system, group and resource states.
+pub(super) fn state_cards(summary: &crate::fleet::Summary) -> String {
+    counts("systems", "Systems", &summary.systems)
+        + &counts(
+            "groups",
+            &format!("Groups ({}) — states per system", summary.groups),
+            &summary.group_states,
+        )
+        + &counts(
+            "resources",
+            &format!("Resources ({}) — states per system", summary.resources),
+            &summary.resource_states,
+        )
+}
+
+/// The badge of the state `states` gives `system` (empty when none).
+pub(super) fn state_on<S: std::fmt::Display>(states: &[(Name, S)], system: &str) -> String {
+    states
+        .iter()
+        .find(|(s, _)| &**s == system)
+        .map(|(_, st)| badge(&st.to_string()))
+        .unwrap_or_default()
+}
+
+/// The groups × systems matrix of a cluster: its head, and a row per
+/// group of `groups` whose first cell is `first(group)`.
+pub(super) fn group_matrix<'a>(
+    snap: &'a ClusterSnapshot,
+    groups: &[&GroupStatus],
+    first: impl Fn(&GroupStatus) -> String,
+) -> (Vec<&'a str>, Vec<Vec<String>>) {
+    let mut head: Vec<&str> = vec!["Group"];
+    head.extend(snap.systems.iter().map(|s| &*s.name));
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let mut row = vec![first(g)];
+            row.extend(
+                snap.systems
+                    .iter()
+                    .map(|sys| state_on(&g.states, &sys.name)),
+            );
+            row
+        })
+        .collect();
+    (head, rows)
 }
 
 fn attention_table(items: &[crate::fleet::Attention]) -> String {
@@ -510,24 +550,9 @@ pub(crate) async fn cluster(
         .iter()
         .filter(|g| v.sees_group(&name, &g.name))
         .collect();
-    let mut head: Vec<&str> = vec!["Group"];
-    head.extend(snap.systems.iter().map(|s| &*s.name));
-    let rows: Vec<Vec<String>> = groups
-        .iter()
-        .map(|g| {
-            let mut row = vec![group_link(&name, &g.name) + &flags(g.freeze, g.enabled)];
-            for sys in &snap.systems {
-                row.push(
-                    g.states
-                        .iter()
-                        .find(|(s, _)| *s == sys.name)
-                        .map(|(_, st)| badge(st.as_str()))
-                        .unwrap_or_default(),
-                );
-            }
-            row
-        })
-        .collect();
+    let (head, rows) = group_matrix(&snap, &groups, |g| {
+        group_link(&name, &g.name) + &flags(g.freeze, g.enabled)
+    });
     main.push_str(&lv.states(
         &format!("Service groups ({})", groups.len()),
         "matrix",

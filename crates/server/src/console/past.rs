@@ -6,7 +6,6 @@
 use std::fmt::Write;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use haven_model::clock::rfc3339;
 use haven_model::ClusterSnapshot;
@@ -14,9 +13,12 @@ use haven_store::{HistoryQuery, HistoryRow};
 use serde::Deserialize;
 
 use super::html::{ago, badge, esc, seg, table};
-use super::pages::{counts, describe, flags, AppState, Caught};
+use super::pages::{
+    describe, flags, group_matrix, not_found, state_cards, state_on, AppState, Caught,
+};
 use super::Viewer;
-use crate::timeline::PastError;
+use crate::api::ApiError;
+use crate::timeline::TimelineError;
 
 /// `?at=` as typed: RFC 3339, a date, a time ago (`2h`), ms.
 #[derive(Debug, Default, Deserialize)]
@@ -70,69 +72,32 @@ fn live_link(href: &str) -> String {
     format!("<p><a id=\"tolive\" href=\"{href}\">Back to live →</a></p>")
 }
 
+/// The picker on its own, set to an hour ago (as good a start as any).
+fn fresh_picker(action: &str) -> String {
+    let now = crate::now_ms();
+    picker(action, now - 3_600_000, now)
+}
+
+/// A time travel refused (a bad instant, one before the newest prune),
+/// with the API's status and message and a picker to try again.
+fn refused(v: &Viewer, refusal: ApiError, action: &str) -> Response {
+    v.refuse("Time travel", refusal, &fresh_picker(action))
+}
+
 /// Reads `?at=`; `Err` is the page to answer with.
 fn read_at(v: &Viewer, q: &PastQuery, action: &str) -> Result<i64, Box<Response>> {
-    let now = crate::now_ms();
     let Some(text) = q.at.as_deref().filter(|t| !t.trim().is_empty()) else {
-        // No instant yet: an hour ago is as good a start as any.
         return Err(Box::new(v.render(
             "Time travel",
             None,
             None,
             format!(
                 "<h1>Time travel</h1><p>See the fleet, a cluster or a group as it was at any instant since history was last pruned, then step through the events around it.</p>{}",
-                picker(action, now - 3_600_000, now)
+                fresh_picker(action)
             ),
         )));
     };
-    match crate::timeline::api::instant(text) {
-        Ok(at) => Ok(at),
-        Err(e) => {
-            let mut r = v.render(
-                "Time travel",
-                None,
-                None,
-                format!(
-                    "<h1>Time travel</h1><p class=\"error\">{}</p>{}",
-                    esc(&e.message),
-                    picker(action, now - 3_600_000, now)
-                ),
-            );
-            *r.status_mut() = StatusCode::BAD_REQUEST;
-            Err(Box::new(r))
-        }
-    }
-}
-
-fn past_error(v: &Viewer, e: PastError, action: &str) -> Response {
-    let now = crate::now_ms();
-    let (status, message) = match e {
-        PastError::Pruned(m) => (StatusCode::GONE, m),
-        PastError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
-    };
-    let mut r = v.render(
-        "Time travel",
-        None,
-        None,
-        format!(
-            "<h1>Time travel</h1><p class=\"error\">{}</p>{}",
-            esc(&message),
-            picker(action, now - 3_600_000, now)
-        ),
-    );
-    *r.status_mut() = status;
-    r
-}
-
-fn nothing(v: &Viewer, what: String) -> Response {
-    let mut r = v.render(
-        "Not found",
-        None,
-        None,
-        format!("<h1>Not found</h1><p>{}</p>", esc(&what)),
-    );
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
+    crate::timeline::api::instant(text).map_err(|e| Box::new(refused(v, e, action)))
 }
 
 /// `/past?at=`: the fleet then.
@@ -152,7 +117,7 @@ pub(crate) async fn fleet(
         .await
     {
         Ok(p) => p,
-        Err(e) => return past_error(&v, e, "/past"),
+        Err(e) => return refused(&v, e.into(), "/past"),
     };
     let summary = match &v.sight {
         None => past.fleet.summary(200),
@@ -165,17 +130,7 @@ pub(crate) async fn fleet(
         picker("/past", at, now),
         live_link("/")
     );
-    main.push_str(&counts("systems", "Systems", &summary.systems));
-    main.push_str(&counts(
-        "groups",
-        &format!("Groups ({}) — states per system", summary.groups),
-        &summary.group_states,
-    ));
-    main.push_str(&counts(
-        "resources",
-        &format!("Resources ({}) — states per system", summary.resources),
-        &summary.resource_states,
-    ));
+    main.push_str(&state_cards(&summary));
     main.push_str("</div>");
     let _ = write!(main, "<p>{} clusters recorded then.</p>", summary.clusters);
     if !past.unrecorded.is_empty() {
@@ -259,23 +214,20 @@ async fn around(
         limit: AROUND,
         ..base.clone()
     };
-    // After: the oldest of a day's window (history reads newest first).
     let after = HistoryQuery {
         since_ms: Some(at + 1),
-        until_ms: Some(at + 86_400_000),
-        limit: 2_000,
+        limit: AROUND,
+        oldest_first: true,
         ..base
     };
     let before = s
         .read(move |store| haven_store::Store::history(store, &before))
         .await
         .unwrap_or_default();
-    let mut after = s
+    let after = s
         .read(move |store| haven_store::Store::history(store, &after))
         .await
         .unwrap_or_default();
-    after.reverse();
-    after.truncate(AROUND);
     (before, after)
 }
 
@@ -308,7 +260,7 @@ fn steps(
                 href(next.event.time_ms)
             );
         }
-        None => out.push_str("<span class=\"muted\">no later change within a day</span>"),
+        None => out.push_str("<span class=\"muted\">no later change recorded</span>"),
     }
     out.push_str("</p>");
     let row = |r: &HistoryRow, here: bool| {
@@ -342,7 +294,7 @@ async fn seen_past(
     v: &Viewer,
     cluster: &str,
     at: i64,
-) -> Result<Option<(crate::timeline::PastState, ClusterSnapshot)>, PastError> {
+) -> Result<Option<(crate::timeline::PastState, ClusterSnapshot)>, TimelineError> {
     if !v.sees_cluster(cluster) {
         return Ok(None);
     }
@@ -373,15 +325,15 @@ pub(crate) async fn cluster(
     let (past, snap) = match seen_past(&v, &name, at).await {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return nothing(
+            return not_found(
                 &v,
-                format!(
+                &format!(
                     "Nothing of a cluster {name} was recorded by {}.",
                     rfc3339(at)
                 ),
             )
         }
-        Err(e) => return past_error(&v, e, &action),
+        Err(e) => return refused(&v, e.into(), &action),
     };
     let now = crate::now_ms();
     let mut main = format!(
@@ -411,30 +363,15 @@ pub(crate) async fn cluster(
         .collect();
     main.push_str("<h2>Systems</h2>");
     main.push_str(&table("systems", &["System", "State"], &rows));
-    let mut head: Vec<&str> = vec!["Group"];
-    head.extend(snap.systems.iter().map(|s| &*s.name));
-    let rows: Vec<Vec<String>> = snap
-        .groups
-        .iter()
-        .map(|g| {
-            let mut row = vec![format!(
-                "<a href=\"{}\">{}</a>{}",
-                past_group_href(&name, &g.name, at),
-                esc(&g.name),
-                flags(g.freeze, g.enabled)
-            )];
-            for sys in &snap.systems {
-                row.push(
-                    g.states
-                        .iter()
-                        .find(|(s, _)| *s == sys.name)
-                        .map(|(_, st)| badge(st.as_str()))
-                        .unwrap_or_default(),
-                );
-            }
-            row
-        })
-        .collect();
+    let groups: Vec<_> = snap.groups.iter().collect();
+    let (head, rows) = group_matrix(&snap, &groups, |g| {
+        format!(
+            "<a href=\"{}\">{}</a>{}",
+            past_group_href(&name, &g.name, at),
+            esc(&g.name),
+            flags(g.freeze, g.enabled)
+        )
+    });
     let _ = write!(main, "<h2>Service groups ({})</h2>", rows.len());
     main.push_str(&table("matrix", &head, &rows));
     let (before, after) = around(&s, &name, None, at).await;
@@ -472,11 +409,11 @@ pub(crate) async fn group(
     };
     let (_, snap) = match seen_past(&v, &cluster, at).await {
         Ok(Some(p)) if v.sees_group(&cluster, &group) => p,
-        Ok(_) => return nothing(&v, missing()),
-        Err(e) => return past_error(&v, e, &action),
+        Ok(_) => return not_found(&v, &missing()),
+        Err(e) => return refused(&v, e.into(), &action),
     };
     let Some(status) = snap.group(&group) else {
-        return nothing(&v, missing());
+        return not_found(&v, &missing());
     };
     let now = crate::now_ms();
     let mut main = format!(
@@ -502,15 +439,12 @@ pub(crate) async fn group(
         .iter()
         .map(|r| {
             let mut row = vec![esc(&r.name)];
-            for (sys, _) in &status.states {
-                row.push(
-                    r.states
-                        .iter()
-                        .find(|(s, _)| s == sys)
-                        .map(|(_, st)| badge(st.as_str()))
-                        .unwrap_or_default(),
-                );
-            }
+            row.extend(
+                status
+                    .states
+                    .iter()
+                    .map(|(sys, _)| state_on(&r.states, sys)),
+            );
             row
         })
         .collect();

@@ -16,7 +16,6 @@ use crate::access::Limited;
 use crate::api::{visible_clusters, ApiError, ApiQuery};
 use crate::auth::Caller;
 use crate::fleet::Sight;
-use crate::timeline::{replay, Replay, TimelineError};
 use crate::Server;
 
 /// The period when none is given: the last seven days.
@@ -108,25 +107,7 @@ pub async fn report(
         (None, None) => s.fleet.names().iter().map(|n| n.to_string()).collect(),
     };
     let period = asked.period;
-    let replays: Vec<(String, Replay)> = s
-        .read(move |store| {
-            let mut out = Vec::with_capacity(clusters.len());
-            for c in clusters {
-                match replay(store, &c, period.from_ms, period.to_ms) {
-                    Ok(r) => out.push((c, r)),
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
-            Ok(Ok(out))
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            pruned @ TimelineError::Pruned(_) => {
-                ApiError::bad_request(format!("{pruned}; ask for a period after it"))
-            }
-            TimelineError::Store(e) => ApiError::internal(e.to_string()),
-        })?;
+    let replays = s.replays(clusters, period.from_ms, period.to_ms).await?;
     let histories: Vec<ClusterHistory<'_>> = replays
         .iter()
         .map(|(c, r)| ClusterHistory {

@@ -10,7 +10,7 @@ use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{PastError, PastState};
+use super::{PastState, TimelineError};
 use crate::api::{limit, ApiError, ApiQuery};
 use crate::auth::Caller;
 use crate::fleet::{Sight, Summary};
@@ -37,11 +37,15 @@ pub(crate) fn instant(at: &str) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
-impl From<PastError> for ApiError {
-    fn from(e: PastError) -> Self {
+/// A past state asked for before the newest prune is gone (410); any
+/// other failure is the server's.
+impl From<TimelineError> for ApiError {
+    fn from(e: TimelineError) -> Self {
         match e {
-            PastError::Pruned(m) => ApiError::new(StatusCode::GONE, "pruned", m),
-            PastError::Internal(m) => ApiError::internal(m),
+            pruned @ TimelineError::Pruned(_) => {
+                ApiError::new(StatusCode::GONE, "pruned", pruned.to_string())
+            }
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

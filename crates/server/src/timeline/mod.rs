@@ -82,6 +82,9 @@ pub enum TimelineError {
     Pruned(i64),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    /// The read could not run (the server's reader failed).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// One cluster's state at a past instant.
@@ -200,8 +203,9 @@ impl Step {
     }
 }
 
-/// A cluster's states through a period `[from_ms, to_ms)`.
-#[derive(Debug, Clone, PartialEq)]
+/// A cluster's states through a period `[from_ms, to_ms)` (the default:
+/// nothing recorded in it).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replay {
     /// From when the state is known: `from_ms`, or later when the cluster
     /// was first recorded inside the period; `None` when nothing of it is
@@ -221,13 +225,8 @@ pub fn replay(
     to_ms: i64,
 ) -> Result<Replay, TimelineError> {
     check_not_pruned(store, from_ms)?;
-    let empty = Replay {
-        known_from_ms: None,
-        start: None,
-        steps: Vec::new(),
-    };
     if to_ms <= from_ms {
-        return Ok(empty);
+        return Ok(Replay::default());
     }
     // The base: the state at `from_ms`, or the first checkpoint after it.
     let first = store
@@ -243,7 +242,7 @@ pub fn replay(
         None => {
             let mut later = store.checkpoints_between(cluster, from_ms - 1, to_ms)?;
             if later.is_empty() {
-                return Ok(empty);
+                return Ok(Replay::default());
             }
             let base = later.remove(0);
             (base.time_ms, base.epoch, base.snapshot, later)
@@ -331,17 +330,25 @@ fn recorded_link(state: &PastState) -> LinkStatus {
 }
 
 impl Server {
+    /// Runs a timeline read on the server's reader.
+    async fn read_timeline<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&dyn Store) -> Result<T, TimelineError> + Send + 'static,
+    ) -> Result<T, TimelineError> {
+        self.read(move |store| Ok(f(store)))
+            .await
+            .map_err(TimelineError::Unavailable)?
+    }
+
     /// One cluster at a past instant (every group: the caller filters).
     pub async fn past_cluster(
         self: &Arc<Self>,
         cluster: &str,
         at_ms: i64,
-    ) -> Result<Option<PastState>, PastError> {
+    ) -> Result<Option<PastState>, TimelineError> {
         let name = cluster.to_string();
-        self.read(move |store| Ok(state_at(store, &name, at_ms)))
+        self.read_timeline(move |store| state_at(store, &name, at_ms))
             .await
-            .map_err(PastError::Internal)?
-            .map_err(PastError::from)
     }
 
     /// The fleet at a past instant: every cluster managed now (of
@@ -350,50 +357,42 @@ impl Server {
         self: &Arc<Self>,
         at_ms: i64,
         clusters: Option<Vec<String>>,
-    ) -> Result<PastFleet, PastError> {
+    ) -> Result<PastFleet, TimelineError> {
         let managed: Vec<String> = match clusters {
             Some(only) => only,
             None => self.fleet.names().iter().map(|n| n.to_string()).collect(),
         };
         let wanted = managed.clone();
         let states = self
-            .read(move |store| Ok(fleet_at(store, at_ms, Some(&wanted))))
-            .await
-            .map_err(PastError::Internal)??;
+            .read_timeline(move |store| fleet_at(store, at_ms, Some(&wanted)))
+            .await?;
         let fleet = Fleet::new();
-        let mut recorded = std::collections::HashSet::new();
         for state in states {
             let name: Name = state.cluster.as_str().into();
             fleet.add(&name, recorded_link(&state));
-            recorded.insert(state.cluster.clone());
             fleet.resync(&name, state.snapshot);
         }
+        let unrecorded = managed.into_iter().filter(|c| !fleet.contains(c)).collect();
         Ok(PastFleet {
             at_ms,
             fleet,
-            unrecorded: managed
-                .into_iter()
-                .filter(|c| !recorded.contains(c))
-                .collect(),
+            unrecorded,
         })
     }
-}
 
-/// Why the server cannot show a past state.
-#[derive(Debug, thiserror::Error)]
-pub enum PastError {
-    /// The instant is before the newest prune (the caller's mistake).
-    #[error("{0}")]
-    Pruned(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<TimelineError> for PastError {
-    fn from(e: TimelineError) -> Self {
-        match e {
-            pruned @ TimelineError::Pruned(_) => PastError::Pruned(pruned.to_string()),
-            TimelineError::Store(e) => PastError::Internal(e.to_string()),
-        }
+    /// Every named cluster's history over `[from_ms, to_ms)`, in order.
+    pub async fn replays(
+        self: &Arc<Self>,
+        clusters: Vec<String>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<(String, Replay)>, TimelineError> {
+        self.read_timeline(move |store| {
+            clusters
+                .into_iter()
+                .map(|c| Ok((c.clone(), replay(store, &c, from_ms, to_ms)?)))
+                .collect()
+        })
+        .await
     }
 }

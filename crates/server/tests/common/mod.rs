@@ -1,6 +1,42 @@
 //! What several server test files share.
 
-use haven_model::{ClusterSnapshot, Name, Operation, ResourceState};
+use std::sync::Arc;
+
+use haven_engine::agents::{AgentSet, SimAgent};
+use haven_engine::policy::{Cluster, PolicyOptions};
+use haven_engine::runtime::{ClusterHandle, RuntimeOptions, Start};
+use haven_model::{ClusterConfig, ClusterSnapshot, Event, Name, Operation, ResourceState};
+use tokio::sync::broadcast;
+
+/// A real engine state machine for `config` with simulated agents that
+/// answer at once: its handle, its first snapshot and its live events.
+pub async fn engine(
+    config: ClusterConfig,
+) -> (
+    ClusterHandle,
+    ClusterSnapshot,
+    broadcast::Receiver<Arc<Vec<Event>>>,
+) {
+    let handle = ClusterHandle::spawn(
+        Cluster::new(
+            config,
+            PolicyOptions {
+                simulated: true,
+                periodic_monitor: false,
+            },
+        ),
+        AgentSet::simulated(SimAgent::new((0, 0))),
+        RuntimeOptions {
+            log_events: false,
+            ..RuntimeOptions::default()
+        },
+    );
+    let sub = handle.subscribe(None).await.unwrap();
+    let Start::Snapshot(_, snap) = sub.start else {
+        panic!("a first subscription starts with a snapshot")
+    };
+    (handle, *snap, sub.live)
+}
 
 /// A random operation (a fault, a switch, a freeze, ...) for a cluster,
 /// chosen from its current state.

@@ -778,7 +778,11 @@ impl Store for PgStore {
         let limit = sql_limit(q.limit);
         select.run(
             self,
-            "ORDER BY time_ms DESC, id DESC",
+            if q.oldest_first {
+                "ORDER BY time_ms, id"
+            } else {
+                "ORDER BY time_ms DESC, id DESC"
+            },
             Some(&limit),
             |row| {
                 let id: i64 = row.try_get(0)?;

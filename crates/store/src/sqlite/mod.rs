@@ -638,7 +638,11 @@ impl Store for SqliteStore {
         let limit = sql_limit(q.limit);
         select.run(
             &self.conn,
-            "ORDER BY time_ms DESC, id DESC",
+            if q.oldest_first {
+                "ORDER BY time_ms, id"
+            } else {
+                "ORDER BY time_ms DESC, id DESC"
+            },
             Some(&limit),
             |row| {
                 let id: i64 = row.get(0)?;
