@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod peers;
 mod postgres;
 mod records;
 mod sqlite;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use haven_model::Event;
 
 pub use error::StoreError;
+pub use peers::{PeerRecord, PeerStore, PeerTokenRecord};
 pub use postgres::{describe_url as describe_postgres_url, PgStore};
 pub use records::*;
 pub use sqlite::maintenance;
@@ -202,8 +204,8 @@ pub trait CheckpointStore {
 /// everything on one connection (as [`SqliteStore`] does). Every store
 /// can also be pruned ([`Maintenance`]), keeps alerts ([`AlertStore`]),
 /// checkpoints ([`CheckpointStore`]) and tags and saved searches
-/// ([`TagStore`]).
-pub trait Store: Send + Maintenance + AlertStore + CheckpointStore + TagStore {
+/// ([`TagStore`]) and peers ([`PeerStore`]).
+pub trait Store: Send + Maintenance + AlertStore + CheckpointStore + TagStore + PeerStore {
     /// Every managed cluster, by name.
     fn list_clusters(&self) -> Result<Vec<ClusterRecord>, StoreError>;
 

@@ -31,6 +31,7 @@ mod alerts;
 mod checkpoints;
 mod columns;
 mod maintenance;
+mod peers;
 mod schema;
 mod tags;
 

@@ -33,7 +33,7 @@ use postgres::{Client, GenericClient};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -49,6 +49,27 @@ const VERSION_TABLE: &str = r#"
 CREATE TABLE haven_schema (
     version     INT    NOT NULL PRIMARY KEY,
     applied_ms  BIGINT NOT NULL              -- when it was applied
+);
+"#;
+
+const V6: &str = r#"
+CREATE TABLE peers (
+    site           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    address        TEXT   NOT NULL,
+    ca_pem         TEXT   NOT NULL,
+    paired_ms      BIGINT NOT NULL,
+    paired_by      TEXT   NOT NULL,
+    history_after  BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE peer_tokens (
+    id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    secret_hash TEXT   NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL,
+    created_by  TEXT   NOT NULL,
+    used_ms     BIGINT,
+    used_by     TEXT
 );
 "#;
 

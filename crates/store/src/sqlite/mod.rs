@@ -12,6 +12,7 @@ mod alerts;
 mod checkpoints;
 mod columns;
 pub mod maintenance;
+mod peers;
 mod schema;
 mod tags;
 

@@ -16,10 +16,34 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V6: &str = r#"
+-- Peer management servers: the other sites this server is paired with.
+-- Their clusters are named SITE:CLUSTER here.
+CREATE TABLE peers (
+    site           TEXT    NOT NULL PRIMARY KEY, -- the peer's site name
+    address        TEXT    NOT NULL,             -- HOST:PORT of its peer port
+    ca_pem         TEXT    NOT NULL,             -- its fleet CA (PEM): its certificates chain to it
+    paired_ms      INTEGER NOT NULL,
+    paired_by      TEXT    NOT NULL,             -- who paired it here
+    history_after  INTEGER NOT NULL DEFAULT 0    -- the peer's last history row id stored here
+) STRICT;
+
+-- One-time tokens that let another site pair with this one.
+CREATE TABLE peer_tokens (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    secret_hash TEXT    NOT NULL,                -- SHA-256 hex of the token's secret
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL,
+    created_by  TEXT    NOT NULL,
+    used_ms     INTEGER,                         -- NULL until spent
+    used_by     TEXT                             -- the site that spent it
+) STRICT;
+"#;
 
 const V5: &str = r#"
 -- Tags: key=value labels an administrator puts on a cluster, a service
