@@ -126,6 +126,22 @@ pub async fn authenticate(
     if password.is_empty() {
         return Err(rejected("empty password (an unauthenticated LDAP bind)"));
     }
+    directory_user(config, user, Some(password)).await
+}
+
+/// Finds `user` in the directory and reads their groups, without their
+/// password (as the search account, or anonymously): for a user another
+/// site vouches for (a peer's forwarded operation).
+pub async fn lookup(config: &LdapConfig, user: &str) -> Result<DirectoryUser, LoginError> {
+    directory_user(config, user, None).await
+}
+
+/// The user's entry and groups; with a password, only if it binds.
+async fn directory_user(
+    config: &LdapConfig,
+    user: &str,
+    password: Option<&str>,
+) -> Result<DirectoryUser, LoginError> {
     if user.is_empty() {
         return Err(rejected("empty user name"));
     }
@@ -162,11 +178,13 @@ pub async fn authenticate(
     };
 
     // The password check: bind as the user.
-    ldap.simple_bind(&entry.dn, password)
-        .await
-        .map_err(unavailable)?
-        .success()
-        .map_err(|e| rejected(format!("{user}: {e}")))?;
+    if let Some(password) = password {
+        ldap.simple_bind(&entry.dn, password)
+            .await
+            .map_err(unavailable)?
+            .success()
+            .map_err(|e| rejected(format!("{user}: {e}")))?;
+    }
 
     // Their groups: memberOf (Active Directory), and group entries that
     // name them.

@@ -345,6 +345,27 @@ fn locked(user: &str) -> bool {
     }
 }
 
+/// The OS groups of an account that exists here (as the system's name
+/// service knows it: local files, sssd, ...); `None` when there is none.
+pub fn os_account(user: &str) -> Option<Vec<String>> {
+    let name = CString::new(user).ok()?;
+    // SAFETY: getpwnam_r with a buffer we own; nothing is kept from it.
+    let exists = unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as c_char; 16384];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        ) == 0
+            && !found.is_null()
+    };
+    exists.then(|| os_groups(user))
+}
+
 /// The OS groups of a user (primary and supplementary), by name.
 pub fn os_groups(user: &str) -> Vec<String> {
     let Ok(name) = CString::new(user) else {

@@ -207,6 +207,9 @@ struct DemoArgs {
     /// Where the demo's read-only SQL port listens.
     #[arg(long, default_value = "127.0.0.1:8442", value_name = "ADDR")]
     sql_listen: String,
+    /// Where the demo's peer port listens (pairing with another site).
+    #[arg(long, default_value = "127.0.0.1:8443", value_name = "ADDR")]
+    peer_listen: String,
 }
 
 #[derive(Args)]
@@ -488,6 +491,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.server.data_dir = args.data_dir;
     config.connectors.listen = args.connector_listen;
     config.sql.listen = args.sql_listen;
+    config.peers.listen = args.peer_listen;
     config.clusters = clusters;
     config.auth.server_admins = vec![me.clone()];
     config.auth.grants = vec![GrantEntry {

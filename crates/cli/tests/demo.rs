@@ -24,6 +24,8 @@ fn the_demo_connects_its_whole_fleet_and_says_where_to_look() {
             "127.0.0.1:0",
             "--sql-listen",
             "127.0.0.1:0",
+            "--peer-listen",
+            "127.0.0.1:0",
             "--engine-ports",
             &base.to_string(),
         ],

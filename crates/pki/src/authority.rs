@@ -75,8 +75,8 @@ pub struct Authority {
     /// Verifies connector certificates against the CA alone; accepts a peer without one.
     client_verifier: Arc<dyn ClientCertVerifier>,
     /// The server certificate followed by the CA certificate.
-    server_chain: Vec<CertificateDer<'static>>,
-    server_key: PrivatePkcs8KeyDer<'static>,
+    pub(crate) server_chain: Vec<CertificateDer<'static>>,
+    pub(crate) server_key: PrivatePkcs8KeyDer<'static>,
 }
 
 impl Authority {

@@ -31,6 +31,7 @@ mod client;
 mod error;
 mod files;
 mod identity;
+mod peers;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub use client::{
 };
 pub use error::PkiError;
 pub use identity::{certificate_expiry, client_cluster};
+pub use peers::{check_ca, issued_by};
 /// The name a client connects to; re-exported so callers need not depend on rustls.
 pub use rustls::pki_types::ServerName;
 /// Async TLS wrappers for tokio streams; re-exported so callers need not depend on tokio-rustls.

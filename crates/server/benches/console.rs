@@ -98,7 +98,7 @@ async fn main() {
                 let _ = cluster.operate(1, &haven_model::Operation::SimFaultSystem { system });
             }
             server.fleet.add(&name, status());
-            server.fleet.resync(&name, cluster.snapshot());
+            server.fleet.resync(&name, 1, cluster.snapshot());
         }
         let summary = server.fleet.summary(0);
         assert_eq!(summary.clusters, n);

@@ -237,6 +237,18 @@ pub fn router(server: AppState) -> Router {
             "/api/v1/past/clusters/{name}",
             get(crate::timeline::api::cluster),
         )
+        .route(
+            "/api/v1/peers",
+            get(crate::peers::api::list).post(crate::peers::api::add),
+        )
+        .route(
+            "/api/v1/peers/tokens",
+            post(crate::peers::api::create_token),
+        )
+        .route(
+            "/api/v1/peers/{site}",
+            axum::routing::delete(crate::peers::api::remove),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -752,10 +764,7 @@ async fn summary(
     ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> Result<Json<Summary>, ApiError> {
     let limit = limit(q.limit, 50);
-    Ok(Json(match s.sight(&caller) {
-        None => s.fleet.summary(limit),
-        Some(sight) => s.fleet.seen_by(&sight).summary(limit),
-    }))
+    Ok(Json(s.summary_for(&caller, limit)))
 }
 
 /// `?tag=KEY=VALUE,...`: only what carries every tag (see `crate::tags`).
@@ -1389,7 +1398,15 @@ fn filter_update(
         return None;
     }
     match (update, object, sight) {
-        (FleetUpdate::Events { cluster, events }, _, _) if object.is_some() || sight.is_some() => {
+        (
+            FleetUpdate::Events {
+                cluster,
+                epoch,
+                events,
+            },
+            _,
+            _,
+        ) if object.is_some() || sight.is_some() => {
             let events: Vec<Event> = events
                 .iter()
                 .filter(|e| object.is_none_or(|o| about(e, o)))
@@ -1398,6 +1415,7 @@ fn filter_update(
                 .collect();
             (!events.is_empty()).then(|| FleetUpdate::Events {
                 cluster: cluster.clone(),
+                epoch: *epoch,
                 events,
             })
         }

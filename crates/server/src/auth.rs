@@ -33,6 +33,42 @@ impl Caller {
     }
 }
 
+/// The account named `user` at this site, with its groups, as a login
+/// would give it but without a password: for an operation a paired site
+/// forwards for one of its users. A `user@domain` of `[auth.ldap]` is
+/// looked up in the directory; any other name in the system's accounts.
+/// The error says that there is no such account here.
+pub async fn resolve_account(config: &AuthSection, user: &str) -> Result<Identity, String> {
+    let unknown = || {
+        format!("there is no account {user} at this site: an operation from a paired site runs as the account of the same name here")
+    };
+    if let Some((ldap, name)) = config
+        .ldap
+        .as_ref()
+        .and_then(|ldap| Some((ldap, ldap.account(user)?)))
+    {
+        return match haven_auth::ldap::lookup(ldap, name).await {
+            Ok(found) => Ok(Identity {
+                user: user.to_string(),
+                groups: found.groups,
+            }),
+            Err(LoginError::Rejected { .. }) => Err(unknown()),
+            Err(e) => Err(format!("cannot look {user} up in the directory: {e}")),
+        };
+    }
+    let name = user.to_string();
+    let groups = tokio::task::spawn_blocking(move || haven_auth::pam::os_account(&name))
+        .await
+        .map_err(|e| e.to_string())?;
+    match groups {
+        Some(groups) => Ok(Identity {
+            user: user.to_string(),
+            groups,
+        }),
+        None => Err(unknown()),
+    }
+}
+
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginFailure {

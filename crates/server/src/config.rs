@@ -87,6 +87,22 @@ listen = "0.0.0.0:8441"
 # How long a join token stays valid.
 token_ttl_secs = 3600
 
+[peers]
+# Peer management servers: pair this server with one at another site
+# (`haven peer token` there, `haven peer add` here) and each shows and
+# operates the clusters of both. See docs/peers.md.
+# This site's name: its clusters are SITE:CLUSTER at the other site.
+# Default: this host's name.
+site = ""
+# Where paired sites' servers connect (mutual TLS with the fleet CAs).
+listen = "0.0.0.0:8443"
+# The HOST:PORT paired sites dial to reach this server (given to them when
+# pairing); it must be a name or address in this server's certificate
+# ([tls] names). Default: this host's name and the listen port.
+advertise = ""
+# How long a pairing token stays valid.
+token_ttl_secs = 3600
+
 [sql]
 # Read-only SQL access for psql, JDBC and ODBC drivers and BI tools: the
 # PostgreSQL wire protocol, with the same logins and roles as the API, on
@@ -287,6 +303,7 @@ pub struct ServerConfig {
     pub history: HistorySection,
     pub tls: TlsSection,
     pub connectors: ConnectorSection,
+    pub peers: PeersSection,
     pub sql: SqlSection,
     pub auth: AuthSection,
     pub alerts: crate::alerts::AlertsSection,
@@ -413,6 +430,47 @@ impl Default for ConnectorSection {
             listen: "0.0.0.0:8441".into(),
             token_ttl_secs: 3600,
         }
+    }
+}
+
+/// `[peers]`: pairing with servers at other sites.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeersSection {
+    pub site: String,
+    pub listen: String,
+    pub advertise: String,
+    pub token_ttl_secs: u64,
+}
+
+impl Default for PeersSection {
+    fn default() -> Self {
+        PeersSection {
+            site: String::new(),
+            listen: "0.0.0.0:8443".into(),
+            advertise: String::new(),
+            token_ttl_secs: 3600,
+        }
+    }
+}
+
+impl PeersSection {
+    /// The site's name: as configured, else this host's name.
+    pub fn site_name(&self) -> String {
+        if !self.site.is_empty() {
+            return self.site.clone();
+        }
+        crate::tls::host_name()
+            .map(|h| {
+                h.split('.')
+                    .next()
+                    .unwrap_or(&h)
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "_-".contains(*c))
+                    .collect::<String>()
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "local".into())
     }
 }
 

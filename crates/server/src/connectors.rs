@@ -394,7 +394,7 @@ impl Server {
                             if self.history.send(checkpoint).await.is_err() {
                                 break Err("history writer stopped".into());
                             }
-                            self.fleet.resync(&cluster, *snapshot);
+                            self.fleet.resync(&cluster, e, *snapshot);
                             self.fleet.set_link(&cluster, status.clone());
                         }
                         Some(Ok(ConnectorMsg::Events { epoch: e, events })) => {

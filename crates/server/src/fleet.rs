@@ -102,14 +102,17 @@ impl LinkStatus {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FleetUpdate {
-    /// Events of one cluster, in order.
+    /// Events of one cluster, in order, of the engine run `epoch`.
     Events {
         cluster: Name,
+        epoch: u64,
         events: Vec<Event>,
     },
-    /// A cluster was (re)synchronised from a snapshot.
+    /// A cluster was (re)synchronised from a snapshot of the engine run
+    /// `epoch`.
     Resynced {
         cluster: Name,
+        epoch: u64,
         seq: u64,
     },
     Link {
@@ -155,6 +158,9 @@ pub struct Summary {
     pub attention_total: usize,
     /// The most urgent things first, at most `limit`.
     pub attention: Vec<Attention>,
+    /// This site and every paired one (only when there are peers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<crate::peers::SiteSummary>,
 }
 
 /// A cluster as the API lists it.
@@ -191,6 +197,8 @@ pub struct Hit {
 
 struct ClusterView {
     snapshot: Option<ClusterSnapshot>,
+    /// The engine run the snapshot is of (set with it, by a resync).
+    epoch: u64,
     link: LinkStatus,
 }
 
@@ -395,6 +403,7 @@ fn summary_of(inner: &Inner, limit: usize) -> Summary {
         resource_states: named(&ix.resource_states),
         attention_total,
         attention,
+        sites: Vec::new(),
     }
 }
 
@@ -485,6 +494,10 @@ pub fn visible_event(cluster: &str, event: &Event, sight: &dyn Sight) -> bool {
 pub struct SeenFleet(Inner);
 
 impl SeenFleet {
+    pub fn names(&self) -> Vec<Name> {
+        self.0.clusters.keys().cloned().collect()
+    }
+
     pub fn clusters(&self) -> Vec<ClusterInfo> {
         clusters_of(&self.0)
     }
@@ -718,6 +731,7 @@ impl Fleet {
                     name.clone(),
                     ClusterView {
                         snapshot: None,
+                        epoch: 0,
                         link,
                     },
                 );
@@ -790,8 +804,8 @@ impl Fleet {
         self.read().clusters.get(name).map(|v| v.link.clone())
     }
 
-    /// Replaces a cluster's state with a snapshot.
-    pub fn resync(&self, name: &Name, mut snapshot: ClusterSnapshot) {
+    /// Replaces a cluster's state with a snapshot of the engine run `epoch`.
+    pub fn resync(&self, name: &Name, epoch: u64, mut snapshot: ClusterSnapshot) {
         intern_names(&mut snapshot);
         let seq = snapshot.seq;
         {
@@ -805,9 +819,11 @@ impl Fleet {
             }
             account(ix, &snapshot, true);
             view.snapshot = Some(snapshot);
+            view.epoch = epoch;
         }
         self.publish(FleetUpdate::Resynced {
             cluster: name.clone(),
+            epoch,
             seq,
         });
     }
@@ -817,12 +833,14 @@ impl Fleet {
     pub fn apply(&self, name: &Name, events: Vec<Event>) -> Result<(), SequenceGap> {
         let mut applied = Vec::with_capacity(events.len());
         let mut result = Ok(());
+        let epoch;
         {
             let mut inner = self.write();
             let Inner { clusters, ix, .. } = &mut *inner;
             let Some(view) = clusters.get_mut(name) else {
                 return Ok(());
             };
+            epoch = view.epoch;
             if let Some(last) = events.last() {
                 view.link.seq = view.link.seq.max(last.seq);
             }
@@ -852,6 +870,7 @@ impl Fleet {
         if !applied.is_empty() {
             self.publish(FleetUpdate::Events {
                 cluster: name.clone(),
+                epoch,
                 events: applied,
             });
         }
@@ -864,6 +883,23 @@ impl Fleet {
             .clusters
             .get(name)
             .and_then(|v| v.snapshot.clone())
+    }
+
+    /// The engine run of a cluster's snapshot (None until it synced).
+    pub fn epoch_of(&self, name: &str) -> Option<u64> {
+        self.read()
+            .clusters
+            .get(name)
+            .and_then(|v| v.snapshot.as_ref().map(|_| v.epoch))
+    }
+
+    /// One cluster's snapshot with the engine run it is of, and its link,
+    /// read together.
+    pub fn state(&self, name: &str) -> Option<(Option<(u64, ClusterSnapshot)>, LinkStatus)> {
+        self.read()
+            .clusters
+            .get(name)
+            .map(|v| (v.snapshot.clone().map(|s| (v.epoch, s)), v.link.clone()))
     }
 
     /// Reads one cluster's snapshot without cloning it.
@@ -990,6 +1026,7 @@ impl Fleet {
                 name.clone(),
                 ClusterView {
                     snapshot,
+                    epoch: view.epoch,
                     link: view.link.clone(),
                 },
             );

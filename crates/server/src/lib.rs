@@ -31,6 +31,7 @@ pub mod link;
 pub mod maintenance;
 pub mod openapi;
 pub mod ops;
+pub mod peers;
 pub mod reports;
 pub mod search;
 pub mod sql;
@@ -105,6 +106,8 @@ pub struct Server {
     maintenance: maintenance::Busy,
     /// The alert task (`None` with `[alerts] enabled = false`).
     pub alerts: Option<alerts::Alerts>,
+    /// Paired sites and the peer port (see [`peers`]).
+    pub peers: peers::Peers,
     /// Tag changes, one at a time (see [`tags`]).
     tag_changes: tokio::sync::Mutex<()>,
     /// Held while the server runs: one server per data directory, and
@@ -150,20 +153,25 @@ impl Server {
                 true => Some(alerts::load(store.as_ref(), &config.alerts)?),
                 false => None,
             };
+            let peers = store.peers()?;
             let reader = open_store(&database)?;
             let changes = match database {
                 Database::Sqlite(_) => None,
                 Database::Postgres(_) => Some(Arc::new(Mutex::new(open_store(&database)?))),
             };
-            Ok((store, known, cursors, tags, grants, alerts, reader, changes))
+            Ok((
+                store, known, cursors, tags, grants, alerts, peers, reader, changes,
+            ))
         });
-        let (store, known, cursors, tags, grants, loaded_alerts, reader, changes) = opened?;
+        let (store, known, cursors, tags, grants, loaded_alerts, peer_records, reader, changes) =
+            opened?;
         tracing::info!("database: {database}");
         let mut names = config.tls.names.clone();
         names.extend(tls::host_name().filter(|h| !names.contains(h)));
         let authority =
             haven_pki::Authority::load_or_create(&config.server.data_dir.join("pki"), &names)
                 .context("cannot set up the server's certificate authority")?;
+        let peers = peers::Peers::new(config.peers.site_name(), &authority, &peer_records)?;
         let auth = if config.auth.enabled {
             let auth = auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
             let stored = stored_grants(&grants);
@@ -224,6 +232,7 @@ impl Server {
             auth,
             maintenance: maintenance::Busy::default(),
             alerts,
+            peers,
             tag_changes: tokio::sync::Mutex::new(()),
             _lock: lock,
         });
@@ -251,6 +260,7 @@ impl Server {
                 server.start_link(&rec, cursor);
             }
         }
+        server.start_peers();
         Ok(server)
     }
 
@@ -479,6 +489,18 @@ impl Server {
             })?;
         let _ = self.connector_addr.set(connectors.local_addr()?);
         tokio::spawn(self.clone().serve_connectors(connectors));
+        // Like the SQL port: a peer port that cannot listen does not stop
+        // the server from managing its own clusters.
+        let peers_listen = &self.config.peers.listen;
+        match tokio::net::TcpListener::bind(peers_listen).await {
+            Ok(listener) => {
+                let _ = self.peers.addr.set(listener.local_addr()?);
+                tokio::spawn(self.clone().serve_peers(listener));
+            }
+            Err(e) => tracing::error!(
+                "the peer port is off: cannot listen on {peers_listen}: {e} (set [peers] listen)"
+            ),
+        }
         // A read-only reporting port that cannot listen does not stop the
         // server from managing clusters; it says so loudly.
         match self.listen_sql().await {

@@ -260,7 +260,7 @@ impl Link {
             follow::Sync::Resumed { snapshot } => {
                 let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
                 self.ctx.history.send(checkpoint).await?;
-                self.ctx.fleet.resync(&name, *snapshot)
+                self.ctx.fleet.resync(&name, epoch, *snapshot)
             }
             follow::Sync::Fresh { snapshot, gap } => {
                 let resumed = Cursor {
@@ -294,7 +294,7 @@ impl Link {
                 self.last = Some(resumed);
                 let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
                 self.ctx.history.send(checkpoint).await?;
-                self.ctx.fleet.resync(&name, *snapshot);
+                self.ctx.fleet.resync(&name, epoch, *snapshot);
             }
         }
         let wire = engine.wire;

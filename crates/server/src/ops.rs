@@ -69,6 +69,9 @@ pub async fn run(
     let Some(link) = server.fleet.link(cluster) else {
         return Err(OpError::UnknownCluster(cluster.to_string()));
     };
+    if let Some((site, name)) = server.peers.remote(cluster) {
+        return remote(server, caller, cluster, (site, name), op, wait).await;
+    }
     // Roles are checked before anything else; a denial is audited too.
     let denied = match (caller, &server.auth) {
         (Caller::User(identity), Some(auth)) => {
@@ -89,42 +92,9 @@ pub async fn run(
         }
         _ => None,
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let record = NewOperation {
-        cluster: cluster.to_string(),
-        user: user.to_string(),
-        op: op.clone(),
-        requested_ms: now_ms(),
-    };
-    server
-        .history
-        .send(WriteMsg::Operation(record, tx))
-        .await
-        .map_err(|_| OpError::Audit("the history writer stopped".into()))?;
-    let id = rx
-        .await
-        .map_err(|_| OpError::Audit("the history writer stopped".into()))?
-        .map_err(OpError::Audit)?;
+    let id = audit(server, cluster, user, &op).await?;
     let finish = |outcome: Outcome, reason: Option<String>, code: Option<RefusalCode>| {
-        let server = server.clone();
-        async move {
-            let _ = server
-                .history
-                .send(WriteMsg::Finish {
-                    id,
-                    outcome,
-                    reason: reason.clone(),
-                    finished_ms: now_ms(),
-                })
-                .await;
-            OperationResult {
-                id,
-                cluster: cluster.to_string(),
-                outcome: outcome.as_str().to_string(),
-                reason,
-                code,
-            }
-        }
+        finish(server, id, cluster, outcome, reason, code)
     };
 
     if let Some(denied) = denied {
@@ -222,6 +192,88 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Records who asked for what; returns the audit record's id.
+async fn audit(
+    server: &Arc<Server>,
+    cluster: &str,
+    user: &str,
+    op: &Operation,
+) -> Result<i64, OpError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let record = NewOperation {
+        cluster: cluster.to_string(),
+        user: user.to_string(),
+        op: op.clone(),
+        requested_ms: now_ms(),
+    };
+    server
+        .history
+        .send(WriteMsg::Operation(record, tx))
+        .await
+        .map_err(|_| OpError::Audit("the history writer stopped".into()))?;
+    rx.await
+        .map_err(|_| OpError::Audit("the history writer stopped".into()))?
+        .map_err(OpError::Audit)
+}
+
+/// Records how operation `id` ended, and says so.
+async fn finish(
+    server: &Arc<Server>,
+    id: i64,
+    cluster: &str,
+    outcome: Outcome,
+    reason: Option<String>,
+    code: Option<RefusalCode>,
+) -> OperationResult {
+    let _ = server
+        .history
+        .send(WriteMsg::Finish {
+            id,
+            outcome,
+            reason: reason.clone(),
+            finished_ms: now_ms(),
+        })
+        .await;
+    OperationResult {
+        id,
+        cluster: cluster.to_string(),
+        outcome: outcome.as_str().to_string(),
+        reason,
+        code,
+    }
+}
+
+/// An operation on a paired site's cluster (`SITE:CLUSTER`): audited here,
+/// forwarded with the user's name, decided and audited by that site (its
+/// own roles), and its answer recorded here too. The caller must see the
+/// cluster here (a cluster they have no role on is unknown to them).
+async fn remote(
+    server: &Arc<Server>,
+    caller: &Caller,
+    cluster: &str,
+    (site, name): (&str, &str),
+    op: Operation,
+    wait: Option<Duration>,
+) -> Result<OperationResult, OpError> {
+    if let (Caller::User(identity), Some(auth)) = (caller, &server.auth) {
+        if !auth.policy().can_see(identity, cluster, None) {
+            return Err(OpError::Invisible(cluster.to_string()));
+        }
+    }
+    let user = caller.name();
+    let id = audit(server, cluster, user, &op).await?;
+    let (outcome, reason, code) = match server.forward_operation(site, name, user, op, wait).await {
+        Ok(there) => (
+            Outcome::parse(&there.outcome).unwrap_or(Outcome::Failed),
+            there.reason.map(|r| format!("site {site}: {r}")),
+            there.code,
+        ),
+        Err(crate::peers::NotDone { sent: false, why }) => (Outcome::Refused, Some(why), None),
+        Err(crate::peers::NotDone { sent: true, why }) => (Outcome::Failed, Some(why), None),
+    };
+    Ok(finish(server, id, cluster, outcome, reason, code).await)
 }
 
 /// Whether an accepted operation has reached its final state: `Some(Ok)`

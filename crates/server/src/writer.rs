@@ -53,6 +53,12 @@ pub enum WriteMsg {
     Deliveries(Vec<haven_store::NewDelivery>),
     /// A cluster's whole state at a position (see `timeline`).
     Checkpoint(haven_store::Checkpoint),
+    /// A peer's history is stored up to its row `after` (sent after the
+    /// rows; see `peers`).
+    PeerHistory {
+        site: String,
+        after: i64,
+    },
     /// Replies once everything sent before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -112,6 +118,7 @@ pub fn spawn(
                 store,
                 metrics,
                 stored,
+                lost_rows: false,
             }
             .run(rx, batch_max.max(1), flush_every)
         })
@@ -123,6 +130,9 @@ struct Writer {
     store: Box<dyn Store>,
     metrics: Arc<WriterMetrics>,
     stored: StoredCursors,
+    /// A batch failed: peers' positions stay where they are from then on
+    /// (so the rows are asked for again after a restart).
+    lost_rows: bool,
 }
 
 impl Writer {
@@ -213,6 +223,7 @@ impl Writer {
                 // the cursor did not move, so they are re-received after a
                 // restart. Say so loudly.
                 self.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.lost_rows = true;
                 tracing::error!(
                     "cannot write {} history rows: {e}; they will be re-read from the engines after a restart",
                     rows.len()
@@ -288,6 +299,13 @@ impl Writer {
             WriteMsg::Deliveries(rows) => {
                 if let Err(e) = self.store.insert_deliveries(&rows) {
                     tracing::error!("cannot record {} notification attempts: {e}", rows.len());
+                }
+            }
+            WriteMsg::PeerHistory { site, after } => {
+                if self.lost_rows {
+                    tracing::warn!(site, "not moving site {site}'s history position: a batch failed to write; it resumes from the last good one after a restart");
+                } else if let Err(e) = self.store.set_peer_history(&site, after) {
+                    tracing::error!(site, "cannot record site {site}'s history position: {e}");
                 }
             }
             WriteMsg::Flush(done) => waiting.push(done),

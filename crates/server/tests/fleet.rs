@@ -41,7 +41,7 @@ async fn the_fleet_follows_engines_exactly_and_its_indexes_equal_a_recount() {
         let config = generate_cluster(i, &options);
         let (handle, snap, live) = common::engine(config).await;
         fleet.add(handle.name(), status());
-        fleet.resync(handle.name(), snap);
+        fleet.resync(handle.name(), 1, snap);
         engines.push((handle, live));
     }
     let mut rng = fastrand::Rng::with_seed(7);

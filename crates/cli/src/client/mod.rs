@@ -24,6 +24,7 @@ mod http;
 mod login;
 mod ops;
 mod output;
+mod peers;
 mod reports;
 mod tags;
 mod term;
@@ -295,6 +296,15 @@ pub enum ClientCommand {
         #[command(subcommand)]
         command: tags::TagCommand,
     },
+    /// Pair with management servers at other sites, list and remove them
+    /// (their clusters are SITE:CLUSTER here).
+    #[command(after_long_help = EXIT_CODES)]
+    Peer {
+        #[command(flatten)]
+        global: Global,
+        #[command(subcommand)]
+        command: peers::PeerCommand,
+    },
     /// Recorded state changes, oldest first (of OBJECT: a group, resource
     /// or system, or CLUSTER/OBJECT).
     #[command(after_long_help = EXIT_CODES)]
@@ -459,6 +469,7 @@ fn dispatch(command: ClientCommand, cli: fn() -> clap::Command) -> Result<()> {
         C::Find { args, global } => tags::find(&global, args),
         C::Searches { delete, global } => tags::searches(&global, delete),
         C::Tag { global, command } => tags::tag(&global, command),
+        C::Peer { global, command } => peers::peer(&global, command),
         C::History {
             object,
             cluster,

@@ -245,11 +245,14 @@ impl ServerProc {
                     } else {
                         "[connectors]\nlisten = \"127.0.0.1:0\"\n"
                     },
-                    // Every server of a test has its own SQL port.
-                    if extra.contains("[sql]") {
-                        ""
-                    } else {
-                        "[sql]\nlisten = \"127.0.0.1:0\"\n"
+                    // Every server of a test has its own SQL and peer ports.
+                    match (extra.contains("[sql]"), extra.contains("[peers]")) {
+                        (true, true) => "",
+                        (true, false) => "[peers]\nlisten = \"127.0.0.1:0\"\n",
+                        (false, true) => "[sql]\nlisten = \"127.0.0.1:0\"\n",
+                        (false, false) => {
+                            "[sql]\nlisten = \"127.0.0.1:0\"\n[peers]\nlisten = \"127.0.0.1:0\"\n"
+                        }
                     },
                     // Tests of other things than logins run with logins
                     // off (allowed on loopback), still over HTTPS.

@@ -239,7 +239,9 @@ impl Task {
     fn apply(&mut self, update: &FleetUpdate, out: &mut Vec<Change>) {
         let now = crate::now_ms();
         match update {
-            FleetUpdate::Events { cluster, events } => {
+            FleetUpdate::Events {
+                cluster, events, ..
+            } => {
                 // Groups whose states moved while a violation of theirs is
                 // open: rechecked once, against the state after the batch.
                 let mut moved: Vec<&str> = Vec::new();

@@ -370,7 +370,7 @@ impl Server {
         for state in states {
             let name: Name = state.cluster.as_str().into();
             fleet.add(&name, recorded_link(&state));
-            fleet.resync(&name, state.snapshot);
+            fleet.resync(&name, state.epoch, state.snapshot);
         }
         let unrecorded = managed.into_iter().filter(|c| !fleet.contains(c)).collect();
         Ok(PastFleet {
