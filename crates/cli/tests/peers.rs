@@ -113,6 +113,20 @@ impl Site {
         )
     }
 
+    /// A console page as the administrator sees it.
+    fn page(&self, path: &str) -> String {
+        let auth = format!("Bearer {}", self.admin);
+        let (status, html) = http(
+            &self.server.addr,
+            "GET",
+            path,
+            None,
+            &[("Authorization", &auth)],
+        );
+        assert_eq!(status, 200, "{path}: {html}");
+        html
+    }
+
     fn wait(&self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let auth = format!("Bearer {}", self.admin);
         self.server
@@ -190,9 +204,11 @@ fn site_config(
     .unwrap()
     .trim()
     .to_string();
+    // The first user granted is a Server Administrator too.
+    let first = grants[0].0;
     let mut text = format!(
         "[peers]\nsite = \"{site}\"\nlisten = \"127.0.0.1:0\"\n\
-         [auth]\nenabled = true\npam_service = \"{service}\"\nserver_admins = [\"{me}\"]\n\
+         [auth]\nenabled = true\npam_service = \"{service}\"\nserver_admins = [\"{me}\", \"{first}\"]\n\
          [[auth.grant]]\nuser = \"{me}\"\nrole = \"cluster_administrator\"\n"
     );
     for (user, role) in grants {
@@ -359,6 +375,22 @@ fn two_sites_pair_follow_operate_and_come_back_after_a_broken_link() {
         },
     );
 
+    // The console shows both sites, and offers pairing to administrators.
+    let home = east.page("/");
+    assert!(
+        home.contains("<h2>Sites</h2>") && home.contains("west"),
+        "{home}"
+    );
+    assert!(!home.contains("st-unreachable"), "{home}");
+    let admin_page = east.page("/admin");
+    assert!(
+        admin_page.contains("Peer sites")
+            && admin_page.contains("/api/v1/peers/west")
+            && admin_page.contains("haven peer add"),
+        "{admin_page}"
+    );
+    assert!(east.page("/c/west%3Abeta").contains("west:beta"));
+
     // A fault at west: in east's event stream and summary.
     let auth = format!("Bearer {}", east.admin);
     let stream = sse_with(
@@ -499,6 +531,13 @@ fn two_sites_pair_follow_operate_and_come_back_after_a_broken_link() {
     );
     let (_, table, _) = east.cli(&["peer", "list"]);
     assert!(table.contains("unreachable"), "{table}");
+    let home = east.page("/");
+    assert!(
+        home.contains("st-unreachable")
+            && home.contains("its clusters show their last known state"),
+        "{home}"
+    );
+    assert!(east.page("/c/west%3Abeta").contains("unreachable since"));
     // An operation meanwhile is refused at once, saying why.
     let (status, refused) = east.call(
         &op_token,

@@ -9,6 +9,8 @@
 //! - [`writer`]: the history writer thread (batched, exactly once).
 //! - [`ops`]: the one path every operation takes (validate, audit,
 //!   forward, wait).
+//! - [`peers`]: pairing with another site's server, following its fleet
+//!   and history, forwarding operations to it.
 //! - [`sql`]: the read-only SQL port (PostgreSQL protocol, `haven-sqlport`)
 //!   on top of the server's logins, sight and fleet.
 //! - [`api`]: REST under `/api/v1`, the live event stream, `/metrics`;

@@ -43,10 +43,11 @@ log</a> shows the operations on what you may see.</p>",
         );
     }
     let mut main = String::from(
-        "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#roles\">Roles</a> · \
+        "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#peers\">Peer sites</a> · <a href=\"#roles\">Roles</a> · \
 <a href=\"#settings\">Server settings</a> · <a href=\"#database\">Database</a> · <a href=\"#audit\">Audit log</a></p>",
     );
     main.push_str(&clusters_section(&s));
+    main.push_str(&peers_section(&s));
     main.push_str(&roles_section(&s).await);
     main.push_str(&settings_section(&s));
     main.push_str(&database_section());
@@ -121,6 +122,49 @@ fn clusters_section(s: &Server) -> String {
         },
         cli::CLUSTER_ADD,
         cli::TOKEN,
+    )
+}
+
+/// The sites this server is paired with, pairing and unpairing.
+fn peers_section(s: &Server) -> String {
+    let now = crate::now_ms();
+    let rows: Vec<Vec<String>> = s
+        .peer_views()
+        .iter()
+        .map(|p| {
+            vec![
+                esc(&p.site),
+                esc(&p.address),
+                format!("<span class=\"st st-{0}\">{0}</span>", p.state.as_str()),
+                format!("{} ({})", esc(&utc(p.since_ms)), ago(p.since_ms, now)),
+                p.clusters.to_string(),
+                esc(p.last_error.as_deref().unwrap_or("")),
+                format!(
+                    "<button type=\"button\" class=\"api\" data-method=\"DELETE\" data-url=\"/api/v1/peers/{}\" data-confirm=\"Unpair site {} (its clusters leave this console; their history stays)\" data-cli=\"{}\">Unpair</button>",
+                    seg(&p.site),
+                    esc(&p.site),
+                    esc(&cli::peer_remove(&p.site))
+                ),
+            ]
+        })
+        .collect();
+    format!(
+        "<h2 id=\"peers\">Peer sites</h2><p>This site is <b>{}</b>; paired sites reach it at <code>{}</code>. \
+A paired site's clusters are shown here as SITE:CLUSTER; operations on them are decided by that site's own roles.</p>{}\
+<p><button type=\"button\" class=\"api\" data-method=\"POST\" data-url=\"/api/v1/peers/tokens\" data-cli=\"{}\">Make a pairing token</button> \
+<span class=\"muted\">(one use; run the command it shows on the other site's server)</span></p>\
+<form class=\"api\" data-method=\"POST\" data-url=\"/api/v1/peers\" data-cli=\"{}\"><h3>Pair with a site</h3>\
+<input name=\"address\" data-arg=\"\" placeholder=\"its peer port HOST:PORT\" required aria-label=\"Peer address\"> \
+<input name=\"token\" data-arg=\"--token\" placeholder=\"its pairing token hvp1.…\" required aria-label=\"Pairing token\"> <button>Pair</button></form>",
+        esc(&s.peers.site),
+        esc(&s.peer_address()),
+        table(
+            "peers",
+            &["Site", "Address", "Link", "Since", "Clusters", "Last error", ""],
+            &rows
+        ),
+        cli::PEER_TOKEN,
+        cli::PEER_ADD,
     )
 }
 

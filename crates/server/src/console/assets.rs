@@ -39,8 +39,8 @@ th, td { border:1px solid var(--line); padding:.25em .6em; text-align:left; vert
 th { font-weight:600; }
 .st { font-weight:600; padding:0 .3em; border-radius:3px; white-space:nowrap; }
 .st-online, .st-running, .st-connected { color:var(--ok); }
-.st-faulted, .st-exited, .st-disconnected { color:var(--bad); border:1px solid var(--bad); }
-.st-partial, .st-stale, .st-concurrency { color:var(--warn); border:1px dashed var(--warn); }
+.st-faulted, .st-exited, .st-disconnected, .st-unreachable { color:var(--bad); border:1px solid var(--bad); }
+.st-partial, .st-stale, .st-concurrency, .st-connecting { color:var(--warn); border:1px dashed var(--warn); }
 .st-starting, .st-stopping, .st-going-online, .st-going-offline, .st-connecting { color:var(--busy); font-style:italic; }
 .st-offline, .st-unknown { color:var(--off); }
 .st-completed, .st-allowed { color:var(--ok); }

@@ -26,6 +26,17 @@ pub const CLUSTER_ADD: &str = "haven cluster add";
 /// `haven cluster token`; the script appends `--cluster C` if given.
 pub const TOKEN: &str = "haven cluster token";
 
+/// `haven peer token`.
+pub const PEER_TOKEN: &str = "haven peer token";
+
+/// `haven peer add`; the script appends ADDRESS `--token T`.
+pub const PEER_ADD: &str = "haven peer add";
+
+/// `haven peer remove SITE`.
+pub fn peer_remove(site: &str) -> String {
+    format!("haven peer remove {}", word(site))
+}
+
 /// `haven cluster remove NAME`.
 pub fn cluster_remove(cluster: &str) -> String {
     format!("haven cluster remove {}", word(cluster))

@@ -176,11 +176,10 @@ pub(crate) async fn summary(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let v = Viewer::new(s.clone(), caller, q.fragment());
-    let summary = match &v.sight {
-        None => s.fleet.summary(50),
-        Some(l) => s.fleet.seen_by(l).summary(50),
-    };
-    let mut main = String::from("<h1>Fleet summary</h1><div class=\"cards\">");
+    let summary = s.summary_for(&v.caller, 50);
+    let mut main = String::from("<h1>Fleet summary</h1>");
+    main.push_str(&sites_table(&summary.sites));
+    main.push_str("<div class=\"cards\">");
     main.push_str(&counts("clusters", "Clusters", &summary.links));
     main.push_str(&state_cards(&summary));
     main.push_str(&super::alerts::summary_card(&v));
@@ -211,6 +210,55 @@ pub(crate) async fn summary(
         }
     }
     v.render("Summary", Some(ticks(None)), None, main)
+}
+
+/// The sites, when this server is paired with others: each with how its
+/// link stands. A site that is not connected shows its clusters' last
+/// known state, and says since when.
+fn sites_table(sites: &[crate::peers::SiteSummary]) -> String {
+    if sites.is_empty() {
+        return String::new();
+    }
+    let now = crate::now_ms();
+    let rows: Vec<Vec<String>> = sites
+        .iter()
+        .map(|site| {
+            let state = format!(
+                "<span class=\"st st-{0}\">{0}</span>",
+                esc(&site.state)
+            );
+            let since = match (site.local, site.since_ms) {
+                (true, _) => "this server".to_string(),
+                (false, Some(ms)) => format!(
+                    "{} <span class=\"muted\">({})</span>",
+                    esc(&haven_model::clock::rfc3339(ms)),
+                    ago(ms, now)
+                ),
+                (false, None) => String::new(),
+            };
+            let note = match site.state.as_str() {
+                "unreachable" => format!(
+                    "<span class=\"notlive\">not live: its clusters show their last known state{}</span>",
+                    site.last_error
+                        .as_ref()
+                        .map(|e| format!(" ({})", esc(e)))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
+            vec![
+                esc(&site.site),
+                state,
+                since,
+                site.clusters.to_string(),
+                note,
+            ]
+        })
+        .collect();
+    format!(
+        "<h2>Sites</h2>{}",
+        table("sites", &["Site", "State", "Since", "Clusters", ""], &rows)
+    )
 }
 
 /// The cards of a summary's system, group and resource states.
