@@ -433,6 +433,14 @@ mod install_tests {
     use super::*;
 
     #[test]
+    fn an_account_is_found_with_its_groups_and_an_unknown_one_is_none() {
+        let root = os_account("root").expect("root exists");
+        assert!(root.contains(&"root".to_string()), "{root:?}");
+        assert_eq!(os_account("no-such-haven-user-x9"), None);
+        assert_eq!(os_account("bad\0name"), None);
+    }
+
+    #[test]
     fn the_service_file_is_written_once_and_a_foreign_one_is_kept_unless_forced() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(

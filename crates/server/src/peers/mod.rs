@@ -311,17 +311,25 @@ impl Server {
     /// Starts following every paired site.
     pub(crate) fn start_peers(self: &Arc<Self>) {
         for site in self.peers.names() {
-            self.spawn_follower(&site);
+            self.spawn_follower(&site, Duration::ZERO);
         }
     }
 
-    fn spawn_follower(self: &Arc<Self>, site: &str) {
+    /// Starts following `site` after `delay`.
+    fn spawn_follower(self: &Arc<Self>, site: &str, delay: Duration) {
         let cancel = CancellationToken::new();
         if let Some(s) = self.peers.lock().get_mut(site) {
             s.cancel.cancel();
             s.cancel = cancel.clone();
         }
-        tokio::spawn(follower::run(self.clone(), site.to_string(), cancel));
+        let (me, site) = (self.clone(), site.to_string());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            follower::run(me, site, cancel).await
+        });
     }
 
     /// Makes a one-time pairing token, valid for `ttl`.
@@ -384,16 +392,17 @@ impl Server {
             paired_by: by.to_string(),
             history_after: 0,
         };
-        self.add_peer(record).await?;
+        self.add_peer(record, Duration::ZERO).await?;
         self.peer_views()
             .into_iter()
             .find(|p| p.site == site)
             .ok_or_else(|| "the peer vanished".to_string())
     }
 
-    /// Stores a paired site and starts following it (both sides of a
-    /// pairing end here).
-    async fn add_peer(self: &Arc<Self>, record: PeerRecord) -> Result<(), String> {
+    /// Stores a paired site and starts following it after `delay` (both
+    /// sides of a pairing end here; the side that accepted waits a moment,
+    /// so the other has stored the pairing when it is dialled).
+    async fn add_peer(self: &Arc<Self>, record: PeerRecord, delay: Duration) -> Result<(), String> {
         let saved = record.clone();
         self.write_store(move |s| s.upsert_peer(&saved)).await?;
         self.peers.lock().insert(
@@ -408,7 +417,7 @@ impl Server {
             },
         );
         self.peers.rebuild_acceptor(&self.authority);
-        self.spawn_follower(&record.site);
+        self.spawn_follower(&record.site, delay);
         tracing::info!(site = %record.site, "paired with site {} at {}", record.site, record.address);
         Ok(())
     }

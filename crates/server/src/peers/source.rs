@@ -218,14 +218,17 @@ impl Server {
         );
         self.write_store(move |s| s.spend_peer_token(&id, &hash, &named, now_ms()))
             .await??;
-        self.add_peer(PeerRecord {
-            site: site.to_string(),
-            address,
-            ca_pem: ca_pem.to_string(),
-            paired_ms: now_ms(),
-            paired_by: format!("pairing token {}", parsed.id),
-            history_after: 0,
-        })
+        self.add_peer(
+            PeerRecord {
+                site: site.to_string(),
+                address,
+                ca_pem: ca_pem.to_string(),
+                paired_ms: now_ms(),
+                paired_by: format!("pairing token {}", parsed.id),
+                history_after: 0,
+            },
+            Duration::from_secs(1),
+        )
         .await?;
         self.record_access(peer_access(site, "pair_peer", None))
             .await;
