@@ -148,6 +148,20 @@ struct Site {
     forward: Option<mpsc::Sender<Forward>>,
 }
 
+impl Site {
+    /// A site just loaded or paired: not dialled yet.
+    fn new(record: PeerRecord) -> Site {
+        Site {
+            record,
+            state: SiteState::Connecting,
+            since_ms: now_ms(),
+            last_error: None,
+            cancel: CancellationToken::new(),
+            forward: None,
+        }
+    }
+}
+
 /// The paired sites and the peer port.
 pub struct Peers {
     /// This server's site name.
@@ -203,17 +217,7 @@ impl Peers {
         {
             let mut sites = peers.lock();
             for record in records {
-                sites.insert(
-                    record.site.clone(),
-                    Site {
-                        record: record.clone(),
-                        state: SiteState::Connecting,
-                        since_ms: now_ms(),
-                        last_error: None,
-                        cancel: CancellationToken::new(),
-                        forward: None,
-                    },
-                );
+                sites.insert(record.site.clone(), Site::new(record.clone()));
             }
         }
         peers.rebuild_acceptor(authority);
@@ -405,17 +409,9 @@ impl Server {
     async fn add_peer(self: &Arc<Self>, record: PeerRecord, delay: Duration) -> Result<(), String> {
         let saved = record.clone();
         self.write_store(move |s| s.upsert_peer(&saved)).await?;
-        self.peers.lock().insert(
-            record.site.clone(),
-            Site {
-                record: record.clone(),
-                state: SiteState::Connecting,
-                since_ms: now_ms(),
-                last_error: None,
-                cancel: CancellationToken::new(),
-                forward: None,
-            },
-        );
+        self.peers
+            .lock()
+            .insert(record.site.clone(), Site::new(record.clone()));
         self.peers.rebuild_acceptor(&self.authority);
         self.spawn_follower(&record.site, delay);
         tracing::info!(site = %record.site, "paired with site {} at {}", record.site, record.address);
