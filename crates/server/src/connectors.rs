@@ -520,6 +520,11 @@ impl Server {
         if token.ca_fingerprint != self.authority.ca_fingerprint() {
             return Err("this token was made by another server (CA fingerprint differs)".into());
         }
+        if !crate::valid_cluster_name(cluster) {
+            return Err(format!(
+                "cluster name `{cluster}`: use letters, digits, `_`, `-` and `.` (the engine's cluster name)"
+            ));
+        }
         if self.fleet.link(cluster).is_some_and(|l| l.mode == "direct") {
             return Err(format!(
                 "cluster {cluster} is managed through a direct connection; remove it first (DELETE /api/v1/clusters/{cluster})"

@@ -648,13 +648,17 @@ fn record(entry: &ClusterEntry) -> ClusterRecord {
     }
 }
 
-fn validate_entry(entry: &ClusterEntry) -> Result<(), ManageError> {
-    let name_ok = !entry.name.is_empty()
-        && entry
-            .name
+/// Whether `name` may name a managed cluster: letters, digits, `_`, `-`
+/// and `.` (never `:`, which names a paired site's cluster, SITE:CLUSTER).
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    if !name_ok {
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+fn validate_entry(entry: &ClusterEntry) -> Result<(), ManageError> {
+    if !valid_cluster_name(&entry.name) {
         return Err(ManageError::Invalid(format!(
             "name `{}`: use letters, digits, `_`, `-` and `.`",
             entry.name

@@ -62,10 +62,13 @@ impl Proc {
         let ready = ready.to_string();
         std::thread::spawn(move || {
             for line in reader.lines().map_while(Result::ok) {
+                // Logged first: whoever is told the line is there may
+                // read the log at once.
+                log.lock().unwrap().push_str(&line);
+                log.lock().unwrap().push('\n');
                 if line.contains(&ready) {
-                    let _ = tx.send(line.clone());
+                    let _ = tx.send(line);
                 }
-                log.lock().unwrap().push_str(&(line + "\n"));
             }
         });
         let mut proc = Proc {

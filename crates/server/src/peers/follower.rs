@@ -313,6 +313,10 @@ impl Follower {
                 epoch,
                 snapshot,
             } => {
+                if !crate::valid_cluster_name(&name) {
+                    tracing::warn!(site = %self.site, "ignoring a cluster named `{name}` from site {}: not a cluster name", self.site);
+                    return Ok(());
+                }
                 let local = self.local(&name);
                 let status = self.mirrored(link);
                 if !server.fleet.add(&local, status.clone()) {
@@ -392,7 +396,11 @@ impl Follower {
         let Some(last) = rows.last().map(|r| r.id) else {
             return Ok(());
         };
-        let mut rows = rows.into_iter().peekable();
+        // Only rows of clusters a site may have (the fleet has no others).
+        let mut rows = rows
+            .into_iter()
+            .filter(|r| crate::valid_cluster_name(&r.cluster))
+            .peekable();
         while let Some(first) = rows.next() {
             let (cluster, epoch) = (first.cluster, first.epoch);
             let mut events = vec![first.event];
