@@ -41,29 +41,12 @@ impl Fixture {
     }
 
     fn as_user(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let auth = format!("Bearer {token}");
-        let body = body.map(|b| b.to_string());
-        http_json(
-            &self.server.addr,
-            method,
-            path,
-            body.as_deref(),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-        )
+        self.server.as_user(token, method, path, body)
     }
 }
 
 fn login(server: &ServerProc, user: &str) -> String {
-    let (status, body) = server.post(
-        "/api/v1/login",
-        &json!({"user": user, "password": OsUsers::password(user)}).to_string(),
-        &[],
-    );
-    assert_eq!(status, 200, "{body}");
-    body["token"].as_str().unwrap().to_string()
+    server.log_in(user, &OsUsers::password(user))
 }
 
 /// Search hits as `kind cluster/name` or `cluster NAME` (a set: the answer's order is the

@@ -65,6 +65,23 @@ pub fn client_config_for_ca_with_cert(
     Ok(Arc::new(config))
 }
 
+/// The CA certificate of a PEM text that must hold exactly one.
+pub(crate) fn one_ca(ca_pem: &str) -> Result<CertificateDer<'static>, PkiError> {
+    let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::InvalidCa {
+            problem: format!("it is not valid PEM ({e})"),
+        })?;
+    <[_; 1]>::try_from(certs)
+        .map(|[ca]| ca)
+        .map_err(|certs| PkiError::InvalidCa {
+            problem: format!(
+                "it holds {} certificates where exactly one was expected",
+                certs.len()
+            ),
+        })
+}
+
 /// A client config for a first contact where only the CA's fingerprint is known (from a join
 /// token), verifying the server with `verifier`. See [`PinnedCa`].
 pub fn client_config_pinned(verifier: Arc<PinnedCa>) -> Arc<ClientConfig> {
@@ -200,17 +217,7 @@ struct CaVerifier {
 impl CaVerifier {
     /// A verifier trusting only the one CA certificate in `ca_pem`.
     fn from_pem(ca_pem: &str) -> Result<CaVerifier, PkiError> {
-        let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| PkiError::InvalidCa {
-                problem: format!("it is not valid PEM ({e})"),
-            })?;
-        let [ca] = <[_; 1]>::try_from(certs).map_err(|certs| PkiError::InvalidCa {
-            problem: format!(
-                "it holds {} certificates where exactly one was expected",
-                certs.len()
-            ),
-        })?;
+        let ca = one_ca(ca_pem)?;
         CaVerifier::new(&ca).map_err(|problem| PkiError::InvalidCa { problem })
     }
 

@@ -10,29 +10,12 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
+use crate::client::one_ca;
 use crate::{provider, Authority, PkiError};
-
-/// The CA certificate of a PEM text that must hold exactly one.
-fn one_ca(ca_pem: &str) -> Result<CertificateDer<'static>, PkiError> {
-    let certs = CertificateDer::pem_slice_iter(ca_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::InvalidCa {
-            problem: format!("it is not valid PEM ({e})"),
-        })?;
-    <[_; 1]>::try_from(certs)
-        .map(|[ca]| ca)
-        .map_err(|certs| PkiError::InvalidCa {
-            problem: format!(
-                "it holds {} certificates where exactly one was expected",
-                certs.len()
-            ),
-        })
-}
 
 fn roots_of(cas: &[&str]) -> Result<RootCertStore, PkiError> {
     let mut roots = RootCertStore::empty();

@@ -49,6 +49,29 @@ impl Server {
 
     /// Writes an entry of the access log (through the history writer, in
     /// order with everything else it writes).
+    /// The fleet's summary as `caller` may see it, with the sites when
+    /// this server is paired with others.
+    pub fn summary_for(&self, caller: &Caller, limit: usize) -> crate::fleet::Summary {
+        let paired = self.peers.any();
+        match self.sight(caller) {
+            None => {
+                let mut summary = self.fleet.summary(limit);
+                if paired {
+                    summary.sites = self.site_summaries(&self.fleet.names());
+                }
+                summary
+            }
+            Some(sight) => {
+                let seen = self.fleet.seen_by(&sight);
+                let mut summary = seen.summary(limit);
+                if paired {
+                    summary.sites = self.site_summaries(&seen.names());
+                }
+                summary
+            }
+        }
+    }
+
     pub async fn record_access(&self, entry: haven_store::NewAccess) {
         if self
             .history

@@ -66,16 +66,6 @@ pub fn hash_secret(secret: &str) -> String {
         .collect()
 }
 
-/// Whether a failed handshake failed on the client's certificate (one the
-/// fleet CA did not issue, an expired one, or one not for client use).
-fn refused_certificate(err: &std::io::Error) -> bool {
-    use tokio_rustls::rustls::Error;
-    matches!(
-        err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
-        Some(Error::InvalidCertificate(_) | Error::NoCertificatesPresented)
-    )
-}
-
 /// The refusal for a connector that speaks no version we know.
 fn version_refusal(offered: &[u32]) -> Option<ServerMsg> {
     (!offered.iter().any(|v| CONNECTOR_VERSIONS.contains(v))).then(|| ServerMsg::Error {
@@ -128,7 +118,7 @@ impl PeerCertificate {
 }
 
 /// A secret from the OS's cryptographic random source.
-fn random_hex(bytes: usize) -> Result<String, String> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, String> {
     haven_pki::random_hex(bytes).map_err(|e| format!("cannot read random bytes: {e}"))
 }
 
@@ -192,35 +182,21 @@ impl Server {
                 return;
             }
         };
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("connector accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+        let hint = "only certificates the fleet CA issued at join, still valid, are accepted";
+        let mut incoming = match crate::tls::TlsListener::with_acceptor(
+            listener,
+            move || Some(acceptor.clone()),
+            ("connector", hint),
+        ) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                tracing::error!("connector port disabled: {e}");
+                return;
+            }
+        };
+        while let Some((tls, peer)) = incoming.next().await {
             let me = self.clone();
-            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    acceptor.accept(stream),
-                )
-                .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        if refused_certificate(&e) {
-                            tracing::warn!(%peer, "refused a connector's certificate at the TLS handshake: {e} (only certificates the fleet CA issued at join, still valid, are accepted)");
-                        } else {
-                            tracing::debug!(%peer, "TLS handshake with a connector failed: {e}");
-                        }
-                        return;
-                    }
-                    Err(_) => return,
-                };
                 let certificate = PeerCertificate::of(&tls);
                 if let Err(e) = me.connector_session(tls, peer, certificate).await {
                     tracing::debug!(%peer, "connector session ended: {e}");
@@ -390,9 +366,10 @@ impl Server {
                             epoch = e;
                             status.epoch = Some(e);
                             status.seq = snapshot.seq;
-                            let checkpoint = checkpoints.snapshot(&cluster, e, &snapshot);
-                            if self.history.send(checkpoint).await.is_err() {
-                                break Err("history writer stopped".into());
+                            if let Some(checkpoint) = checkpoints.snapshot(&cluster, e, &snapshot) {
+                                if self.history.send(checkpoint).await.is_err() {
+                                    break Err("history writer stopped".into());
+                                }
                             }
                             self.fleet.resync(&cluster, e, *snapshot);
                             self.fleet.set_link(&cluster, status.clone());

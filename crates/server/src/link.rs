@@ -258,8 +258,9 @@ impl Link {
             .map_err(Broken)?
         {
             follow::Sync::Resumed { snapshot } => {
-                let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
-                self.ctx.history.send(checkpoint).await?;
+                if let Some(checkpoint) = self.checkpoints.snapshot(&name, epoch, &snapshot) {
+                    self.ctx.history.send(checkpoint).await?;
+                }
                 self.ctx.fleet.resync(&name, epoch, *snapshot)
             }
             follow::Sync::Fresh { snapshot, gap } => {
@@ -292,8 +293,9 @@ impl Link {
                         .await?;
                 }
                 self.last = Some(resumed);
-                let checkpoint = self.checkpoints.snapshot(&name, epoch, &snapshot);
-                self.ctx.history.send(checkpoint).await?;
+                if let Some(checkpoint) = self.checkpoints.snapshot(&name, epoch, &snapshot) {
+                    self.ctx.history.send(checkpoint).await?;
+                }
                 self.ctx.fleet.resync(&name, epoch, *snapshot);
             }
         }

@@ -69,15 +69,18 @@ pub async fn run(
     let Some(link) = server.fleet.link(cluster) else {
         return Err(OpError::UnknownCluster(cluster.to_string()));
     };
+    // A cluster the caller has no role on is unknown to them.
+    if let (Caller::User(identity), Some(auth)) = (caller, &server.auth) {
+        if !auth.policy().can_see(identity, cluster, None) {
+            return Err(OpError::Invisible(cluster.to_string()));
+        }
+    }
     if let Some((site, name)) = server.peers.remote(cluster) {
         return remote(server, caller, cluster, (site, name), op, wait).await;
     }
     // Roles are checked before anything else; a denial is audited too.
     let denied = match (caller, &server.auth) {
         (Caller::User(identity), Some(auth)) => {
-            if !auth.policy().can_see(identity, cluster, None) {
-                return Err(OpError::Invisible(cluster.to_string()));
-            }
             let group_of = |resource: &str| {
                 server
                     .fleet
@@ -248,7 +251,7 @@ async fn finish(
 /// An operation on a paired site's cluster (`SITE:CLUSTER`): audited here,
 /// forwarded with the user's name, decided and audited by that site (its
 /// own roles), and its answer recorded here too. The caller must see the
-/// cluster here (a cluster they have no role on is unknown to them).
+/// cluster here ([`run`] checked).
 async fn remote(
     server: &Arc<Server>,
     caller: &Caller,
@@ -257,11 +260,6 @@ async fn remote(
     op: Operation,
     wait: Option<Duration>,
 ) -> Result<OperationResult, OpError> {
-    if let (Caller::User(identity), Some(auth)) = (caller, &server.auth) {
-        if !auth.policy().can_see(identity, cluster, None) {
-            return Err(OpError::Invisible(cluster.to_string()));
-        }
-    }
     let user = caller.name();
     let id = audit(server, cluster, user, &op).await?;
     let (outcome, reason, code) = match server.forward_operation(site, name, user, op, wait).await {

@@ -1,4 +1,5 @@
-//! HTTPS for the API: a listener that hands axum finished TLS sessions.
+//! TLS listeners: for the API (HTTPS, handing axum finished TLS sessions),
+//! the connector port and the peer port.
 //!
 //! Handshakes run in their own tasks (bounded in number and time), so a
 //! slow or silent client never holds up the next one's accept.
@@ -26,15 +27,33 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener` with `config` (ALPN is set to HTTP/1.1).
+    /// Starts accepting HTTPS on `listener` with `config` (ALPN is set to
+    /// HTTP/1.1).
     pub fn new(
         listener: TcpListener,
         config: Arc<tokio_rustls::rustls::ServerConfig>,
     ) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
         let mut config = (*config).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
+        Self::with_acceptor(
+            listener,
+            move || Some(acceptor.clone()),
+            ("client", "HTTPS"),
+        )
+    }
+
+    /// Starts accepting on `listener`, each connection with the acceptor
+    /// `acceptor` gives at that moment (none: the connection is dropped).
+    /// A client certificate refused at the handshake is logged as a
+    /// warning, naming the client (`who`) and what is accepted (`hint`);
+    /// other failed handshakes only at debug level.
+    pub fn with_acceptor(
+        listener: TcpListener,
+        acceptor: impl Fn() -> Option<TlsAcceptor> + Send + 'static,
+        (who, hint): (&'static str, &'static str),
+    ) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let slots = Arc::new(Semaphore::new(HANDSHAKES));
         tokio::spawn(async move {
@@ -53,13 +72,20 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let Some(acceptor) = acceptor() else {
+                    continue;
+                };
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
+                        Ok(Err(e)) if refused_certificate(&e) => tracing::warn!(
+                            %peer,
+                            "refused a {who}'s certificate at the TLS handshake: {e} ({hint})"
+                        ),
                         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -68,6 +94,22 @@ impl TlsListener {
         });
         Ok(TlsListener { ready, local })
     }
+
+    /// The next connection whose handshake is done (None: the accept task
+    /// ended, the runtime is shutting down).
+    pub async fn next(&mut self) -> Option<(TlsStream<TcpStream>, SocketAddr)> {
+        self.ready.recv().await
+    }
+}
+
+/// Whether a failed handshake failed on the client's certificate (one no
+/// trusted CA issued, an expired one, or one not for client use).
+fn refused_certificate(err: &std::io::Error) -> bool {
+    use tokio_rustls::rustls::Error;
+    matches!(
+        err.get_ref().and_then(|e| e.downcast_ref::<Error>()),
+        Some(Error::InvalidCertificate(_) | Error::NoCertificatesPresented)
+    )
 }
 
 impl Listener for TlsListener {
@@ -75,7 +117,7 @@ impl Listener for TlsListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
+        match self.next().await {
             Some(x) => x,
             // The accept task ended (the runtime is shutting down).
             None => std::future::pending().await,

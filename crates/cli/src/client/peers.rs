@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{json, Value};
 
 use super::http::{encode, Api};
-use super::output::{print_json, text, Table};
+use super::output::{self, print_json, text, Table};
 use super::{Global, Result};
 
 #[derive(Subcommand)]
@@ -40,10 +40,9 @@ pub enum PeerCommand {
     },
 }
 
+/// A time in the answer, as the CLI's other tables show times.
 fn when(ms: &Value) -> String {
-    ms.as_i64()
-        .map(haven_model::clock::rfc3339)
-        .unwrap_or_default()
+    ms.as_i64().map(output::time).unwrap_or_default()
 }
 
 pub fn peer(g: &Global, command: PeerCommand) -> Result<()> {

@@ -326,6 +326,39 @@ impl ServerProc {
         http_json(&self.addr, "POST", path, Some(body), headers)
     }
 
+    /// Logs `user` in with `password`; the session's bearer token.
+    pub fn log_in(&self, user: &str, password: &str) -> String {
+        let (status, body) = self.post(
+            "/api/v1/login",
+            &serde_json::json!({"user": user, "password": password}).to_string(),
+            &[],
+        );
+        assert_eq!(status, 200, "login of {user}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// An API call with the session `token` and a JSON `body`.
+    pub fn as_user(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string());
+        http_json(
+            &self.addr,
+            method,
+            path,
+            body.as_deref(),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+        )
+    }
+
     /// Polls `path` until `pred` holds for the JSON answer.
     pub fn wait_for(
         &self,

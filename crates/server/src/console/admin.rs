@@ -135,7 +135,7 @@ fn peers_section(s: &Server) -> String {
             vec![
                 esc(&p.site),
                 esc(&p.address),
-                format!("<span class=\"st st-{0}\">{0}</span>", p.state.as_str()),
+                badge(p.state.as_str()),
                 format!("{} ({})", esc(&utc(p.since_ms)), ago(p.since_ms, now)),
                 p.clusters.to_string(),
                 esc(p.last_error.as_deref().unwrap_or("")),

@@ -223,10 +223,7 @@ fn sites_table(sites: &[crate::peers::SiteSummary]) -> String {
     let rows: Vec<Vec<String>> = sites
         .iter()
         .map(|site| {
-            let state = format!(
-                "<span class=\"st st-{0}\">{0}</span>",
-                esc(&site.state)
-            );
+            let state = badge(&site.state);
             let since = match (site.local, site.since_ms) {
                 (true, _) => "this server".to_string(),
                 (false, Some(ms)) => format!(

@@ -15,10 +15,13 @@ use haven_protocol::FrameCodec;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{FollowerMsg, PairingToken, PeerRow, SourceMsg, MAX_FRAME, PEER_VERSIONS};
+use super::wire::{
+    FollowerMsg, PairingToken, PeerRow, SourceMsg, HEARTBEAT, MAX_FRAME, PEER_VERSIONS, SILENCE,
+};
 use super::{host_of, Forward, SiteState};
 use crate::fleet::{LinkState, LinkStatus};
 use crate::ops::OperationResult;
@@ -26,10 +29,8 @@ use crate::timeline::Checkpointer;
 use crate::writer::WriteMsg;
 use crate::{now_ms, Server};
 
-/// How long a dial or a first answer may take.
+/// How long a dial, a handshake or a first answer may take.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-/// Heartbeats when idle; a link silent for three is broken.
-const HEARTBEAT: Duration = Duration::from_secs(5);
 
 type Wire<S> = Framed<S, FrameCodec<SourceMsg, FollowerMsg>>;
 
@@ -37,14 +38,27 @@ fn codec() -> FrameCodec<SourceMsg, FollowerMsg> {
     FrameCodec::new(MAX_FRAME).compress_over(1024)
 }
 
-async fn dial(address: &str) -> Result<TcpStream, String> {
-    match tokio::time::timeout(CONNECT_LIMIT, TcpStream::connect(address)).await {
-        Ok(Ok(tcp)) => Ok(tcp),
-        Ok(Err(e)) => Err(format!("cannot connect to {address}: {e}")),
-        Err(_) => Err(format!(
-            "cannot connect to {address}: no answer within {CONNECT_LIMIT:?}"
-        )),
-    }
+fn writer_stopped<T>(_: T) -> String {
+    "the history writer stopped".to_string()
+}
+
+/// Dials `address` and makes the TLS handshake with `config`; the error
+/// says which step failed.
+async fn connect(
+    address: &str,
+    config: Arc<tokio_rustls::rustls::ClientConfig>,
+) -> Result<TlsStream<TcpStream>, String> {
+    let tcp = tokio::time::timeout(CONNECT_LIMIT, TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("cannot connect to {address}: no answer within {CONNECT_LIMIT:?}"))?
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    tokio::time::timeout(
+        CONNECT_LIMIT,
+        haven_pki::connect_tls(tcp, host_of(address), config),
+    )
+    .await
+    .map_err(|_| format!("TLS with {address}: no handshake within {CONNECT_LIMIT:?}"))?
+    .map_err(|e| format!("TLS with {address}: {e}"))
 }
 
 /// The side that runs `haven peer add`: dials the other server, verifies
@@ -58,10 +72,12 @@ pub(super) async fn pair(
 ) -> Result<(String, String), String> {
     let pinned = haven_pki::PinnedCa::new(&parsed.ca_fingerprint).map_err(|e| e.to_string())?;
     let config = haven_pki::client_config_pinned(pinned.clone());
-    let tcp = dial(address).await?;
-    let tls = haven_pki::connect_tls(tcp, host_of(address), config)
+    let tls = connect(address, config)
         .await
-        .map_err(|e| format!("{address} is not the server that made this token (TLS: {e})"))?;
+        .map_err(|e| match e.starts_with("TLS") {
+            true => format!("{address} is not the server that made this token ({e})"),
+            false => e,
+        })?;
     let mut wire: Wire<_> = Framed::new(tls, codec());
     wire.send(FollowerMsg::Pair {
         versions: PEER_VERSIONS.to_vec(),
@@ -98,12 +114,11 @@ pub(super) async fn run(server: Arc<Server>, site: String, cancel: CancellationT
     let mut follower = Follower {
         site: site.clone(),
         checkpoints: HashMap::new(),
-        checkpointed: HashMap::new(),
     };
     loop {
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = follower.session(&server, &mut backoff, &cancel) => r,
+            r = follower.session(&server, &mut backoff) => r,
         };
         server.peers.set_forward(&site, None);
         if cancel.is_cancelled() {
@@ -121,9 +136,9 @@ pub(super) async fn run(server: Arc<Server>, site: String, cancel: CancellationT
 
 struct Follower {
     site: String,
-    /// Per cluster: when to store a checkpoint, and the last one stored.
+    /// Per cluster: when to store a checkpoint (kept across sessions, so
+    /// a reconnect does not store the same states again).
     checkpoints: HashMap<Name, Checkpointer>,
-    checkpointed: HashMap<Name, (u64, u64)>,
 }
 
 impl Follower {
@@ -155,16 +170,12 @@ impl Follower {
         // every retry.
         tracing::warn!(site = %self.site, "site {} is unreachable: {why}; showing its last known state, dialling again", self.site);
         let since = now_ms();
-        let prefix = format!("{}:", self.site);
         let reason = format!(
             "site {} unreachable since {}: {why}; this is its last known state",
             self.site,
             haven_model::clock::rfc3339(since)
         );
-        for name in server.fleet.names() {
-            if !name.starts_with(&prefix) {
-                continue;
-            }
+        for name in server.site_clusters(&self.site) {
             if let Some(mut link) = server.fleet.link(&name) {
                 link.state = LinkState::Disconnected;
                 link.since_ms = since;
@@ -174,12 +185,7 @@ impl Follower {
         }
     }
 
-    async fn session(
-        &mut self,
-        server: &Arc<Server>,
-        backoff: &mut Backoff,
-        cancel: &CancellationToken,
-    ) -> Result<(), String> {
+    async fn session(&mut self, server: &Arc<Server>, backoff: &mut Backoff) -> Result<(), String> {
         let site = self.site.clone();
         let record = server
             .peers
@@ -201,10 +207,7 @@ impl Follower {
             &identity.key_pem,
         )
         .map_err(|e| e.to_string())?;
-        let tcp = dial(&record.address).await?;
-        let tls = haven_pki::connect_tls(tcp, host_of(&record.address), config)
-            .await
-            .map_err(|e| format!("TLS with {}: {e}", record.address))?;
+        let tls = connect(&record.address, config).await?;
         let mut wire: Wire<_> = Framed::new(tls, codec());
         wire.send(FollowerMsg::Follow {
             versions: PEER_VERSIONS.to_vec(),
@@ -243,7 +246,6 @@ impl Follower {
         let mut last_sent = Instant::now();
         let result = loop {
             tokio::select! {
-                _ = cancel.cancelled() => break Ok(()),
                 frame = wire.next() => {
                     last_heard = Instant::now();
                     let msg = match frame {
@@ -283,8 +285,8 @@ impl Follower {
                     last_sent = Instant::now();
                 }
                 _ = tick.tick() => {
-                    if last_heard.elapsed() > HEARTBEAT * 3 {
-                        break Err(format!("nothing heard for {:?}", HEARTBEAT * 3));
+                    if last_heard.elapsed() > SILENCE {
+                        break Err(format!("nothing heard for {SILENCE:?}"));
                     }
                     if last_sent.elapsed() >= HEARTBEAT {
                         if let Err(e) = wire.send(FollowerMsg::Heartbeat).await {
@@ -305,7 +307,6 @@ impl Follower {
 
     /// Takes one message of the fleet or history into this server.
     async fn apply(&mut self, server: &Arc<Server>, msg: SourceMsg) -> Result<(), String> {
-        let stopped = |_| "the history writer stopped".to_string();
         match msg {
             SourceMsg::Cluster {
                 name,
@@ -326,17 +327,17 @@ impl Follower {
                     // Named here as in this fleet (the indexes, search and
                     // attention go by the snapshot's name).
                     snapshot.config.name = local.clone();
-                    // A checkpoint per state not stored yet (a reconnect
-                    // resends every cluster).
-                    if self.checkpointed.get(&local) != Some(&(epoch, snapshot.seq)) {
-                        self.checkpointed
-                            .insert(local.clone(), (epoch, snapshot.seq));
-                        let checkpoint = self
-                            .checkpoints
-                            .entry(local.clone())
-                            .or_default()
-                            .snapshot(&local, epoch, &snapshot);
-                        server.history.send(checkpoint).await.map_err(stopped)?;
+                    let checkpoint = self
+                        .checkpoints
+                        .entry(local.clone())
+                        .or_default()
+                        .snapshot(&local, epoch, &snapshot);
+                    if let Some(checkpoint) = checkpoint {
+                        server
+                            .history
+                            .send(checkpoint)
+                            .await
+                            .map_err(writer_stopped)?;
                     }
                     server.fleet.resync(&local, epoch, *snapshot);
                 }
@@ -359,10 +360,11 @@ impl Follower {
                         n,
                     );
                     if let Some(checkpoint) = checkpoint {
-                        if let Some(seq) = server.fleet.link(&local).map(|l| l.seq) {
-                            self.checkpointed.insert(local.clone(), (epoch, seq));
-                        }
-                        server.history.send(checkpoint).await.map_err(stopped)?;
+                        server
+                            .history
+                            .send(checkpoint)
+                            .await
+                            .map_err(writer_stopped)?;
                     }
                 }
             }
@@ -376,9 +378,8 @@ impl Follower {
             }
             SourceMsg::Synced { clusters } => {
                 let there: HashSet<Name> = clusters.iter().map(|c| self.local(c)).collect();
-                let prefix = format!("{}:", self.site);
-                for name in server.fleet.names() {
-                    if name.starts_with(&prefix) && !there.contains(&name) {
+                for name in server.site_clusters(&self.site) {
+                    if !there.contains(&name) {
                         server.fleet.remove(&name);
                     }
                 }
@@ -415,7 +416,7 @@ impl Follower {
                     events,
                 })
                 .await
-                .map_err(|_| "the history writer stopped".to_string())?;
+                .map_err(writer_stopped)?;
         }
         server
             .history
@@ -424,6 +425,6 @@ impl Follower {
                 after: last,
             })
             .await
-            .map_err(|_| "the history writer stopped".to_string())
+            .map_err(writer_stopped)
     }
 }

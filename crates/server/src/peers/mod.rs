@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::connectors::hash_secret;
+use crate::connectors::{hash_secret, random_hex};
 use crate::ops::OperationResult;
 use crate::{now_ms, Server};
 
@@ -174,19 +174,16 @@ pub struct Peers {
     identity: haven_pki::IssuedClient,
     /// Where the peer port listens, once it does.
     pub addr: OnceLock<SocketAddr>,
-    /// The session serving each site's follower here (a newer one
-    /// replaces it).
+    /// The session serving each site's follower here, by number (a newer
+    /// one replaces it).
     serving: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    sessions: std::sync::atomic::AtomicU64,
 }
 
-/// Checks a site name: what a cluster name may hold (no `:`).
+/// Checks a site name: what a cluster name may hold (no `:`), at most 64
+/// characters.
 pub fn check_site(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    if ok {
+    if name.len() <= 64 && crate::valid_cluster_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -213,6 +210,7 @@ impl Peers {
             identity,
             addr: OnceLock::new(),
             serving: Mutex::new(HashMap::new()),
+            sessions: Default::default(),
         };
         {
             let mut sites = peers.lock();
@@ -263,6 +261,11 @@ impl Peers {
     /// The stored record of a paired site.
     fn record(&self, site: &str) -> Option<PeerRecord> {
         self.lock().get(site).map(|s| s.record.clone())
+    }
+
+    /// Whether any site is paired.
+    pub fn any(&self) -> bool {
+        !self.lock().is_empty()
     }
 
     /// The names of the paired sites.
@@ -342,8 +345,8 @@ impl Server {
         created_by: &str,
         ttl: Duration,
     ) -> Result<IssuedPairing, String> {
-        let id = haven_pki::random_hex(8).map_err(|e| e.to_string())?;
-        let secret = haven_pki::random_hex(16).map_err(|e| e.to_string())?;
+        let id = random_hex(8)?;
+        let secret = random_hex(16)?;
         let now = now_ms();
         let record = PeerTokenRecord {
             id: id.clone(),
@@ -436,11 +439,8 @@ impl Server {
             serving.1.cancel();
         }
         self.peers.rebuild_acceptor(&self.authority);
-        let prefix = format!("{site}:");
-        for name in self.fleet.names() {
-            if name.starts_with(&prefix) {
-                self.fleet.remove(&name);
-            }
+        for name in self.site_clusters(site) {
+            self.fleet.remove(&name);
         }
         let owned = site.to_string();
         self.write_store(move |s| s.remove_peer(&owned)).await?;
@@ -448,35 +448,37 @@ impl Server {
         Ok(true)
     }
 
+    /// The clusters of `site` in the fleet (`SITE:CLUSTER`).
+    pub fn site_clusters(&self, site: &str) -> Vec<haven_model::Name> {
+        let prefix = format!("{site}:");
+        let mut names = self.fleet.names();
+        names.retain(|n| n.starts_with(&prefix));
+        names
+    }
+
     /// Every paired site with its link.
     pub fn peer_views(&self) -> Vec<PeerView> {
         let names = self.fleet.names();
+        let counts = clusters_per_site(&names);
         self.peers
             .lock()
             .values()
-            .map(|s| {
-                let prefix = format!("{}:", s.record.site);
-                PeerView {
-                    site: s.record.site.clone(),
-                    address: s.record.address.clone(),
-                    paired_ms: s.record.paired_ms,
-                    paired_by: s.record.paired_by.clone(),
-                    state: s.state,
-                    since_ms: s.since_ms,
-                    last_error: s.last_error.clone(),
-                    clusters: names.iter().filter(|n| n.starts_with(&prefix)).count(),
-                }
+            .map(|s| PeerView {
+                site: s.record.site.clone(),
+                address: s.record.address.clone(),
+                paired_ms: s.record.paired_ms,
+                paired_by: s.record.paired_by.clone(),
+                state: s.state,
+                since_ms: s.since_ms,
+                last_error: s.last_error.clone(),
+                clusters: counts.get(s.record.site.as_str()).copied().unwrap_or(0),
             })
             .collect()
     }
 
     /// This site and every paired one, counting the clusters in `seen`.
-    pub fn site_summaries<'a>(&self, seen: impl Iterator<Item = &'a str>) -> Vec<SiteSummary> {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for name in seen {
-            let site = name.split_once(':').map_or("", |(s, _)| s);
-            *counts.entry(site).or_default() += 1;
-        }
+    pub fn site_summaries(&self, seen: &[haven_model::Name]) -> Vec<SiteSummary> {
+        let counts = clusters_per_site(seen);
         let mut out = vec![SiteSummary {
             site: self.peers.site.clone(),
             local: true,
@@ -496,21 +498,6 @@ impl Server {
             });
         }
         out
-    }
-
-    /// The fleet's summary for `caller`, with the sites when paired.
-    pub fn summary_for(&self, caller: &crate::auth::Caller, limit: usize) -> crate::fleet::Summary {
-        let (mut summary, names) = match self.sight(caller) {
-            None => (self.fleet.summary(limit), self.fleet.names()),
-            Some(sight) => {
-                let seen = self.fleet.seen_by(&sight);
-                (seen.summary(limit), seen.names())
-            }
-        };
-        if !self.peers.names().is_empty() {
-            summary.sites = self.site_summaries(names.iter().map(|n| &**n));
-        }
-        summary
     }
 
     /// Forwards an operation on `SITE:CLUSTER` to its site, for `user`.
@@ -585,10 +572,21 @@ pub fn normalize_address(text: &str) -> Result<String, String> {
     }
 }
 
-/// The host part of `HOST:PORT` (without IPv6 brackets).
+/// The host part of `HOST:PORT` (without IPv6 brackets): the name the
+/// other server's certificate must carry.
 fn host_of(address: &str) -> &str {
-    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
+    haven_protocol::transport::Address::parse(address).host
+}
+
+/// How many of `names` each site has: `""` for this one's own, else the
+/// `SITE` of `SITE:CLUSTER`.
+fn clusters_per_site(names: &[haven_model::Name]) -> BTreeMap<&str, usize> {
+    let mut counts = BTreeMap::new();
+    for name in names {
+        let site = name.split_once(':').map_or("", |(s, _)| s);
+        *counts.entry(site).or_default() += 1;
+    }
+    counts
 }
 
 #[cfg(test)]

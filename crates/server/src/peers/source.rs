@@ -22,17 +22,19 @@ use tokio::time::Instant;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{FollowerMsg, PairingToken, PeerRow, SourceMsg, MAX_FRAME, PEER_VERSIONS};
+use super::wire::{
+    FollowerMsg, PairingToken, PeerRow, SourceMsg, HEARTBEAT, MAX_FRAME, PEER_VERSIONS, SILENCE,
+};
 use super::{check_site, normalize_address};
 use crate::auth::Caller;
 use crate::connectors::hash_secret;
 use crate::fleet::FleetUpdate;
 use crate::ops::{self, OperationResult};
+use crate::tls::TlsListener;
 use crate::{now_ms, Server};
 
 /// History rows per message.
 const HISTORY_BATCH: usize = 2000;
-const HEARTBEAT: Duration = Duration::from_secs(5);
 
 type Wire<S> = Framed<S, FrameCodec<FollowerMsg, SourceMsg>>;
 
@@ -53,33 +55,24 @@ fn own(name: &str) -> bool {
 impl Server {
     /// Accepts peers on `listener` until the server stops.
     pub(crate) async fn serve_peers(self: Arc<Self>, listener: TcpListener) {
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!("peer accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Some(acceptor) = self.peers.acceptor() else {
-                continue;
-            };
+        let me = self.clone();
+        let mut incoming = match TlsListener::with_acceptor(
+            listener,
+            move || me.peers.acceptor(),
+            (
+                "peer",
+                "only certificates of paired sites' CAs are accepted",
+            ),
+        ) {
+            Ok(incoming) => incoming,
+            Err(e) => {
+                tracing::error!("the peer port is off: {e}");
+                return;
+            }
+        };
+        while let Some((tls, peer)) = incoming.next().await {
             let me = self.clone();
             tokio::spawn(async move {
-                let tls = match tokio::time::timeout(
-                    Duration::from_secs(10),
-                    acceptor.accept(stream),
-                )
-                .await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::warn!(%peer, "refused a peer at the TLS handshake: {e} (only certificates of paired sites' CAs are accepted)");
-                        return;
-                    }
-                    Err(_) => return,
-                };
                 let certificate = tls
                     .get_ref()
                     .1
@@ -243,8 +236,10 @@ impl Server {
         history_after: i64,
     ) -> Result<(), String> {
         let cancel = CancellationToken::new();
-        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let session = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = self
+            .peers
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some((_, old)) = self
             .peers
             .serving
@@ -319,8 +314,8 @@ impl Server {
                     last_sent = Instant::now();
                 }
                 _ = tick.tick() => {
-                    if last_heard.elapsed() > HEARTBEAT * 3 {
-                        break Err(format!("nothing heard for {:?}", HEARTBEAT * 3));
+                    if last_heard.elapsed() > SILENCE {
+                        break Err(format!("nothing heard for {SILENCE:?}"));
                     }
                     if reading.is_none() {
                         reading = Some(self.read_history(after));

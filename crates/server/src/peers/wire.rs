@@ -22,6 +22,11 @@ pub const PEER_VERSIONS: &[u32] = &[1];
 /// Largest frame (a big cluster's snapshot).
 pub const MAX_FRAME: usize = 64 << 20;
 
+/// Each side sends a heartbeat when it has sent nothing for this long...
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// ...and takes a link silent for this long as broken.
+pub const SILENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// What the follower sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -36,22 +36,33 @@ use crate::Server;
 /// so rebuilding a state replays at most this many events.
 pub const CHECKPOINT_EVERY: u64 = 1_000;
 
-/// Decides when a link stores a checkpoint (one per link session).
+/// Decides when a link stores a checkpoint (one per link).
 #[derive(Debug, Default)]
 pub struct Checkpointer {
     since: u64,
+    /// The position of the last checkpoint stored (a reconnect that finds
+    /// the same state stores nothing new).
+    last: Option<(u64, u64)>,
 }
 
 impl Checkpointer {
-    /// The link took a snapshot: always stored.
-    pub fn snapshot(&mut self, cluster: &Name, epoch: u64, snapshot: &ClusterSnapshot) -> WriteMsg {
+    /// The link took a snapshot: stored, unless it is the one stored last.
+    pub fn snapshot(
+        &mut self,
+        cluster: &Name,
+        epoch: u64,
+        snapshot: &ClusterSnapshot,
+    ) -> Option<WriteMsg> {
         self.since = 0;
-        WriteMsg::Checkpoint(Checkpoint {
+        if self.last.replace((epoch, snapshot.seq)) == Some((epoch, snapshot.seq)) {
+            return None;
+        }
+        Some(WriteMsg::Checkpoint(Checkpoint {
             cluster: cluster.to_string(),
             epoch,
             time_ms: crate::now_ms(),
             snapshot: snapshot.clone(),
-        })
+        }))
     }
 
     /// `n` events were applied to the fleet: after [`CHECKPOINT_EVERY`],
@@ -68,7 +79,7 @@ impl Checkpointer {
             return None;
         }
         let snapshot = fleet.snapshot(cluster)?;
-        Some(self.snapshot(cluster, epoch, &snapshot))
+        self.snapshot(cluster, epoch, &snapshot)
     }
 }
 
