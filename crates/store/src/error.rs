@@ -150,11 +150,22 @@ pub enum StoreError {
     /// was lost (the store reconnects at its next call).
     #[error("PostgreSQL error: {}{}", pg_text(.0), pg_hint(.0))]
     Postgres(#[source] postgres::Error),
+
+    /// A write from a server that is no longer the active one of its group
+    /// (its lease passed to another): refused by the database, nothing of
+    /// it stored.
+    #[error("refused: {0}")]
+    Fenced(String),
 }
 
 impl From<postgres::Error> for StoreError {
     fn from(err: postgres::Error) -> Self {
-        StoreError::Postgres(err)
+        match err.as_db_error() {
+            Some(db) if db.code().code() == crate::postgres::FENCED_CODE => {
+                StoreError::Fenced(db.message().to_owned())
+            }
+            _ => StoreError::Postgres(err),
+        }
     }
 }
 

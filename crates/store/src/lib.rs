@@ -53,7 +53,10 @@ use haven_model::Event;
 
 pub use error::StoreError;
 pub use peers::{PeerRecord, PeerStore, PeerTokenRecord};
-pub use postgres::{describe_url as describe_postgres_url, PgStore};
+pub use postgres::{
+    describe_url as describe_postgres_url, set_process_session, GroupLink, GroupServerRecord,
+    GroupSession, Lead, LeaseRecord, PgStore,
+};
 pub use records::*;
 pub use sqlite::maintenance;
 pub use sqlite::SqliteStore;

@@ -30,6 +30,7 @@
 mod alerts;
 mod checkpoints;
 mod columns;
+mod group;
 mod maintenance;
 mod peers;
 mod schema;
@@ -51,6 +52,10 @@ use crate::{
     OperationQuery, OperationRecord, Outcome, SeqRange, Store, StoreError,
 };
 use columns::EventColumns;
+pub(crate) use group::FENCED_CODE;
+pub use group::{
+    set_process_session, GroupLink, GroupServerRecord, GroupSession, Lead, LeaseRecord,
+};
 
 /// How long connecting may take when the URL does not say
 /// (`connect_timeout`); without one, an unreachable host would hang the
@@ -139,6 +144,13 @@ impl PgStore {
     /// ([`StoreError::TooNew`]) before anything in it changes. Errors name
     /// the host and database, never the password.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_as(url, group::process_session())
+    }
+
+    /// [`PgStore::connect`] for an active server of a group in its term
+    /// (see `group.rs`): its writes are refused once the lease has passed
+    /// to another term.
+    pub fn connect_as(url: &str, session: Option<&GroupSession>) -> Result<Self, StoreError> {
         let mut config: Config = url.parse().map_err(|e| StoreError::PgUrl {
             problem: format!(
                 "{}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
@@ -153,8 +165,12 @@ impl PgStore {
                     .into(),
             });
         }
-        if config.get_application_name().is_none() {
-            config.application_name("haven");
+        match session {
+            Some(session) => group::apply_session(&mut config, session),
+            None if config.get_application_name().is_none() => {
+                config.application_name("haven");
+            }
+            None => {}
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);

@@ -33,7 +33,7 @@ use postgres::{Client, GenericClient};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -50,6 +50,78 @@ CREATE TABLE haven_schema (
     version     INT    NOT NULL PRIMARY KEY,
     applied_ms  BIGINT NOT NULL              -- when it was applied
 );
+"#;
+
+/// The advisory lock the active server's lease session holds while it
+/// lives: "haven-L" in ASCII.
+pub(crate) const LEADER_LOCK: i64 = 0x68_61_76_65_6e_2d_4c;
+
+/// The advisory lock every fenced write takes shared, and a new active
+/// server takes alone to move the term: "haven-F" in ASCII.
+pub(crate) const FENCE_LOCK: i64 = 0x68_61_76_65_6e_2d_46;
+
+/// The tables of SQLite's V7, and the fence: a statement-level trigger on
+/// every table a server writes refuses a write from a connection whose
+/// `haven.term` (set by an active server of a group, see `group.rs`) is not
+/// the lease's term. A connection without `haven.term` (a single server,
+/// `haven db`) is not fenced. The trigger takes [`FENCE_LOCK`] shared, so a
+/// new term begins only after every write of the old one has ended.
+const V7: &str = r#"
+CREATE TABLE group_servers (
+    id                 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    api_url            TEXT   NOT NULL,
+    connector_address  TEXT   NOT NULL,
+    role               TEXT   NOT NULL CHECK (role IN ('active', 'standby', 'stopped')),
+    version            TEXT   NOT NULL,
+    pid                BIGINT NOT NULL,
+    started_ms         BIGINT NOT NULL,
+    heartbeat_ms       BIGINT NOT NULL
+);
+
+CREATE TABLE group_lease (
+    id           BIGINT NOT NULL PRIMARY KEY CHECK (id = 1),
+    term         BIGINT NOT NULL,
+    holder       TEXT COLLATE "C",
+    acquired_ms  BIGINT,
+    expires_ms   BIGINT NOT NULL
+);
+INSERT INTO group_lease (id, term, holder, acquired_ms, expires_ms) VALUES (1, 0, NULL, NULL, 0);
+
+CREATE TABLE group_secrets (
+    name   TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+
+CREATE FUNCTION haven_fence() RETURNS trigger LANGUAGE plpgsql AS $fence$
+DECLARE
+    mine    text := current_setting('haven.term', true);
+    current bigint;
+BEGIN
+    IF mine IS NULL OR mine = '' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(29380558713662790);
+    SELECT term INTO current FROM group_lease WHERE id = 1;
+    IF current IS DISTINCT FROM mine::bigint THEN
+        RAISE EXCEPTION 'this server is no longer the active one: its lease (term %) has passed to term %', mine, current
+            USING ERRCODE = '55H00';
+    END IF;
+    RETURN NULL;
+END
+$fence$;
+
+DO $tables$
+DECLARE t text;
+BEGIN
+    FOR t IN SELECT tablename FROM pg_tables
+             WHERE schemaname = current_schema()
+               AND tablename NOT IN ('haven_schema', 'group_servers', 'group_lease', 'group_secrets')
+    LOOP
+        EXECUTE format('CREATE TRIGGER haven_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I
+                        FOR EACH STATEMENT EXECUTE FUNCTION haven_fence()', t);
+    END LOOP;
+END
+$tables$;
 "#;
 
 const V6: &str = r#"
@@ -320,5 +392,16 @@ pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(), StoreErro
         )
         .map_err(failed)?;
         tx.commit().map_err(failed)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fence_takes_the_lock_and_raises_the_code_named_here() {
+        assert!(V7.contains(&format!("pg_advisory_xact_lock_shared({FENCE_LOCK})")));
+        assert!(V7.contains(&format!("ERRCODE = '{}'", super::super::FENCED_CODE)));
     }
 }

@@ -16,10 +16,45 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// Every migration, in order.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build creates and understands.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+const V7: &str = r#"
+-- A clustered server (several `haven server` on one PostgreSQL database;
+-- docs/clustered.md). On SQLite these tables stay empty: a clustered server
+-- needs PostgreSQL. Times are the database's clock.
+-- Every server of the group, as it last said.
+CREATE TABLE group_servers (
+    id                 TEXT    NOT NULL PRIMARY KEY, -- [group] server_id
+    api_url            TEXT    NOT NULL,             -- where people and tools reach it
+    connector_address  TEXT    NOT NULL,             -- where connectors reach it (HOST:PORT)
+    role               TEXT    NOT NULL CHECK (role IN ('active', 'standby', 'stopped')),
+    version            TEXT    NOT NULL,             -- haven's version
+    pid                INTEGER NOT NULL,
+    started_ms         INTEGER NOT NULL,
+    heartbeat_ms       INTEGER NOT NULL              -- its last word
+) STRICT;
+
+-- The leadership lease: one row. Whoever holds it is the active server;
+-- `term` grows by one with every new holder.
+CREATE TABLE group_lease (
+    id           INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    term         INTEGER NOT NULL,
+    holder       TEXT,                               -- server id, NULL before the first
+    acquired_ms  INTEGER,
+    expires_ms   INTEGER NOT NULL                    -- renewed by the holder
+) STRICT;
+INSERT INTO group_lease (id, term, holder, acquired_ms, expires_ms) VALUES (1, 0, NULL, NULL, 0);
+
+-- What every server of the group shares: the fleet CA (PEM), so
+-- connectors and clients trust each of them.
+CREATE TABLE group_secrets (
+    name   TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;
+"#;
 
 const V6: &str = r#"
 -- Peer management servers: the other sites this server is paired with.
