@@ -139,7 +139,10 @@ fn run_setup(cmd: SetupCommand) -> anyhow::Result<()> {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct ServerArgs {
+    #[command(subcommand)]
+    action: Option<ServerAction>,
     /// Configuration file (see --print-default-config); defaults apply
     /// without one.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -151,6 +154,17 @@ struct ServerArgs {
     /// address only.
     #[arg(long)]
     insecure_plain_http: bool,
+}
+
+#[derive(Subcommand)]
+enum ServerAction {
+    /// The servers of this server's group (a clustered server): their
+    /// roles and health, and which one is active.
+    #[command(after_long_help = client::EXIT_CODES)]
+    Status {
+        #[command(flatten)]
+        global: client::Global,
+    },
 }
 
 #[derive(Args)]
@@ -346,6 +360,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Demo(args) => runtime().and_then(|rt| rt.block_on(run_demo(args))),
+        Command::Server(ServerArgs {
+            action: Some(ServerAction::Status { global }),
+            ..
+        }) => return client::server_status(&global),
         Command::Server(args) => runtime().and_then(|rt| rt.block_on(run_server(args))),
         Command::Connector(args) => runtime().and_then(|rt| {
             rt.block_on(async {
@@ -408,6 +426,9 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         None => ServerConfig::default(),
     };
     config.server.insecure_plain_http |= args.insecure_plain_http;
+    if config.group.enabled {
+        return run_group_server(config).await;
+    }
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
     let local = server.listen_local().await?;
@@ -432,6 +453,72 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!("stopping; writing what is queued");
     server.flush_history().await;
     Ok(())
+}
+
+/// `haven server` of a clustered server (`[group] enabled`): stands by
+/// until it wins the lease, then runs as the active server until it stops
+/// or loses the lease; then it starts again, as a standby, in the same
+/// process (nothing it held in memory is kept).
+async fn run_group_server(config: ServerConfig) -> anyhow::Result<()> {
+    let standby = haven_server::group::stand_by(config).await?;
+    let member = standby.member.clone();
+    tracing::info!(
+        "haven server listening on {}://{} as a standby of its group (server {}; connectors on {}); it takes over when no other is active",
+        if standby.config().server.insecure_plain_http { "http" } else { "https" },
+        standby.api_addr,
+        member.id,
+        standby.connector_addr
+    );
+    let term = tokio::select! {
+        won = member.won() => won.map_err(|e| anyhow::anyhow!(e))?,
+        r = stop_signal() => {
+            r?;
+            tracing::info!("stopping (a standby)");
+            member.leave();
+            return Ok(());
+        }
+    };
+    let (server, addr) = standby.activate(term).await?;
+    let local = server.listen_local().await?;
+    tracing::info!(
+        "local tools connect without a password on {}",
+        local.display()
+    );
+    tracing::info!(
+        "haven server listening on {}://{addr} as the active server of its group (server {}, term {term}; {} clusters; data in {})",
+        if server.https() { "https" } else { "http" },
+        member.id,
+        server.fleet.names().len(),
+        server.config.server.data_dir.display()
+    );
+    tokio::select! {
+        why = member.lost() => {
+            tracing::error!("lost the lease ({why}): starting again as a standby");
+            restart_self()
+        }
+        r = stop_signal() => {
+            r?;
+            tracing::info!("stopping; writing what is queued, then handing the lease over");
+            server.flush_history().await;
+            member.leave();
+            Ok(())
+        }
+    }
+}
+
+/// Replaces this process with a new run of the same command (same
+/// arguments, same environment): every port, file lock and database
+/// session of this one closes with it.
+fn restart_self() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot find this program to start it again")?;
+    let error = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::anyhow!(
+        "cannot start {} again: {error}",
+        exe.display()
+    ))
 }
 
 /// The demo clusters that reach the server through a connector.

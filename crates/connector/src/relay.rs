@@ -70,6 +70,22 @@ struct Credentials {
     connector_id: String,
     secret: String,
     ca_pem: String,
+    /// Every server of a clustered server's group, as the last one said
+    /// (their connector ports): dialled in turn when one does not answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    servers: Vec<String>,
+}
+
+impl Credentials {
+    /// Where to dial, in order: the group as last told, else the server
+    /// joined.
+    fn addresses(&self) -> Vec<String> {
+        let mut all = self.servers.clone();
+        if !all.contains(&self.server) {
+            all.push(self.server.clone());
+        }
+        all
+    }
 }
 
 /// A gap waiting to be reported (`gap.json`).
@@ -127,6 +143,8 @@ struct Shared {
     /// Operations from the server, to the engine side.
     commands: mpsc::Sender<(Operation, oneshot::Sender<Result<CommandResult, String>>)>,
     gap_file: PathBuf,
+    /// `connector.json`, rewritten when the group of servers changes.
+    creds_file: PathBuf,
 }
 
 impl Shared {
@@ -204,6 +222,7 @@ pub async fn run(options: ConnectorOptions) -> anyhow::Result<()> {
         engine_connected: Default::default(),
         commands,
         gap_file: options.data_dir.join("gap.json"),
+        creds_file: creds_path.clone(),
     });
     let engine_side = tokio::spawn(engine_side(
         options.clone(),
@@ -434,6 +453,7 @@ async fn join(
                 ca_pem: pinned.learned_ca_pem().ok_or_else(|| {
                     anyhow::anyhow!("the server's CA was not learned during the handshake")
                 })?,
+                servers: Vec::new(),
             };
             let certificate = match (cert_pem, key_pem) {
                 (Some(cert_pem), Some(key_pem)) => {
@@ -679,20 +699,48 @@ fn spool_events(shared: &Shared, epoch: u64, events: &[Event]) -> anyhow::Result
 
 type ServerWire<S> = Framed<S, FrameCodec<ServerMsg, ConnectorMsg>>;
 
+/// Sends `msg`, unless the server takes nothing for `limit` (it is gone
+/// or paused, and its socket's buffer is full).
+async fn send_within<S: AsyncRead + AsyncWrite + Unpin>(
+    wire: &mut ServerWire<S>,
+    msg: ConnectorMsg,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    match tokio::time::timeout(limit, wire.send(msg)).await {
+        Ok(sent) => Ok(sent?),
+        Err(_) => anyhow::bail!("the server took nothing for {} s", limit.as_secs()),
+    }
+}
+
 async fn server_side(
-    creds: Credentials,
+    mut creds: Credentials,
     config: Arc<rustls::ClientConfig>,
     shared: Arc<Shared>,
 ) -> anyhow::Result<()> {
     let mut backoff = follow::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
     let mut failures = 0u32;
+    // The servers of a group are dialled in turn: the next at once when
+    // one fails, a pause with backoff only after a whole round.
+    let mut next = 0usize;
+    let mut tried = 0usize;
     loop {
-        match tls_connect(&creds.server, config.clone()).await {
-            Ok(wire) => match uplink(wire, &creds, &shared, &mut backoff).await {
+        let addresses = creds.addresses();
+        let server = addresses[next % addresses.len()].clone();
+        match tls_connect(&server, config.clone()).await {
+            Ok(wire) => match uplink(
+                wire,
+                &mut creds,
+                &server,
+                &shared,
+                &mut backoff,
+                &mut failures,
+            )
+            .await
+            {
                 Err(e) if e.to_string().contains("AuthenticationFailed") => return Err(e),
                 Err(e) => {
                     if failures == 0 {
-                        tracing::warn!("server link lost: {e:#}; retrying with backoff (events are kept in the spool)");
+                        tracing::warn!("server link lost ({server}): {e:#}; retrying with backoff (events are kept in the spool)");
                     }
                     failures += 1;
                 }
@@ -705,15 +753,25 @@ async fn server_side(
                 failures += 1;
             }
         }
-        tokio::time::sleep(backoff.next_pause()).await;
+        next += 1;
+        tried += 1;
+        let round = creds.addresses().len();
+        if tried >= round {
+            tried = 0;
+            tokio::time::sleep(backoff.next_pause()).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
 async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     mut wire: ServerWire<S>,
-    creds: &Credentials,
+    creds: &mut Credentials,
+    server: &str,
     shared: &Arc<Shared>,
     backoff: &mut follow::Backoff,
+    failures: &mut u32,
 ) -> anyhow::Result<()> {
     wire.send(ConnectorMsg::Hello {
         versions: CONNECTOR_VERSIONS.to_vec(),
@@ -723,8 +781,30 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
         version: VERSION.into(),
     })
     .await?;
-    let stored = match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
-        Ok(Some(Ok(ServerMsg::Welcome { stored, .. }))) => stored,
+    let (stored, silence) = match tokio::time::timeout(Duration::from_secs(15), wire.next()).await {
+        Ok(Some(Ok(ServerMsg::Welcome {
+            stored,
+            servers,
+            heartbeat_ms,
+            ..
+        }))) => {
+            if !servers.is_empty() && servers != creds.servers {
+                tracing::info!("the servers of the group: {}", servers.join(", "));
+                creds.servers = servers;
+                let text = serde_json::to_string_pretty(&*creds)?;
+                if let Err(e) = write_private(&shared.creds_file, &text) {
+                    tracing::warn!(
+                        "cannot keep the group's servers in {}: {e}",
+                        shared.creds_file.display()
+                    );
+                }
+            }
+            // Three heartbeats missed: the server is gone (or paused),
+            // and a connector of a group dials the next one.
+            let silence = Duration::from_millis(heartbeat_ms.saturating_mul(3))
+                .clamp(Duration::from_secs(3), Duration::from_secs(30));
+            (stored, silence)
+        }
         Ok(Some(Ok(ServerMsg::Error { code, message }))) => {
             if code == ConnectorError::AuthenticationFailed {
                 anyhow::bail!("AuthenticationFailed: {message}");
@@ -738,8 +818,10 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(p) = stored {
         shared.spool(|s| s.ack(p.epoch, p.seq))?;
     }
-    tracing::info!("connected to the server at {}", creds.server);
+    tracing::info!("connected to the server at {server}");
     backoff.reset();
+    // The next outage is logged again, once.
+    *failures = 0;
 
     // The server gets the live state first (and again after every resync
     // of the engine side), then the backlog.
@@ -766,10 +848,14 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
             if let Some((epoch, snap)) = snapshot {
-                wire.send(ConnectorMsg::Snapshot {
-                    epoch,
-                    snapshot: Box::new(snap),
-                })
+                send_within(
+                    &mut wire,
+                    ConnectorMsg::Snapshot {
+                        epoch,
+                        snapshot: Box::new(snap),
+                    },
+                    silence,
+                )
                 .await?;
             }
             live_sent = version;
@@ -786,11 +872,15 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
                     sent.is_some_and(|(se, ss)| se == *first_epoch && ss + 1 == first.seq);
                 if !contiguous && !gap_sent {
                     if let Some(gap) = shared.pending_gap() {
-                        wire.send(ConnectorMsg::Gap {
-                            after: gap.after,
-                            resumed: gap.resumed,
-                            reason: gap.reason,
-                        })
+                        send_within(
+                            &mut wire,
+                            ConnectorMsg::Gap {
+                                after: gap.after,
+                                resumed: gap.resumed,
+                                reason: gap.reason,
+                            },
+                            silence,
+                        )
                         .await?;
                         gap_sent = true;
                     }
@@ -805,8 +895,12 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
                         .collect();
                     i += run.len();
                     let last = run.last().map(|e| e.seq).unwrap_or(0);
-                    wire.send(ConnectorMsg::Events { epoch, events: run })
-                        .await?;
+                    send_within(
+                        &mut wire,
+                        ConnectorMsg::Events { epoch, events: run },
+                        silence,
+                    )
+                    .await?;
                     sent = Some((epoch, last));
                 }
                 continue;
@@ -835,7 +929,7 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
                         let (tx, rx) = oneshot::channel();
                         let results_tx = results_tx.clone();
                         if shared.commands.send((op, tx)).await.is_err() {
-                            wire.send(ConnectorMsg::CommandFailed { id, reason: "the connector is stopping".into() }).await?;
+                            send_within(&mut wire, ConnectorMsg::CommandFailed { id, reason: "the connector is stopping".into() }, silence).await?;
                         } else {
                             tokio::spawn(async move {
                                 let msg = match tokio::time::timeout(Duration::from_secs(15), rx).await {
@@ -854,18 +948,17 @@ async fn uplink<S: AsyncRead + AsyncWrite + Unpin>(
                     None => anyhow::bail!("the server closed the connection"),
                 }
             }
-            Some(msg) = results.recv() => wire.send(msg).await?,
+            Some(msg) = results.recv() => send_within(&mut wire, msg, silence).await?,
             _ = status.tick() => {
-                if last_heard.elapsed() > Duration::from_secs(15) {
-                    anyhow::bail!("nothing heard from the server for 15 s");
+                if last_heard.elapsed() > silence {
+                    anyhow::bail!("nothing heard from the server for {} s", silence.as_secs());
                 }
                 let (backlog_events, backlog_bytes) = shared.spool(|s| s.pending());
-                wire.send(ConnectorMsg::Status {
+                send_within(&mut wire, ConnectorMsg::Status {
                     backlog_events,
                     backlog_bytes,
                     engine_connected: shared.engine_connected.load(std::sync::atomic::Ordering::SeqCst),
-                })
-                .await?;
+                }, silence).await?;
             }
         }
     }

@@ -113,6 +113,10 @@ pub enum ServerMsg {
         heartbeat_ms: u64,
         /// The last position the server has stored for this cluster.
         stored: Option<Position>,
+        /// Every server of a clustered server's group (their connector
+        /// ports, this one first): dial the next when one does not answer.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        servers: Vec<String>,
     },
     /// Everything up to here is stored: drop it from the spool.
     Ack {

@@ -166,6 +166,7 @@ where
 pub fn router(server: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/servers", get(servers))
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/whoami", get(whoami))
@@ -296,7 +297,12 @@ impl
 struct Peer(String);
 
 /// Paths anyone may call.
-const PUBLIC: &[&str] = &["/api/v1/login", "/api/v1/health", "/api/v1/openapi.json"];
+const PUBLIC: &[&str] = &[
+    "/api/v1/login",
+    "/api/v1/health",
+    "/api/v1/servers",
+    "/api/v1/openapi.json",
+];
 
 /// The session cookie.
 const COOKIE: &str = "haven_session";
@@ -736,6 +742,11 @@ pub struct Health {
     pub version: String,
     pub started_ms: i64,
     pub clusters: usize,
+    /// `active`, or `standby` for a standby of a clustered server.
+    pub role: String,
+    /// The active server of its group, when this is a standby.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_url: Option<String>,
 }
 
 async fn health(State(s): State<AppState>) -> Json<Health> {
@@ -744,7 +755,16 @@ async fn health(State(s): State<AppState>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         started_ms: s.started_ms(),
         clusters: s.fleet.names().len(),
+        role: "active".into(),
+        active_url: None,
     })
+}
+
+/// The servers of this server's group (a clustered server), their roles
+/// and health; outside a group, this server alone. Public, like health:
+/// load balancers and monitoring ask it.
+async fn servers(State(s): State<AppState>) -> Json<crate::group::GroupView> {
+    Json(s.group_view())
 }
 
 /// `?limit=N`
@@ -1513,5 +1533,6 @@ async fn metrics(
         m.write_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "haven_history_batch_seconds_count {cumulative}");
+    out.push_str(&crate::group::standby::role_metrics(&s.group_view()));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

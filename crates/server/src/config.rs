@@ -103,6 +103,28 @@ advertise = ""
 # How long a pairing token stays valid.
 token_ttl_secs = 3600
 
+[group]
+# A clustered server: several `haven server` on one PostgreSQL database
+# ([database] url), one of them active (it holds the links and writes
+# history), the others standing by to take over within seconds when it
+# dies. Every server of a group has the same [database] url and its own
+# server_id. See docs/clustered.md.
+enabled = false
+# This server's name in the group. Default: this host's name.
+server_id = ""
+# How long the active server's lease lasts unless renewed (it renews it
+# five times as often): a server that stops answering is replaced after
+# this long; one that dies outright, at once.
+lease_ms = 5000
+# Where people and tools reach this server (https://HOST:PORT); standbys
+# forward requests there while this one is active. Default: this host's
+# name (or the listen address, when it names one) and the API's port.
+api_url = ""
+# Where connectors reach this server (HOST:PORT); each connector is told
+# every server's, and dials the next when one does not answer. Default:
+# as api_url, with the connector port.
+connector_address = ""
+
 [sql]
 # Read-only SQL access for psql, JDBC and ODBC drivers and BI tools: the
 # PostgreSQL wire protocol, with the same logins and roles as the API, on
@@ -304,6 +326,7 @@ pub struct ServerConfig {
     pub tls: TlsSection,
     pub connectors: ConnectorSection,
     pub peers: PeersSection,
+    pub group: GroupSection,
     pub sql: SqlSection,
     pub auth: AuthSection,
     pub alerts: crate::alerts::AlertsSection,
@@ -471,6 +494,62 @@ impl PeersSection {
             })
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "local".into())
+    }
+}
+
+/// `[group]`: a clustered server (see `group.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupSection {
+    pub enabled: bool,
+    pub server_id: String,
+    pub lease_ms: u64,
+    pub api_url: String,
+    pub connector_address: String,
+}
+
+impl Default for GroupSection {
+    fn default() -> Self {
+        GroupSection {
+            enabled: false,
+            server_id: String::new(),
+            lease_ms: 5000,
+            api_url: String::new(),
+            connector_address: String::new(),
+        }
+    }
+}
+
+impl GroupSection {
+    /// This server's id: as configured, else this host's name.
+    pub fn server_id(&self) -> String {
+        if !self.server_id.is_empty() {
+            return self.server_id.clone();
+        }
+        crate::tls::host_name().unwrap_or_else(|| "haven".into())
+    }
+
+    /// Refuses settings a group cannot run with.
+    pub fn check(&self, database: &Database) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if matches!(database, Database::Sqlite(_)) {
+            return Err("[group] enabled needs a PostgreSQL database shared by every server of the group: set [database] url (or HAVEN_DATABASE_URL)".into());
+        }
+        if !crate::valid_cluster_name(&self.server_id()) {
+            return Err(format!(
+                "[group] server_id `{}`: use letters, digits, `_`, `-` and `.`",
+                self.server_id()
+            ));
+        }
+        if !(500..=600_000).contains(&self.lease_ms) {
+            return Err(format!(
+                "[group] lease_ms = {}: give 500 to 600000 milliseconds",
+                self.lease_ms
+            ));
+        }
+        Ok(())
     }
 }
 

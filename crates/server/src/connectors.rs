@@ -41,6 +41,10 @@ use haven_protocol::connector::{
 use haven_protocol::FrameCodec;
 use haven_store::{ClusterRecord, ConnectorRecord, Cursor, Gap, JoinTokenRecord};
 use sha2::{Digest, Sha256};
+
+/// How often the server speaks to a connector at least (a heartbeat when
+/// it has nothing else to say); the connector gives up after three missed.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -334,11 +338,12 @@ impl Server {
         let stored = self.stored_cursor(&cluster).await;
         wire.send(ServerMsg::Welcome {
             version: 1,
-            heartbeat_ms: 5000,
+            heartbeat_ms: HEARTBEAT.as_millis() as u64,
             stored: stored.map(|c| Position {
                 epoch: c.epoch,
                 seq: c.seq,
             }),
+            servers: self.connector_addresses(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -460,7 +465,7 @@ impl Server {
                         let _ = wire.send(refuse(ConnectorError::Timeout, "nothing heard for 15 s".into())).await;
                         break Err("connector silent".into());
                     }
-                    if last_sent.elapsed() > Duration::from_secs(5) {
+                    if last_sent.elapsed() > HEARTBEAT {
                         if let Err(e) = wire.send(ServerMsg::Heartbeat).await {
                             break Err(e.to_string());
                         }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod connectors;
 pub mod console;
 pub mod fleet;
+pub mod group;
 pub mod link;
 pub mod maintenance;
 pub mod openapi;
@@ -110,6 +111,9 @@ pub struct Server {
     pub alerts: Option<alerts::Alerts>,
     /// Paired sites and the peer port (see [`peers`]).
     pub peers: peers::Peers,
+    /// This server's group, when it is one of a clustered server's
+    /// (see [`group`]).
+    pub group: OnceLock<Arc<group::Member>>,
     /// Tag changes, one at a time (see [`tags`]).
     tag_changes: tokio::sync::Mutex<()>,
     /// Held while the server runs: one server per data directory, and
@@ -168,11 +172,11 @@ impl Server {
         let (store, known, cursors, tags, grants, loaded_alerts, peer_records, reader, changes) =
             opened?;
         tracing::info!("database: {database}");
-        let mut names = config.tls.names.clone();
-        names.extend(tls::host_name().filter(|h| !names.contains(h)));
-        let authority =
-            haven_pki::Authority::load_or_create(&config.server.data_dir.join("pki"), &names)
-                .context("cannot set up the server's certificate authority")?;
+        let authority = haven_pki::Authority::load_or_create(
+            &config.server.data_dir.join("pki"),
+            &server_names(&config),
+        )
+        .context("cannot set up the server's certificate authority")?;
         let peers = peers::Peers::new(config.peers.site_name(), &authority, &peer_records)?;
         let auth = if config.auth.enabled {
             let auth = auth::Auth::new(&config.auth).map_err(|e| anyhow::anyhow!("[auth]: {e}"))?;
@@ -235,6 +239,7 @@ impl Server {
             maintenance: maintenance::Busy::default(),
             alerts,
             peers,
+            group: OnceLock::new(),
             tag_changes: tokio::sync::Mutex::new(()),
             _lock: lock,
         });
@@ -415,18 +420,7 @@ impl Server {
     /// The TLS configuration of the API: the operator's own certificate
     /// if `[tls]` names one, else the fleet CA's server certificate.
     pub fn https_config(&self) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
-        let tls = &self.config.tls;
-        match (
-            tls.certificate.as_os_str().is_empty(),
-            tls.private_key.as_os_str().is_empty(),
-        ) {
-            (true, true) => Ok(self.authority.server_config()?),
-            (false, false) => Ok(haven_pki::server_config_from_files(
-                &tls.certificate,
-                &tls.private_key,
-            )?),
-            _ => anyhow::bail!("[tls]: give both `certificate` and `private_key`, or neither"),
-        }
+        https_config_of(&self.config, &self.authority)
     }
 
     /// Whether the API serves HTTPS (everything but development setups).
@@ -454,8 +448,6 @@ impl Server {
                 format!("cannot listen on {listen} (in use? set [server] listen in haven.toml)")
             })?;
         let addr = listener.local_addr()?;
-        self.spawn_maintenance();
-        self.spawn_report_schedules();
         let app = api::router(self.clone());
         tokio::spawn(async move {
             let served = match tls {
@@ -481,6 +473,17 @@ impl Server {
                 tracing::error!("the API server stopped: {e}");
             }
         });
+        self.listen_ports().await?;
+        Ok(addr)
+    }
+
+    /// Starts the background work and every port but the API's: the
+    /// connector port, the peer port, the SQL port (for [`Server::listen`],
+    /// and for a group's active server, whose API port the standby
+    /// already serves).
+    pub async fn listen_ports(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.spawn_maintenance();
+        self.spawn_report_schedules();
         let connector_listen = &self.config.connectors.listen;
         let connectors = tokio::net::TcpListener::bind(connector_listen)
             .await
@@ -513,7 +516,7 @@ impl Server {
             Ok(None) => {}
             Err(e) => tracing::error!("the SQL port is off: {e:#}"),
         }
-        Ok(addr)
+        Ok(())
     }
 
     /// Refuses a listen address beyond loopback when whoever reaches it
@@ -541,6 +544,34 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// The TLS configuration of the API of `config`: the operator's own
+/// certificate if `[tls]` names one, else the fleet CA's server
+/// certificate.
+pub fn https_config_of(
+    config: &ServerConfig,
+    authority: &haven_pki::Authority,
+) -> anyhow::Result<Arc<tokio_rustls::rustls::ServerConfig>> {
+    let tls = &config.tls;
+    match (
+        tls.certificate.as_os_str().is_empty(),
+        tls.private_key.as_os_str().is_empty(),
+    ) {
+        (true, true) => Ok(authority.server_config()?),
+        (false, false) => Ok(haven_pki::server_config_from_files(
+            &tls.certificate,
+            &tls.private_key,
+        )?),
+        _ => anyhow::bail!("[tls]: give both `certificate` and `private_key`, or neither"),
+    }
+}
+
+/// The names in the server certificate: `[tls] names` and this host's.
+pub fn server_names(config: &ServerConfig) -> Vec<String> {
+    let mut names = config.tls.names.clone();
+    names.extend(tls::host_name().filter(|h| !names.contains(h)));
+    names
 }
 
 /// A store of either backend, as the server's callbacks receive it.

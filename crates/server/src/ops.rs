@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::fleet::{FleetUpdate, LinkState};
+use crate::fleet::{FleetUpdate, LinkState, LinkStatus};
 use crate::writer::WriteMsg;
 use crate::{now_ms, Server};
 
@@ -54,6 +54,35 @@ pub enum OpError {
     Invisible(String),
     #[error("cannot record the operation: {0}")]
     Audit(String),
+}
+
+/// How long an operation waits for a link that this server has not
+/// connected yet, and that has not failed (a server just started, or just
+/// become the active one of its group).
+const FIRST_CONNECTION: Duration = Duration::from_secs(5);
+
+/// The link of `cluster` once it is connected, if this server is still
+/// making its first connection to it (a direct link trying for the first
+/// time, or a connector that has not dialled in since this server
+/// started, in its first seconds); else the link as it is: a link that
+/// failed is refused at once.
+async fn first_connection(server: &Server, cluster: &str, mut link: LinkStatus) -> LinkStatus {
+    let deadline = tokio::time::Instant::now() + FIRST_CONNECTION;
+    let fresh = |link: &LinkStatus| {
+        let first_try = link.state == LinkState::Connecting && link.failures == 0;
+        let awaited_connector = link.mode == "connector"
+            && link.state == LinkState::Disconnected
+            && crate::now_ms() - server.started_ms() < 2 * FIRST_CONNECTION.as_millis() as i64;
+        first_try || awaited_connector
+    };
+    while fresh(&link) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match server.fleet.link(cluster) {
+            Some(now) => link = now,
+            None => break,
+        }
+    }
+    link
 }
 
 /// Runs an operation for `user` on `cluster`; with `wait`, until the final
@@ -110,6 +139,7 @@ pub async fn run(
         .await);
     }
 
+    let link = first_connection(server, cluster, link).await;
     if link.state != LinkState::Connected && link.state != LinkState::Stale {
         let why = link
             .last_error

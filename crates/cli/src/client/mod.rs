@@ -26,6 +26,7 @@ mod ops;
 mod output;
 mod peers;
 mod reports;
+mod servers;
 mod tags;
 mod term;
 mod wait;
@@ -426,6 +427,11 @@ pub enum ClientCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// `haven server status`.
+pub fn server_status(global: &Global) -> ExitCode {
+    servers::run(global)
 }
 
 /// Runs a client command; `cli` builds the whole `haven` command (for
