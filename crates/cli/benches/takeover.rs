@@ -1,0 +1,197 @@
+//! Benchmark: how long a clustered server's takeover takes, from `kill -9`
+//! of the active server to every cluster connected and current at the
+//! standby, for 100 and 1,000 clusters.
+//!
+//! Two `haven server` processes of one group on a throw-away PostgreSQL
+//! (`crates/store/tests/common/pg.rs`), lease 2 s, and one `haven sim`
+//! whose clusters (4 systems x 10 groups x 5 resources, no faults) are all
+//! on direct links. The standby is "current" when every cluster's link
+//! shows the engine's own last sequence number.
+//!
+//! `cargo bench -p haven --bench takeover`; HAVEN_BENCH_TAKEOVER (default
+//! `100,1000`) sets the fleet sizes.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Polls `f` every 20 ms until it gives a value, for at most `limit`.
+fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// GET, or `None` while nothing answers (the ports change hands).
+fn try_get(addr: &str, path: &str) -> Option<serde_json::Value> {
+    std::net::TcpStream::connect(addr).ok()?;
+    let (addr, path) = (addr.to_string(), path.to_string());
+    std::panic::catch_unwind(move || http_json(&addr, "GET", &path, None, &[]))
+        .ok()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, v)| v)
+}
+
+/// Each cluster's link sequence at the server, when all are connected.
+fn connected_seqs(addr: &str, clusters: usize) -> Option<HashMap<String, u64>> {
+    let list = try_get(addr, "/api/v1/clusters")?;
+    let list = list.as_array()?;
+    let seqs: HashMap<String, u64> = list
+        .iter()
+        .filter(|c| c["link"]["state"] == "connected")
+        .filter_map(|c| Some((c["name"].as_str()?.to_string(), c["link"]["seq"].as_u64()?)))
+        .collect();
+    (seqs.len() == clusters).then_some(seqs)
+}
+
+fn engine_seqs(fleet: &[(String, String)]) -> HashMap<String, u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut out = HashMap::new();
+        for (name, addr) in fleet {
+            let mut client = haven_protocol::EngineClient::connect(
+                addr,
+                &haven_protocol::ClientOptions {
+                    client: "bench".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            out.insert(name.clone(), client.snapshot().await.unwrap().seq);
+        }
+        out
+    })
+}
+
+fn config(dir: &Path, id: &str, url: &str, fleet: &[(String, String)]) -> std::path::PathBuf {
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n\
+         [connectors]\nlisten = \"127.0.0.1:0\"\n[sql]\nlisten = \"127.0.0.1:0\"\n\
+         [peers]\nlisten = \"127.0.0.1:0\"\n[auth]\nenabled = false\n\
+         [alerts]\nenabled = false\n[database]\nurl = \"{url}\"\n\
+         [group]\nenabled = true\nserver_id = \"{id}\"\nlease_ms = 2000\n",
+        dir.join(format!("data-{id}")).display()
+    );
+    for (name, address) in fleet {
+        text.push_str(&format!(
+            "[[cluster]]\nname = \"{name}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn server(config: &Path, ready: &str) -> (Proc, String) {
+    let (proc, line) = Proc::start(&["server", "--config", config.to_str().unwrap()], ready);
+    let id = config.file_stem().unwrap().to_str().unwrap();
+    let addr = server_address(&line, &config.parent().unwrap().join(format!("data-{id}")));
+    (proc, addr)
+}
+
+fn takeover(clusters: usize) {
+    let Some(db) = pg::database() else {
+        println!("takeover: PostgreSQL is not installed here; nothing measured");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("fleet.txt");
+    let count = clusters.to_string();
+    let (_sim, _) = Proc::start(
+        &[
+            "sim",
+            "--clusters",
+            &count,
+            "--systems",
+            "4",
+            "--groups",
+            "10",
+            "--resources",
+            "5",
+            "--delay",
+            "0",
+            "--fault-rate",
+            "0",
+            "--prefix",
+            "t",
+            "--list",
+            list.to_str().unwrap(),
+        ],
+        "clusters ready",
+    );
+    let fleet: Vec<(String, String)> = std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect();
+    let config_a = config(dir.path(), "a", &db.url, &fleet);
+    let config_b = config(dir.path(), "b", &db.url, &fleet);
+    let (mut a, addr_a) = server(&config_a, "as the active server");
+    let (_b, addr_b) = server(&config_b, "as a standby");
+    poll(
+        "a connected to every cluster",
+        Duration::from_secs(300),
+        || connected_seqs(&addr_a, clusters),
+    );
+    let engines = engine_seqs(&fleet);
+    poll("a current", Duration::from_secs(120), || {
+        (connected_seqs(&addr_a, clusters)? == engines).then_some(())
+    });
+    poll("b standing by", Duration::from_secs(30), || {
+        let view = try_get(&addr_b, "/api/v1/servers")?;
+        (view["active"] == "a").then_some(())
+    });
+
+    let killed = Instant::now();
+    signal(a.pid(), libc::SIGKILL);
+    let _ = a.child.wait();
+    poll("b active", Duration::from_secs(60), || {
+        (try_get(&addr_b, "/api/v1/health")?["role"] == "active").then_some(())
+    });
+    let active = killed.elapsed();
+    poll(
+        "b connected to every cluster",
+        Duration::from_secs(300),
+        || connected_seqs(&addr_b, clusters),
+    );
+    let connected = killed.elapsed();
+    poll("b current", Duration::from_secs(120), || {
+        (connected_seqs(&addr_b, clusters)? == engines).then_some(())
+    });
+    let current = killed.elapsed();
+    println!(
+        "takeover, {clusters:>5} clusters: active after {:>6} ms, all connected after {:>6} ms, all current after {:>6} ms",
+        active.as_millis(),
+        connected.as_millis(),
+        current.as_millis()
+    );
+}
+
+fn main() {
+    let sizes = std::env::var("HAVEN_BENCH_TAKEOVER").unwrap_or_else(|_| "100,1000".into());
+    for size in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse::<usize>().ok())
+    {
+        takeover(size);
+    }
+}
