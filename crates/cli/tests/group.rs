@@ -375,6 +375,15 @@ fn a_standby_takes_over_with_history_exactly_once_and_a_paused_leader_writes_not
         active_after.as_millis(),
         connected_after.as_millis()
     );
+    // The console and the metrics of the new active server say so.
+    let (status, page) = http(&addr_b, "GET", "/admin", None, &[]);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("id=\"servers\"") && page.contains("is the active one of its group"),
+        "{page}"
+    );
+    let metrics = request(&addr_b, "GET", "/metrics", None, &[]).body;
+    assert!(metrics.contains("haven_server_active 1"), "{metrics}");
     std::thread::sleep(Duration::from_millis(1000));
 
     // What is written from now on, and by which server (the test's own

@@ -43,11 +43,12 @@ log</a> shows the operations on what you may see.</p>",
         );
     }
     let mut main = String::from(
-        "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#peers\">Peer sites</a> · <a href=\"#roles\">Roles</a> · \
+        "<h1>Administration</h1><p class=\"toc\"><a href=\"#clusters\">Clusters</a> · <a href=\"#peers\">Peer sites</a> · <a href=\"#servers\">Servers</a> · <a href=\"#roles\">Roles</a> · \
 <a href=\"#settings\">Server settings</a> · <a href=\"#database\">Database</a> · <a href=\"#audit\">Audit log</a></p>",
     );
     main.push_str(&clusters_section(&s));
     main.push_str(&peers_section(&s));
+    main.push_str(&servers_section(&s));
     main.push_str(&roles_section(&s).await);
     main.push_str(&settings_section(&s));
     main.push_str(&database_section());
@@ -165,6 +166,51 @@ A paired site's clusters are shown here as SITE:CLUSTER; operations on them are 
         ),
         cli::PEER_TOKEN,
         cli::PEER_ADD,
+    )
+}
+
+/// The servers of this server's group (a clustered server), or that it
+/// runs alone.
+fn servers_section(s: &Server) -> String {
+    let view = s.group_view();
+    if !view.clustered {
+        return format!(
+            "<h2 id=\"servers\">Servers</h2><p>This server (<b>{}</b>) runs alone: a standby that takes over when it dies needs a group on PostgreSQL (<code>[group] enabled</code>, see docs/clustered.md).</p>",
+            esc(&view.me)
+        );
+    }
+    let rows: Vec<Vec<String>> = view
+        .servers
+        .iter()
+        .map(|g| {
+            vec![
+                format!(
+                    "{}{}",
+                    esc(&g.id),
+                    if g.id == view.me {
+                        " <span class=\"muted\">(this one)</span>"
+                    } else {
+                        ""
+                    }
+                ),
+                esc(&g.role),
+                esc(&g.health),
+                format!("{} s ago", g.last_seen_ms_ago / 1000),
+                format!("<code>{}</code>", esc(&g.api_url)),
+                format!("<code>{}</code>", esc(&g.connector_address)),
+                esc(&g.version),
+            ]
+        })
+        .collect();
+    format!(
+        "<h2 id=\"servers\">Servers</h2><p>This server (<b>{}</b>) is the active one of its group (lease term {}); the others stand by and take over if it dies. <code>haven server status</code> shows the same.</p>{}",
+        esc(&view.me),
+        view.term,
+        table(
+            "servers",
+            &["Server", "Role", "Health", "Last seen", "API", "Connectors", "Version"],
+            &rows
+        )
     )
 }
 
