@@ -33,6 +33,7 @@ fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Value {
 pub fn routes() -> Vec<Route> {
     vec![
         Route { method: "get", path: "/api/v1/health", summary: "Server health and version", query: None, body: None, ok: (200, Some(schema::<Health>)) },
+        Route { method: "get", path: "/api/v1/servers", summary: "The servers of this server's group (a clustered server): roles, health, the active one (no login needed)", query: None, body: None, ok: (200, Some(schema::<crate::group::GroupView>)) },
         Route { method: "post", path: "/api/v1/login", summary: "Log in with an OS account (PAM) or user@domain (LDAP); returns a bearer token and sets a session cookie", query: None, body: Some(schema::<LoginRequest>), ok: (200, Some(schema::<LoginAnswer>)) },
         Route { method: "post", path: "/api/v1/logout", summary: "End the session", query: None, body: None, ok: (204, None) },
         Route { method: "get", path: "/api/v1/whoami", summary: "The caller, their groups and fleet-wide role", query: None, body: None, ok: (200, Some(schema::<WhoAmI>)) },
