@@ -55,26 +55,10 @@ fn connected_seqs(addr: &str, clusters: usize) -> Option<HashMap<String, u64>> {
 }
 
 fn engine_seqs(fleet: &[(String, String)]) -> HashMap<String, u64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut out = HashMap::new();
-        for (name, addr) in fleet {
-            let mut client = haven_protocol::EngineClient::connect(
-                addr,
-                &haven_protocol::ClientOptions {
-                    client: "bench".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-            out.insert(name.clone(), client.snapshot().await.unwrap().seq);
-        }
-        out
-    })
+    fleet
+        .iter()
+        .map(|(name, addr)| (name.clone(), engine_snapshot(addr).1.seq))
+        .collect()
 }
 
 fn config(dir: &Path, id: &str, url: &str, fleet: &[(String, String)]) -> std::path::PathBuf {

@@ -99,27 +99,13 @@ fn wait_all_connected(addr: &str, clusters: usize) -> Duration {
 
 /// Every engine's (epoch, seq) now, by cluster.
 fn engine_positions(fleet: &[(String, String)]) -> Vec<(String, u64, u64)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut out = Vec::new();
-        for (name, addr) in fleet {
-            let mut client = haven_protocol::EngineClient::connect(
-                addr,
-                &haven_protocol::ClientOptions {
-                    client: "test".into(),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-            let snap = client.snapshot().await.unwrap();
-            out.push((name.clone(), client.welcome().epoch, snap.seq));
-        }
-        out
-    })
+    fleet
+        .iter()
+        .map(|(name, addr)| {
+            let (epoch, snapshot) = engine_snapshot(addr);
+            (name.clone(), epoch, snapshot.seq)
+        })
+        .collect()
 }
 
 /// Checks history in the database: for each cluster one engine run, its
@@ -211,30 +197,9 @@ fn load(fleet: Vec<(String, String)>, stop: Arc<AtomicBool>) -> std::thread::Joi
 /// The last failover group of the engine at `engine` (the load switches
 /// only the first two).
 fn last_failover_group(engine: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = haven_protocol::EngineClient::connect(
-            engine,
-            &haven_protocol::ClientOptions {
-                client: "test".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-        let snap = client.snapshot().await.unwrap();
-        let group = snap
-            .config
-            .groups
-            .iter()
-            .rev()
-            .find(|g| !g.parallel)
-            .unwrap();
-        group.name.to_string()
-    })
+    let (_, snapshot) = engine_snapshot(engine);
+    let group = snapshot.config.groups.iter().rev().find(|g| !g.parallel);
+    group.unwrap().name.to_string()
 }
 
 /// Freezes the last failover group of `cluster` (at `engine`) through the

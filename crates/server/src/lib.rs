@@ -448,31 +448,12 @@ impl Server {
                 format!("cannot listen on {listen} (in use? set [server] listen in haven.toml)")
             })?;
         let addr = listener.local_addr()?;
-        let app = api::router(self.clone());
-        tokio::spawn(async move {
-            let served = match tls {
-                Some(config) => match tls::TlsListener::new(listener, config) {
-                    Ok(tls_listener) => {
-                        axum::serve(
-                            tls_listener,
-                            app.into_make_service_with_connect_info::<tls::Remote>(),
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
-                None => {
-                    axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<tls::Remote>(),
-                    )
-                    .await
-                }
-            };
-            if let Err(e) = served {
-                tracing::error!("the API server stopped: {e}");
-            }
-        });
+        tokio::spawn(tls::serve_api(
+            listener,
+            tls,
+            api::router(self.clone()),
+            "the API server",
+        ));
         self.listen_ports().await?;
         Ok(addr)
     }

@@ -145,6 +145,38 @@ impl Connected<IncomingStream<'_, TcpListener>> for Remote {
     }
 }
 
+/// Serves `app` on `listener` (HTTPS with `tls`, else plain HTTP) until
+/// the listener fails; callers see who connected as [`Remote`].
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    app: axum::Router,
+    what: &'static str,
+) {
+    let served = match tls {
+        Some(config) => match TlsListener::new(listener, config) {
+            Ok(tls_listener) => {
+                axum::serve(
+                    tls_listener,
+                    app.into_make_service_with_connect_info::<Remote>(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        },
+        None => {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<Remote>(),
+            )
+            .await
+        }
+    };
+    if let Err(e) = served {
+        tracing::error!("{what} stopped: {e}");
+    }
+}
+
 /// This host's name, for the server certificate.
 pub fn host_name() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;

@@ -681,6 +681,28 @@ pub fn sse_with(
     rx
 }
 
+/// The engine run (epoch) and the whole state of the engine at `addr`, as
+/// a client of its own sees them.
+pub fn engine_snapshot(addr: &str) -> (u64, haven_model::ClusterSnapshot) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut client = EngineClient::connect(
+            addr,
+            &ClientOptions {
+                client: "test".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let snapshot = client.snapshot().await.unwrap();
+        (client.welcome().epoch, snapshot)
+    })
+}
+
 /// Switches every failover group of the engine's cluster in turn, `rounds`
 /// times in all, straight on the engine (so events happen whatever the
 /// server is doing); returns the engine's last sequence.

@@ -61,30 +61,7 @@ pub async fn serve(
         let router = current.read().unwrap_or_else(|p| p.into_inner()).clone();
         tower::ServiceExt::oneshot(router, request)
     }));
-    let api_task = tokio::spawn(async move {
-        let served = match https {
-            Some(config) => match tls::TlsListener::new(api, config) {
-                Ok(listener) => {
-                    axum::serve(
-                        listener,
-                        remote.into_make_service_with_connect_info::<tls::Remote>(),
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            },
-            None => {
-                axum::serve(
-                    api,
-                    remote.into_make_service_with_connect_info::<tls::Remote>(),
-                )
-                .await
-            }
-        };
-        if let Err(e) = served {
-            tracing::error!("the standby's API stopped: {e}");
-        }
-    });
+    let api_task = tokio::spawn(tls::serve_api(api, https, remote, "the API port"));
     let _ = std::fs::remove_file(local);
     let socket = tokio::net::UnixListener::bind(local)?;
     {
