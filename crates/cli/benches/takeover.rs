@@ -15,7 +15,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -32,12 +31,9 @@ fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// GET, or `None` while nothing answers (the ports change hands).
+/// GET's answer, when something answers there with 200.
 fn try_get(addr: &str, path: &str) -> Option<serde_json::Value> {
-    std::net::TcpStream::connect(addr).ok()?;
-    let (addr, path) = (addr.to_string(), path.to_string());
-    std::panic::catch_unwind(move || http_json(&addr, "GET", &path, None, &[]))
-        .ok()
+    get_when_up(addr, path)
         .filter(|(status, _)| *status == 200)
         .map(|(_, v)| v)
 }
@@ -59,33 +55,6 @@ fn engine_seqs(fleet: &[(String, String)]) -> HashMap<String, u64> {
         .iter()
         .map(|(name, addr)| (name.clone(), engine_snapshot(addr).1.seq))
         .collect()
-}
-
-fn config(dir: &Path, id: &str, url: &str, fleet: &[(String, String)]) -> std::path::PathBuf {
-    let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n\
-         [connectors]\nlisten = \"127.0.0.1:0\"\n[sql]\nlisten = \"127.0.0.1:0\"\n\
-         [peers]\nlisten = \"127.0.0.1:0\"\n[auth]\nenabled = false\n\
-         [alerts]\nenabled = false\n[database]\nurl = \"{url}\"\n\
-         [group]\nenabled = true\nserver_id = \"{id}\"\nlease_ms = 2000\n",
-        dir.join(format!("data-{id}")).display()
-    );
-    for (name, address) in fleet {
-        text.push_str(&format!(
-            "[[cluster]]\nname = \"{name}\"\naddress = \"{address}\"\n"
-        ));
-    }
-    let path = dir.join(format!("{id}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn server(config: &Path, ready: &str) -> (Proc, String) {
-    let (proc, line) = Proc::start(&["server", "--config", config.to_str().unwrap()], ready);
-    let id = config.file_stem().unwrap().to_str().unwrap();
-    let addr = server_address(&line, &config.parent().unwrap().join(format!("data-{id}")));
-    (proc, addr)
 }
 
 fn takeover(clusters: usize) {
@@ -127,10 +96,11 @@ fn takeover(clusters: usize) {
             Some((parts.next()?.to_string(), parts.next()?.to_string()))
         })
         .collect();
-    let config_a = config(dir.path(), "a", &db.url, &fleet);
-    let config_b = config(dir.path(), "b", &db.url, &fleet);
-    let (mut a, addr_a) = server(&config_a, "as the active server");
-    let (_b, addr_b) = server(&config_b, "as a standby");
+    let quiet = "[alerts]\nenabled = false\n";
+    let config_a = write_group_config(dir.path(), "a", &db.url, &fleet, quiet);
+    let config_b = write_group_config(dir.path(), "b", &db.url, &fleet, quiet);
+    let (mut a, addr_a) = start_group_server(&config_a, "as the active server");
+    let (_b, addr_b) = start_group_server(&config_b, "as a standby");
     poll(
         "a connected to every cluster",
         Duration::from_secs(300),

@@ -431,6 +431,20 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     }
     let server = haven_server::Server::start(config)?;
     let addr = server.listen().await?;
+    announce(&server, addr, "").await?;
+    stop_signal().await?;
+    tracing::info!("stopping; writing what is queued");
+    server.flush_history().await;
+    Ok(())
+}
+
+/// Opens the local socket and says where the server listens (`role`:
+/// what it is, after the address), in the line tools wait for.
+async fn announce(
+    server: &std::sync::Arc<haven_server::Server>,
+    addr: std::net::SocketAddr,
+    role: &str,
+) -> anyhow::Result<()> {
     let local = server.listen_local().await?;
     tracing::info!(
         "local tools connect without a password on {}",
@@ -444,14 +458,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     tracing::info!(
-        "haven server listening on {}://{addr} ({} clusters; data in {})",
+        "haven server listening on {}://{addr}{role} ({} clusters; data in {})",
         if server.https() { "https" } else { "http" },
         server.fleet.names().len(),
         server.config.server.data_dir.display()
     );
-    stop_signal().await?;
-    tracing::info!("stopping; writing what is queued");
-    server.flush_history().await;
     Ok(())
 }
 
@@ -479,18 +490,11 @@ async fn run_group_server(config: ServerConfig) -> anyhow::Result<()> {
         }
     };
     let (server, addr) = standby.activate(term).await?;
-    let local = server.listen_local().await?;
-    tracing::info!(
-        "local tools connect without a password on {}",
-        local.display()
+    let role = format!(
+        " as the active server of its group, server {}, term {term}",
+        member.id
     );
-    tracing::info!(
-        "haven server listening on {}://{addr} as the active server of its group (server {}, term {term}; {} clusters; data in {})",
-        if server.https() { "https" } else { "http" },
-        member.id,
-        server.fleet.names().len(),
-        server.config.server.data_dir.display()
-    );
+    announce(&server, addr, &role).await?;
     tokio::select! {
         why = member.lost() => {
             tracing::error!("lost the lease ({why}): starting again as a standby");

@@ -273,7 +273,7 @@ fn history_is_complete_after_a_server_outage_and_a_killed_connector() {
 
 /// A minimal HTTP CONNECT proxy on loopback; counts the tunnels it made.
 fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let tunnels = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -298,19 +298,7 @@ fn connect_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
                 (&client)
                     .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     .unwrap();
-                let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                };
-                pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                pump(upstream, client);
+                relay_both(client, upstream);
             });
         }
     });

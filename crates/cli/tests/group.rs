@@ -15,7 +15,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,64 +24,9 @@ use support::*;
 
 const DIRECT: usize = 3;
 const CONNECTED: usize = 3;
-const LEASE_MS: u64 = 2000;
-
-/// One server of the group, by its `[group] server_id`. Its connector
-/// port is fixed, as a real server's is: connectors keep the addresses
-/// they were told.
-fn write_config(
-    dir: &Path,
-    id: &str,
-    url: &str,
-    direct: &[(String, String)],
-) -> std::path::PathBuf {
-    let connector_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n\
-         [connectors]\nlisten = \"127.0.0.1:{connector_port}\"\n[sql]\nlisten = \"127.0.0.1:0\"\n\
-         [peers]\nlisten = \"127.0.0.1:0\"\n[auth]\nenabled = false\n\
-         [database]\nurl = \"{url}\"\n\
-         [group]\nenabled = true\nserver_id = \"{id}\"\nlease_ms = {LEASE_MS}\n",
-        dir.join(format!("data-{id}")).display()
-    );
-    for (name, address) in direct {
-        text.push_str(&format!(
-            "[[cluster]]\nname = \"{name}\"\naddress = \"{address}\"\n"
-        ));
-    }
-    let path = dir.join(format!("{id}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn start(config: &Path, ready: &str) -> (Proc, String) {
-    let (proc, line) = Proc::start(&["server", "--config", config.to_str().unwrap()], ready);
-    let data = Path::new(config).parent().unwrap().join(format!(
-        "data-{}",
-        config.file_stem().unwrap().to_str().unwrap()
-    ));
-    let addr = server_address(&line, &data);
-    (proc, addr)
-}
-
-/// GET, or `None` while the server does not answer (its ports change
-/// hands during a takeover).
-fn try_get(addr: &str, path: &str) -> Option<(u16, Value)> {
-    if std::net::TcpStream::connect(addr).is_err() {
-        return None;
-    }
-    let addr = addr.to_string();
-    let path = path.to_string();
-    std::panic::catch_unwind(move || http_json(&addr, "GET", &path, None, &[])).ok()
-}
 
 fn role_of(addr: &str) -> Option<String> {
-    try_get(addr, "/api/v1/health")
+    get_when_up(addr, "/api/v1/health")
         .filter(|(status, _)| *status == 200)
         .and_then(|(_, health)| health["role"].as_str().map(str::to_string))
 }
@@ -91,7 +35,7 @@ fn role_of(addr: &str) -> Option<String> {
 fn wait_all_connected(addr: &str, clusters: usize) -> Duration {
     let started = Instant::now();
     wait_until("every cluster connected", || {
-        let (status, summary) = try_get(addr, "/api/v1/summary")?;
+        let (status, summary) = get_when_up(addr, "/api/v1/summary")?;
         (status == 200 && summary["links"]["connected"] == clusters).then_some(())
     });
     started.elapsed()
@@ -230,11 +174,11 @@ fn a_standby_takes_over_with_history_exactly_once_and_a_paused_leader_writes_not
         &["--journal", "200000", "--fault-rate", "0"],
     );
     let (direct, relayed) = fleet.split_at(DIRECT);
-    let config_a = write_config(dir.path(), "a", &db.url, direct);
-    let config_b = write_config(dir.path(), "b", &db.url, direct);
+    let config_a = write_group_config(dir.path(), "a", &db.url, direct, "");
+    let config_b = write_group_config(dir.path(), "b", &db.url, direct, "");
 
-    let (mut a, addr_a) = start(&config_a, "as the active server");
-    let (mut b, addr_b) = start(&config_b, "as a standby");
+    let (mut a, addr_a) = start_group_server(&config_a, "as the active server");
+    let (mut b, addr_b) = start_group_server(&config_b, "as a standby");
     // Both share one fleet CA (the group's, through the database).
     assert_eq!(
         std::fs::read_to_string(dir.path().join("data-a/pki/ca.pem")).unwrap(),
@@ -242,7 +186,7 @@ fn a_standby_takes_over_with_history_exactly_once_and_a_paused_leader_writes_not
     );
     // a knows b before any connector joins, so connectors learn both.
     wait_until("a lists b as a standby", || {
-        let (_, view) = try_get(&addr_a, "/api/v1/servers")?;
+        let (_, view) = get_when_up(&addr_a, "/api/v1/servers")?;
         (view["servers"]
             .as_array()?
             .iter()
@@ -282,7 +226,7 @@ fn a_standby_takes_over_with_history_exactly_once_and_a_paused_leader_writes_not
     wait_all_connected(&addr_a, fleet.len());
 
     // The group as each sees it, the standby's forwarding, the CLI.
-    let (_, view) = try_get(&addr_b, "/api/v1/servers").unwrap();
+    let (_, view) = get_when_up(&addr_b, "/api/v1/servers").unwrap();
     assert_eq!(view["role"], "standby");
     assert_eq!(view["active"], "a");
     assert_eq!(view["active_url"], format!("https://{addr_a}"));
@@ -374,7 +318,7 @@ fn a_standby_takes_over_with_history_exactly_once_and_a_paused_leader_writes_not
     .unwrap();
 
     // a comes back, as a standby; then b is paused until a has the lease.
-    let (a2, addr_a2) = start(&config_a, "as a standby");
+    let (a2, addr_a2) = start_group_server(&config_a, "as a standby");
     let term_b: i64 = pg
         .query_one("SELECT term FROM group_lease", &[])
         .unwrap()

@@ -7,7 +7,6 @@
 // Visible to server_pg.rs, which includes this file as a module.
 pub(crate) mod support;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,20 +251,7 @@ impl Proxy {
                 };
                 c2.lock().unwrap().push(client.try_clone().unwrap());
                 c2.lock().unwrap().push(server.try_clone().unwrap());
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
-                }
+                relay_both(client, server);
             }
         });
         Proxy { addr, cut, conns }

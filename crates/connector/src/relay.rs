@@ -722,7 +722,6 @@ async fn server_side(
     // The servers of a group are dialled in turn: the next at once when
     // one fails, a pause with backoff only after a whole round.
     let mut next = 0usize;
-    let mut tried = 0usize;
     loop {
         let addresses = creds.addresses();
         let server = addresses[next % addresses.len()].clone();
@@ -754,10 +753,7 @@ async fn server_side(
             }
         }
         next += 1;
-        tried += 1;
-        let round = creds.addresses().len();
-        if tried >= round {
-            tried = 0;
+        if next.is_multiple_of(creds.addresses().len()) {
             tokio::time::sleep(backoff.next_pause()).await;
         } else {
             tokio::time::sleep(Duration::from_millis(50)).await;

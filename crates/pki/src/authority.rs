@@ -127,6 +127,39 @@ impl Authority {
         })
     }
 
+    /// The CA kept in `dir`, as PEM text (certificate, key), if it has
+    /// one: what the servers of a group share.
+    pub fn ca_files(dir: &Path) -> Result<Option<(String, String)>, PkiError> {
+        let text = |name: &str| -> Result<Option<String>, PkiError> {
+            Ok(files::read_optional(&dir.join(name))?
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Ok(text(CA_CERT)?.zip(text(CA_KEY)?))
+    }
+
+    /// Makes the CA given as PEM text (another server's, shared) the CA of
+    /// `dir`, replacing any: checked first (a certificate and its key),
+    /// the key written mode 0600. The server certificate, no longer issued
+    /// by it, is issued again at the next [`Authority::load_or_create`].
+    pub fn install_ca(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), PkiError> {
+        let bad = |file: &str, problem: String| PkiError::BadCaFile {
+            path: dir.join(file),
+            problem,
+        };
+        let cert = parse_single_cert(cert_pem.as_bytes()).map_err(|p| bad(CA_CERT, p))?;
+        let key = parse_key(key_pem.as_bytes()).map_err(|p| bad(CA_KEY, p))?;
+        if keys_match(&cert, &key) != Ok(true) {
+            return Err(bad(
+                CA_KEY,
+                "it is not the key of the CA certificate given".into(),
+            ));
+        }
+        files::ensure_dir(dir)?;
+        let _lock = DirLock::acquire(dir)?;
+        files::write_atomic(&dir.join(CA_KEY), key_pem.as_bytes(), KEY_MODE)?;
+        files::write_atomic(&dir.join(CA_CERT), cert_pem.as_bytes(), CERT_MODE)
+    }
+
     /// The CA certificate as PEM text, to hand to connectors (see [`crate::client_config_for_ca`]).
     pub fn ca_pem(&self) -> String {
         cert_pem(&self.ca_der)

@@ -1533,6 +1533,6 @@ async fn metrics(
         m.write_micros.load(Ordering::Relaxed) as f64 / 1e6
     );
     let _ = writeln!(out, "haven_history_batch_seconds_count {cumulative}");
-    out.push_str(&crate::group::standby::role_metrics(&s.group_view()));
+    out.push_str(&s.group_view().metrics());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -19,6 +19,12 @@ fn me(id: &str) -> GroupServerRecord {
     }
 }
 
+/// Each server's id and role, as the group lists them.
+fn roles(link: &mut GroupLink) -> Vec<(String, String)> {
+    let servers = link.servers().unwrap();
+    servers.into_iter().map(|s| (s.id, s.role)).collect()
+}
+
 fn won(lead: Lead) -> i64 {
     match lead {
         Lead::Won(term) => term,
@@ -45,14 +51,8 @@ fn one_server_leads_and_a_dead_ones_lease_passes_at_once() {
     );
     assert!(a.renew(term, 5_000).unwrap(), "the holder renews");
     assert!(!b.renew(term, 5_000).unwrap(), "another cannot renew it");
-    let roles: Vec<_> = a
-        .servers()
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id, s.role))
-        .collect();
     assert_eq!(
-        roles,
+        roles(&mut a),
         [
             ("a".into(), "active".into()),
             ("b".into(), "standby".into())
@@ -64,14 +64,8 @@ fn one_server_leads_and_a_dead_ones_lease_passes_at_once() {
     drop(a);
     let term2 = won(b.try_lead(5_000).unwrap());
     assert_eq!(term2, 2);
-    let roles: Vec<_> = b
-        .servers()
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.id, s.role))
-        .collect();
     assert_eq!(
-        roles,
+        roles(&mut b),
         [
             ("a".into(), "standby".into()),
             ("b".into(), "active".into())

@@ -681,9 +681,30 @@ pub fn sse_with(
     rx
 }
 
-/// The engine run (epoch) and the whole state of the engine at `addr`, as
-/// a client of its own sees them.
-pub fn engine_snapshot(addr: &str) -> (u64, haven_model::ClusterSnapshot) {
+/// Copies bytes from `from` to `to` on a thread of its own until either
+/// side closes, then shuts `to` down: one direction of a test's TCP relay.
+pub fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// Both directions between `a` and `b` ([`pump`]).
+pub fn relay_both(a: std::net::TcpStream, b: std::net::TcpStream) {
+    pump(a.try_clone().unwrap(), b.try_clone().unwrap());
+    pump(b, a);
+}
+
+/// Runs `work` with a client of the engine at `addr` (named `name`), on
+/// a runtime of its own.
+pub fn with_engine<T>(addr: &str, name: &str, work: impl AsyncFnOnce(&mut EngineClient) -> T) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -692,12 +713,20 @@ pub fn engine_snapshot(addr: &str) -> (u64, haven_model::ClusterSnapshot) {
         let mut client = EngineClient::connect(
             addr,
             &ClientOptions {
-                client: "test".into(),
+                client: name.into(),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
+        work(&mut client).await
+    })
+}
+
+/// The engine run (epoch) and the whole state of the engine at `addr`, as
+/// a client of its own sees them.
+pub fn engine_snapshot(addr: &str) -> (u64, haven_model::ClusterSnapshot) {
+    with_engine(addr, "test", async |client| {
         let snapshot = client.snapshot().await.unwrap();
         (client.welcome().epoch, snapshot)
     })
@@ -707,20 +736,7 @@ pub fn engine_snapshot(addr: &str) -> (u64, haven_model::ClusterSnapshot) {
 /// times in all, straight on the engine (so events happen whatever the
 /// server is doing); returns the engine's last sequence.
 pub fn churn(addr: &str, rounds: usize) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut client = EngineClient::connect(
-            addr,
-            &ClientOptions {
-                client: "churn".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    with_engine(addr, "churn", async |client| {
         let snap = client.snapshot().await.unwrap();
         let groups: Vec<_> = snap
             .config
@@ -741,6 +757,58 @@ pub fn churn(addr: &str, rounds: usize) -> u64 {
         }
         client.snapshot().await.unwrap().seq
     })
+}
+
+/// Writes `DIR/ID.toml` for server `id` of a clustered server's group on
+/// the PostgreSQL `url`, managing `direct` clusters, plus `extra`. Its
+/// connector port is fixed, as a real server's is (connectors keep the
+/// addresses they were told); data in `DIR/data-ID`.
+pub fn write_group_config(
+    dir: &Path,
+    id: &str,
+    url: &str,
+    direct: &[(String, String)],
+    extra: &str,
+) -> PathBuf {
+    let connector_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [links]\ninitial_backoff_ms = 100\nmax_backoff_ms = 1000\n\
+         [connectors]\nlisten = \"127.0.0.1:{connector_port}\"\n[sql]\nlisten = \"127.0.0.1:0\"\n\
+         [peers]\nlisten = \"127.0.0.1:0\"\n[auth]\nenabled = false\n\
+         [database]\nurl = \"{url}\"\n\
+         [group]\nenabled = true\nserver_id = \"{id}\"\nlease_ms = 2000\n{extra}",
+        dir.join(format!("data-{id}")).display()
+    );
+    for (name, address) in direct {
+        text.push_str(&format!(
+            "[[cluster]]\nname = \"{name}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Starts the group server of `config` ([`write_group_config`]) and waits
+/// for a line with `ready`; returns it and its API address.
+pub fn start_group_server(config: &Path, ready: &str) -> (Proc, String) {
+    let (proc, line) = Proc::start(&["server", "--config", config.to_str().unwrap()], ready);
+    let id = config.file_stem().unwrap().to_str().unwrap();
+    let data = config.parent().unwrap().join(format!("data-{id}"));
+    (proc, server_address(&line, &data))
+}
+
+/// GET, or `None` while nothing answers there (a group's ports change
+/// hands during a takeover).
+pub fn get_when_up(addr: &str, path: &str) -> Option<(u16, serde_json::Value)> {
+    std::net::TcpStream::connect(addr).ok()?;
+    let (addr, path) = (addr.to_string(), path.to_string());
+    std::panic::catch_unwind(move || http_json(&addr, "GET", &path, None, &[])).ok()
 }
 
 /// Starts `haven sim` with clusters of 4 systems x 20 groups x 10

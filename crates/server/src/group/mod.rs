@@ -79,6 +79,49 @@ pub struct GroupView {
     pub problem: Option<String>,
 }
 
+impl GroupView {
+    /// The group's figures in Prometheus text: this server's role and
+    /// how many servers are up (in every server's `/metrics`).
+    pub fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP haven_server_active Whether this server is the active one (1) or a standby (0)."
+        );
+        let _ = writeln!(out, "# TYPE haven_server_active gauge");
+        let _ = writeln!(
+            out,
+            "haven_server_active {}",
+            u8::from(self.role == "active")
+        );
+        let _ = writeln!(out, "# HELP haven_server_role This server's role.");
+        let _ = writeln!(out, "# TYPE haven_server_role gauge");
+        for role in ["active", "standby"] {
+            let _ = writeln!(
+                out,
+                "haven_server_role{{role=\"{role}\"}} {}",
+                u8::from(self.role == role)
+            );
+        }
+        let _ = writeln!(out, "# HELP haven_group_term The leadership lease's term.");
+        let _ = writeln!(out, "# TYPE haven_group_term gauge");
+        let _ = writeln!(out, "haven_group_term {}", self.term);
+        if self.clustered {
+            let _ = writeln!(
+                out,
+                "# HELP haven_group_servers Servers of the group by health."
+            );
+            let _ = writeln!(out, "# TYPE haven_group_servers gauge");
+            for health in ["up", "silent", "stopped"] {
+                let n = self.servers.iter().filter(|s| s.health == health).count();
+                let _ = writeln!(out, "haven_group_servers{{health=\"{health}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
 /// What the member thread tells the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Role {
@@ -240,33 +283,32 @@ fn member_thread(member: &Member, url: &str, leave: &std::sync::mpsc::Receiver<(
     let mut term: Option<i64> = None;
     let mut complained = false;
     loop {
-        let step = (|| -> Result<(), String> {
+        let step = (|| -> anyhow::Result<()> {
             if link.as_ref().is_none_or(GroupLink::is_closed) {
-                let mut fresh = GroupLink::connect(url, &member.id).map_err(|e| e.to_string())?;
+                let mut fresh = GroupLink::connect(url, &member.id)?;
                 let mut me = member.me.clone();
                 me.role = if term.is_some() { "active" } else { "standby" }.into();
-                fresh.register(&me).map_err(|e| e.to_string())?;
+                fresh.register(&me)?;
                 link = Some(fresh);
             }
             let conn = link.as_mut().expect("connected above");
-            match term {
-                Some(t) => match conn.renew(t, ttl) {
-                    Ok(true) => {
-                        *member.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+            let lease = match term {
+                Some(t) => {
+                    match conn.renew(t, ttl) {
+                        Ok(true) => {}
+                        Ok(false) => anyhow::bail!("the lease of term {t} has passed to another server"),
+                        Err(e) => anyhow::bail!("cannot renew the lease: {e}"),
                     }
-                    Ok(false) => {
-                        return Err(format!(
-                            "the lease of term {t} has passed to another server"
-                        ))
-                    }
-                    Err(e) => return Err(format!("cannot renew the lease: {e}")),
-                },
-                None => match conn.try_lead(ttl).map_err(|e| e.to_string())? {
+                    *member.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    conn.lease()?
+                }
+                None => match conn.try_lead(ttl)? {
                     Lead::Won(t) => {
                         *member.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
                         term = Some(t);
                         tracing::info!("this server is now the active one of its group (term {t})");
                         member.role.send_replace(Role::Active(t));
+                        conn.lease()?
                     }
                     Lead::Held { lease, ended } => {
                         if let (Some(n), Some(holder)) = (ended, &lease.holder) {
@@ -275,15 +317,16 @@ fn member_thread(member: &Member, url: &str, leave: &std::sync::mpsc::Receiver<(
                                 lease.now_ms - lease.expires_ms
                             );
                         }
-                        conn.beat().map_err(|e| e.to_string())?;
+                        conn.beat()?;
+                        lease
                     }
                 },
-            }
-            let servers = conn.servers().map_err(|e| e.to_string())?;
-            let lease = conn.lease().map_err(|e| e.to_string())?;
+            };
+            let servers = conn.servers()?;
             member.set_view(view_of(member, term, &servers, &lease));
             Ok(())
-        })();
+        })()
+        .map_err(|e| e.to_string());
         match step {
             Ok(()) => complained = false,
             Err(why) if term.is_some() => {
@@ -504,65 +547,48 @@ fn advertised_host(addr: SocketAddr) -> String {
     }
 }
 
-/// The names under which the group keeps the fleet CA.
-const CA_CERT: &str = "ca.pem";
-const CA_KEY: &str = "ca.key";
+/// The name under which the group keeps the fleet CA: certificate and
+/// key in one value (JSON), so two servers starting at once cannot store
+/// halves of two CAs.
+const FLEET_CA: &str = "fleet_ca";
 
 /// Makes this server's fleet CA the group's: the first server stores its
-/// own (made now if it has none), the others take it (written into their
-/// `DATA_DIR/pki`, their server certificate then issued from it). A server
-/// that already has another CA is refused: connectors and clients trust
-/// that one, and swapping it would cut them off.
+/// own (made now if it has none), the others take it into their
+/// `DATA_DIR/pki` (their server certificate is then issued from it). A
+/// server that already had another CA is refused: connectors and clients
+/// trust that one, and swapping it would cut them off.
 fn share_ca(url: &str, id: &str, pki: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    use haven_pki::Authority;
     let mut link = GroupLink::connect(url, id)?;
-    let local = |name: &str| std::fs::read_to_string(pki.join(name)).ok();
-    let (cert, key) = match (link.shared(CA_CERT)?, link.shared(CA_KEY)?) {
-        (Some(cert), Some(key)) => (cert, key),
-        _ => {
-            let had = local(CA_CERT).is_some();
-            haven_pki::Authority::load_or_create(pki, names)
+    let had = Authority::ca_files(pki)?.is_some();
+    let shared = match link.shared(FLEET_CA)? {
+        Some(shared) => shared,
+        None => {
+            Authority::load_or_create(pki, names)
                 .context("cannot set up the server's certificate authority")?;
-            let (Some(cert), Some(key)) = (local(CA_CERT), local(CA_KEY)) else {
-                anyhow::bail!("the fleet CA in {} cannot be read", pki.display());
-            };
-            let shared_key = link.share(CA_KEY, &key)?;
-            let shared_cert = link.share(CA_CERT, &cert)?;
-            if shared_cert == cert && shared_key == key {
-                tracing::info!("this server's fleet CA is now the group's");
-                return Ok(());
-            }
-            if had {
-                anyhow::bail!(refusal(pki));
-            }
-            // Another server made the group's CA at the same moment: ours
-            // is new and trusted by nobody yet, so take the group's.
-            (shared_cert, shared_key)
+            let (cert, key) = Authority::ca_files(pki)?
+                .with_context(|| format!("the fleet CA in {} cannot be read", pki.display()))?;
+            link.share(
+                FLEET_CA,
+                &serde_json::json!({ "cert": cert, "key": key }).to_string(),
+            )?
         }
     };
-    match local(CA_CERT) {
-        Some(mine) if mine == cert => Ok(()),
-        Some(_) => anyhow::bail!(refusal(pki)),
-        None => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(pki)?;
-            for (name, text, mode) in [(CA_KEY, &key, 0o600), (CA_CERT, &cert, 0o644)] {
-                let path = pki.join(name);
-                let tmp = path.with_extension("tmp");
-                let mut file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .mode(mode)
-                    .open(&tmp)
-                    .with_context(|| format!("cannot write {}", tmp.display()))?;
-                file.write_all(text.as_bytes())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-            }
-            // Issued from the old CA, if any: the next load issues another.
-            let _ = std::fs::remove_file(pki.join("server.pem"));
-            let _ = std::fs::remove_file(pki.join("server.key"));
+    let ca: serde_json::Value = serde_json::from_str(&shared)
+        .with_context(|| format!("the group's {FLEET_CA} in the database is damaged"))?;
+    let (Some(cert), Some(key)) = (ca["cert"].as_str(), ca["key"].as_str()) else {
+        anyhow::bail!("the group's {FLEET_CA} in the database lacks its certificate or key");
+    };
+    match Authority::ca_files(pki)? {
+        Some((mine, _)) if mine == cert => {
+            tracing::info!("this server's fleet CA is the group's");
+            Ok(())
+        }
+        Some(_) if had => anyhow::bail!(refusal(pki)),
+        // None, or one made just now while another server stored the
+        // group's: trusted by nobody yet, so replaced.
+        _ => {
+            Authority::install_ca(pki, cert, key)?;
             tracing::info!("took the group's fleet CA into {}", pki.display());
             Ok(())
         }
@@ -572,7 +598,7 @@ fn share_ca(url: &str, id: &str, pki: &std::path::Path, names: &[String]) -> any
 fn refusal(pki: &std::path::Path) -> String {
     format!(
         "this server's fleet CA ({}) is not the group's: every server of a group shares one, which the first stored in the database; move {} aside to take the group's (connectors and clients that trusted this one must then join and log in again)",
-        pki.join(CA_CERT).display(),
+        pki.join("ca.pem").display(),
         pki.display()
     )
 }

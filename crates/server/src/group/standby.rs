@@ -118,62 +118,15 @@ async fn servers(State(s): State<Standby>) -> Json<GroupView> {
 }
 
 async fn metrics(State(s): State<Standby>) -> String {
-    role_metrics(&s.member.view())
+    s.member.view().metrics()
 }
 
-/// The group's figures in Prometheus text: this server's role and how
-/// many servers are up (for the active server's `/metrics` too).
-pub fn role_metrics(view: &GroupView) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP haven_server_active Whether this server is the active one (1) or a standby (0)."
-    );
-    let _ = writeln!(out, "# TYPE haven_server_active gauge");
-    let _ = writeln!(
-        out,
-        "haven_server_active {}",
-        u8::from(view.role == "active")
-    );
-    let _ = writeln!(out, "# HELP haven_server_role This server's role.");
-    let _ = writeln!(out, "# TYPE haven_server_role gauge");
-    for role in ["active", "standby"] {
-        let _ = writeln!(
-            out,
-            "haven_server_role{{role=\"{role}\"}} {}",
-            u8::from(view.role == role)
-        );
-    }
-    let _ = writeln!(out, "# HELP haven_group_term The leadership lease's term.");
-    let _ = writeln!(out, "# TYPE haven_group_term gauge");
-    let _ = writeln!(out, "haven_group_term {}", view.term);
-    if view.clustered {
-        let _ = writeln!(
-            out,
-            "# HELP haven_group_servers Servers of the group by health."
-        );
-        let _ = writeln!(out, "# TYPE haven_group_servers gauge");
-        for health in ["up", "silent", "stopped"] {
-            let n = view.servers.iter().filter(|s| s.health == health).count();
-            let _ = writeln!(out, "haven_group_servers{{health=\"{health}\"}} {n}");
-        }
-    }
-    out
-}
-
-/// 503 with what to do: no server is active (yet), or this is the local
-/// socket.
-fn unavailable(view: &GroupView, why: &str) -> Response {
-    let message = match &view.active_url {
-        Some(url) => format!("this server ({}) is a standby; {why} (the active server is {} at {url})", view.me, view.active.as_deref().unwrap_or("?")),
-        None => format!(
-            "this server ({}) is a standby and no server of its group is active right now: a takeover is under way, try again in a few seconds",
-            view.me
-        ),
-    };
+/// An answer that says why this standby cannot serve the request and
+/// where to go (with `Retry-After`, as the active server may be back in a
+/// moment).
+fn unavailable(view: &GroupView, status: StatusCode, message: String) -> Response {
     let mut response = (
-        StatusCode::SERVICE_UNAVAILABLE,
+        status,
         Json(serde_json::json!({
             "error": { "code": "standby", "message": message },
             "active_url": view.active_url,
@@ -189,31 +142,35 @@ fn unavailable(view: &GroupView, why: &str) -> Response {
 /// Forwards a request to the active server and its answer back.
 async fn forward(State(s): State<Standby>, request: Request) -> Response {
     let view = s.member.view();
-    let Some(tls) = s.forward.clone() else {
-        return unavailable(
-            &view,
-            "the local socket serves only health, servers and metrics: use the active server's",
-        );
+    let me = &view.me;
+    let active = view.active.as_deref().unwrap_or("?");
+    let busy = StatusCode::SERVICE_UNAVAILABLE;
+    let url = match &view.active_url {
+        None => {
+            let message = format!("this server ({me}) is a standby and no server of its group is active right now: a takeover is under way, try again in a few seconds");
+            return unavailable(&view, busy, message);
+        }
+        Some(_) if active == me => {
+            let message = format!("this server ({me}) has just won the lease and is starting as the active one: try again in a moment");
+            return unavailable(&view, busy, message);
+        }
+        Some(url) => url.clone(),
     };
-    let Some(url) = view
-        .active_url
-        .clone()
-        .filter(|_| view.active.as_deref() != Some(view.me.as_str()))
-    else {
-        return unavailable(&view, "try again in a moment");
+    let Some(tls) = s.forward.clone() else {
+        let message = format!("this server ({me}) is a standby, and its local socket serves only health, servers and metrics: use the active server, {active} at {url}");
+        return unavailable(&view, busy, message);
     };
     match relay(&url, tls, request).await {
         Ok(mut response) => {
-            if let Ok(by) = HeaderValue::from_str(&view.me) {
+            if let Ok(by) = HeaderValue::from_str(me) {
                 response.headers_mut().insert("x-haven-forwarded-by", by);
             }
             response
         }
         Err(e) => {
             tracing::warn!("cannot forward to the active server at {url}: {e}");
-            let mut answer = unavailable(&view, &format!("forwarding to it failed ({e})"));
-            *answer.status_mut() = StatusCode::BAD_GATEWAY;
-            answer
+            let message = format!("this server ({me}) is a standby, and forwarding to the active server, {active} at {url}, failed: {e}");
+            unavailable(&view, StatusCode::BAD_GATEWAY, message)
         }
     }
 }

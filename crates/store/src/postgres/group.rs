@@ -21,10 +21,10 @@
 //!   before, so a paused one does not hold it up), and every write after
 //!   sees the new term. A paused old leader that wakes up writes nothing.
 
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
 
 use super::schema::{FENCE_LOCK, LEADER_LOCK};
-use super::{describe, PgStore};
+use super::PgStore;
 use crate::StoreError;
 
 /// The SQLSTATE the fence raises (see `schema.rs`, V7).
@@ -138,7 +138,6 @@ pub struct GroupLink {
     /// Always `Some` but while the link is dropped.
     client: Option<Client>,
     server_id: String,
-    target: String,
 }
 
 impl Drop for GroupLink {
@@ -155,28 +154,24 @@ impl GroupLink {
     /// Connects for server `server_id` (migrating the database first, as
     /// every store does).
     pub fn connect(url: &str, server_id: &str) -> Result<GroupLink, StoreError> {
-        // Migrations (and the checks of the URL) are the store's.
-        let store = PgStore::connect(url)?;
-        let mut config = store.config.clone();
-        drop(store);
-        config.application_name(&format!("haven/{server_id}/lease"));
-        let target = describe(&config);
-        let client = config
-            .connect(NoTls)
-            .map_err(|source| StoreError::PgConnect {
-                target: target.clone(),
-                source,
-            })?;
-        Ok(GroupLink {
-            client: Some(client),
+        // The store's connection (it checked the URL and migrated), named
+        // as this server's lease session.
+        let mut store = PgStore::connect(url)?;
+        let mut link = GroupLink {
+            client: store.conn.get_mut().take().map(|conn| conn.client),
             server_id: server_id.to_owned(),
-            target,
-        })
+        };
+        link.name_session(&format!("haven/{server_id}/lease"))?;
+        Ok(link)
     }
 
-    /// `host:port/database as user`, for messages.
-    pub fn target(&self) -> &str {
-        &self.target
+    /// Sets the session's `application_name`.
+    fn name_session(&mut self, name: &str) -> Result<(), StoreError> {
+        self.client.as_mut().expect(TAKEN).batch_execute(&format!(
+            "SET application_name = '{}'",
+            name.replace('\'', "''")
+        ))?;
+        Ok(())
     }
 
     /// Whether the connection is gone (connect again).
@@ -263,10 +258,7 @@ impl GroupLink {
             &[&self.server_id],
         )?;
         tx.commit()?;
-        self.client.as_mut().expect(TAKEN).batch_execute(&format!(
-            "SET application_name = '{}'",
-            application_name(&self.server_id, term).replace('\'', "''")
-        ))?;
+        self.name_session(&application_name(&self.server_id, term))?;
         Ok(Lead::Won(term))
     }
 
@@ -354,14 +346,6 @@ impl GroupLink {
                 })
             })
             .collect()
-    }
-
-    /// Removes a server that left for good from the list.
-    pub fn forget(&mut self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.client.as_mut().expect(TAKEN).execute(
-            "DELETE FROM group_servers WHERE id = $1 AND role <> 'active'",
-            &[&id],
-        )? == 1)
     }
 
     /// The value the group shares under `name`: `value` if none was
